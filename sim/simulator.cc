@@ -1,0 +1,815 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+#include <set>
+#include <sstream>
+#include <cstring>
+#include <unordered_set>
+
+#include "consensus/replica.h"
+#include "core/hash.h"
+
+namespace attestnet::sim {
+
+using consensus::Action;
+using consensus::Actions;
+using consensus::Envelope;
+using consensus::MsgType;
+using consensus::ReplicaId;
+using consensus::Request;
+using consensus::Seq;
+using consensus::View;
+
+const char* fault_mode_name(FaultMode m) {
+  switch (m) {
+    case FaultMode::kNone: return "none";
+    case FaultMode::kNet: return "net";
+    case FaultMode::kCrash: return "crash";
+    case FaultMode::kByzantine: return "byzantine";
+    case FaultMode::kAll: return "all";
+  }
+  return "?";
+}
+
+bool parse_fault_mode(const std::string& s, FaultMode* out) {
+  static const std::map<std::string, FaultMode> kModes = {{"none", FaultMode::kNone},
+                                                          {"net", FaultMode::kNet},
+                                                          {"crash", FaultMode::kCrash},
+                                                          {"byzantine", FaultMode::kByzantine},
+                                                          {"all", FaultMode::kAll}};
+  auto it = kModes.find(s);
+  if (it == kModes.end()) return false;
+  *out = it->second;
+  return true;
+}
+
+namespace {
+
+constexpr uint64_t kTickMs = 10;
+constexpr uint64_t kClientRetryMs = 500;
+constexpr size_t kTraceDepth = 40;
+constexpr uint64_t kForgedClient = 0xbadc0ffee;
+
+enum class ByzKind { kNone, kSilent, kEquivocate, kConflictingVotes, kBadSignature, kReplay,
+                     kInvalidBlock, kMixed };
+const char* byz_name(ByzKind k) {
+  switch (k) {
+    case ByzKind::kNone: return "honest";
+    case ByzKind::kSilent: return "silent";
+    case ByzKind::kEquivocate: return "equivocating";
+    case ByzKind::kConflictingVotes: return "conflicting-votes";
+    case ByzKind::kBadSignature: return "bad-signatures";
+    case ByzKind::kReplay: return "replay-and-mutate";
+    case ByzKind::kInvalidBlock: return "invalid-blocks";
+    case ByzKind::kMixed: return "mixed";
+  }
+  return "?";
+}
+
+// Verified-signature cache shared by the simulated replicas: verification is a pure function,
+// so caching changes cost, never results.
+class SigCache {
+ public:
+  bool verify(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
+    Hash32 key = Sha256().update(as_view(Hash32(pk))).update(ByteView(sig.data(), 64)).update(msg).finish();
+    if (good_.count(key)) return true;
+    if (bad_.count(key)) return false;
+    bool ok = crypto::verify(pk, msg, sig);
+    (ok ? good_ : bad_).insert(key);
+    if (good_.size() > 2000000) good_.clear();
+    if (bad_.size() > 200000) bad_.clear();
+    return ok;
+  }
+
+ private:
+  struct H {
+    size_t operator()(const Hash32& h) const {
+      size_t v;
+      std::memcpy(&v, h.data(), sizeof v);
+      return v;
+    }
+  };
+  std::unordered_set<Hash32, H> good_, bad_;
+};
+
+struct Event {
+  enum Kind { kDeliver, kTick, kRequest, kReply, kClientTick, kCrash, kRestart } kind;
+  uint64_t time = 0;
+  uint64_t id = 0;
+  uint32_t target = 0;
+  uint32_t from = 0;
+  std::shared_ptr<const Bytes> bytes;
+  size_t request_index = 0;  // kRequest: index into all_requests_; kReply: same
+  Seq height = 0;
+  Event(Kind k, uint64_t t, uint64_t /*id: assigned by push*/, uint32_t tgt, uint32_t frm = 0,
+        std::shared_ptr<const Bytes> b = nullptr, size_t idx = 0)
+      : kind(k), time(t), target(tgt), from(frm), bytes(std::move(b)), request_index(idx) {}
+  bool operator>(const Event& o) const { return time != o.time ? time > o.time : id > o.id; }
+};
+
+struct Node {
+  crypto::SecretKey key;
+  std::unique_ptr<consensus::Replica> replica;
+  std::vector<consensus::PersistRecord> disk;
+  bool up = true;
+  ByzKind byz = ByzKind::kNone;
+  std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
+  View last_view = 0;
+  bool last_changing = false;
+  uint64_t last_conflicts = 0;
+};
+
+struct ClientState {
+  uint64_t id = 0;
+  crypto::SecretKey key;
+  std::vector<size_t> requests;  // indices into all_requests_
+  size_t next = 0;
+  std::map<size_t, uint64_t> outstanding;                  // request index -> last send time
+  std::map<size_t, std::map<Seq, std::set<ReplicaId>>> replies;
+  size_t done = 0;
+  uint64_t next_issue_ms = 0;
+};
+
+class Simulation {
+ public:
+  explicit Simulation(const SimOptions& o) : o_(o), rng_(o.seed) {}
+
+  SimResult run();
+
+ private:
+  // setup
+  void setup();
+  void plan_faults();
+  consensus::ReplicaHooks hooks();
+  // event loop
+  void push(Event e) {
+    e.id = next_event_id_++;
+    queue_.push(std::move(e));
+  }
+  void step(const Event& e);
+  void apply(uint32_t r, Actions actions);
+  void send_from(uint32_t r, const consensus::SendAction& sa);
+  void net_send(uint32_t from, uint32_t to, std::shared_ptr<const Bytes> bytes);
+  void client_send(ClientState& c, size_t idx);
+  void on_reply(const Event& e);
+  // checker
+  void check_honest_signature(uint32_t r, const Bytes& bytes);
+  void check_delivery(uint32_t r, const consensus::DeliverAction& d);
+  bool all_done() const;
+  void violation(const std::string& inv, const std::string& detail);
+  void trace(const std::string& s);
+  void narrate(const std::string& s) {
+    if (o_.narrate) o_.narrate(s);
+  }
+  uint64_t rand(uint64_t lo, uint64_t hi) {  // inclusive
+    return std::uniform_int_distribution<uint64_t>(lo, hi)(rng_);
+  }
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  bool faults_active() const { return now_ < heal_; }
+  bool honest(uint32_t r) const { return nodes_[r].byz == ByzKind::kNone; }
+  Envelope resign(uint32_t r, MsgType t, Bytes body) {
+    return consensus::sign_envelope(nodes_[r].key, r, cfg_.chain_id, cfg_.epoch, t, std::move(body));
+  }
+
+  SimOptions o_;
+  std::mt19937_64 rng_;
+  consensus::ReplicaConfig cfg_;
+  std::vector<Node> nodes_;
+  std::vector<ClientState> clients_;
+  std::vector<Request> all_requests_;
+  std::map<Hash32, size_t> request_index_;
+  std::set<Hash32> sent_requests_;
+  std::shared_ptr<SigCache> cache_ = std::make_shared<SigCache>();
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
+  uint64_t next_event_id_ = 0;
+  uint64_t now_ = 0;
+  uint64_t heal_ = 0;
+
+  // network faults
+  double drop_p_ = 0, dup_p_ = 0, delay_p_ = 0;
+  struct Partition {
+    uint64_t start, end;
+    std::vector<int> side;  // per replica: 0 or 1; one-way if oneway
+    bool oneway;
+  };
+  std::vector<Partition> partitions_;
+
+  // checker state
+  std::map<Seq, Hash32> committed_;
+  std::vector<Seq> delivered_height_;
+  std::vector<std::set<Hash32>> delivered_requests_;
+  std::map<std::tuple<uint32_t, uint8_t, View, Seq>, Hash32> honest_signed_;
+  std::deque<std::string> trace_;
+  SimResult res_;
+  bool failed_ = false;
+};
+
+void Simulation::setup() {
+  crypto::init();
+  uint32_t n = o_.replicas;
+  cfg_.chain_id = "attestnet-sim";
+  cfg_.batch_max = o_.batch_max;
+  cfg_.batch_wait_ms = 2;
+  cfg_.checkpoint_interval = 8;
+  cfg_.window = 32;
+  cfg_.view_change_timeout_ms = 400;
+  cfg_.max_timeout_doublings = 4;
+  cfg_.status_interval_ms = 200;
+  cfg_.max_clock_skew_ms = 1000;
+  cfg_.state_transfer_batch = 16;
+  cfg_.unsafe_quorum = o_.unsafe_quorum;
+  nodes_.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    nodes_[i].key = crypto::SecretKey::from_seed(crypto::test_seed("sim-replica-" + std::to_string(i)));
+    cfg_.committee.push_back(nodes_[i].key.public_key());
+  }
+  delivered_height_.assign(n, 0);
+  delivered_requests_.assign(n, {});
+
+  // Clients and their signed requests. The payload is data || Ed25519 signature by the client.
+  clients_.resize(o_.clients);
+  for (uint32_t c = 0; c < o_.clients; ++c) {
+    clients_[c].id = c + 1;
+    clients_[c].key = crypto::SecretKey::from_seed(crypto::test_seed("sim-client-" + std::to_string(c)));
+  }
+  for (uint32_t i = 0; i < o_.requests; ++i) {
+    ClientState& c = clients_[i % o_.clients];
+    Request q;
+    q.client_id = c.id;
+    q.client_seq = c.requests.size() + 1;
+    Bytes data(o_.payload_bytes);
+    for (auto& b : data) b = static_cast<uint8_t>(rng_());
+    if (o_.validate_requests) {
+      Writer w;
+      w.u64(q.client_id).u64(q.client_seq).bytes(as_view(data));
+      crypto::Signature sig = c.key.sign(as_view(w.data()));
+      data.insert(data.end(), sig.begin(), sig.end());
+    }
+    q.payload = std::move(data);
+    request_index_[q.id()] = all_requests_.size();
+    c.requests.push_back(all_requests_.size());
+    all_requests_.push_back(std::move(q));
+  }
+
+  for (uint32_t i = 0; i < n; ++i) {
+    auto c = cfg_;
+    c.self = i;
+    nodes_[i].replica = std::make_unique<consensus::Replica>(c, nodes_[i].key, hooks());
+  }
+  plan_faults();
+}
+
+consensus::ReplicaHooks Simulation::hooks() {
+  consensus::ReplicaHooks h;
+  auto cache = cache_;
+  bool use_cache = o_.cache_signatures;
+  h.verify = [cache, use_cache](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
+    return use_cache ? cache->verify(pk, m, s) : crypto::verify(pk, m, s);
+  };
+  if (o_.validate_requests) {
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& c : clients_) keys.push_back(c.key.public_key());
+    h.validate = [keys, cache, use_cache](const Request& q) -> Status {
+      if (q.client_id == 0 || q.client_id > keys.size()) {
+        return make_error(Errc::kUnknownSigner, "request from unknown client " + std::to_string(q.client_id));
+      }
+      if (q.payload.size() < 64) return make_error(Errc::kTruncated, "request payload has no signature");
+      ByteView data(q.payload.data(), q.payload.size() - 64);
+      crypto::Signature sig;
+      std::copy(q.payload.end() - 64, q.payload.end(), sig.begin());
+      Writer w;
+      w.u64(q.client_id).u64(q.client_seq).bytes(data);
+      const auto& pk = keys[q.client_id - 1];
+      bool ok = use_cache ? cache->verify(pk, as_view(w.data()), sig) : crypto::verify(pk, as_view(w.data()), sig);
+      if (!ok) return make_error(Errc::kBadSignature, "client signature does not verify");
+      return {};
+    };
+  } else {
+    h.validate = nullptr;
+  }
+  return h;
+}
+
+void Simulation::plan_faults() {
+  uint32_t n = o_.replicas;
+  size_t f = cfg_.f();
+  FaultMode m = o_.faults;
+  bool net = m == FaultMode::kNet || m == FaultMode::kAll;
+  bool crash = m == FaultMode::kCrash || m == FaultMode::kAll;
+  bool byz = m == FaultMode::kByzantine || m == FaultMode::kAll;
+  heal_ = (m == FaultMode::kNone) ? 0 : rand(2000, 8000);
+  if (o_.byzantine_primary_story) {
+    nodes_[0].byz = ByzKind::kEquivocate;
+    heal_ = 0;
+  }
+  if (byz && f > 0) {
+    // Up to f Byzantine replicas; half the seeds make the first primary one of them.
+    size_t count = rand(1, f);
+    std::vector<uint32_t> ids(n);
+    for (uint32_t i = 0; i < n; ++i) ids[i] = i;
+    std::shuffle(ids.begin(), ids.end(), rng_);
+    if (chance(0.5)) {
+      auto it = std::find(ids.begin(), ids.end(), 0u);
+      std::iter_swap(ids.begin(), it);
+    }
+    static const ByzKind kKinds[] = {ByzKind::kSilent, ByzKind::kEquivocate,
+                                     ByzKind::kConflictingVotes, ByzKind::kBadSignature,
+                                     ByzKind::kReplay, ByzKind::kInvalidBlock, ByzKind::kMixed};
+    for (size_t i = 0; i < count; ++i) {
+      ByzKind k = o_.unsafe_quorum ? ByzKind::kEquivocate : kKinds[rand(0, 6)];
+      nodes_[ids[i]].byz = k;
+    }
+  }
+  if (net) {
+    drop_p_ = rand(0, 30) / 100.0;
+    dup_p_ = rand(0, 10) / 100.0;
+    delay_p_ = rand(0, 20) / 100.0;
+    uint64_t t = rand(0, 1000);
+    while (t < heal_) {
+      Partition p;
+      p.start = t;
+      p.end = std::min(heal_, t + rand(200, 2500));
+      p.oneway = chance(0.3);
+      p.side.resize(n);
+      int kind = static_cast<int>(rand(0, 2));
+      if (kind == 0) {  // one node isolated
+        uint32_t x = static_cast<uint32_t>(rand(0, n - 1));
+        for (uint32_t i = 0; i < n; ++i) p.side[i] = i == x;
+      } else {  // random split
+        for (uint32_t i = 0; i < n; ++i) p.side[i] = static_cast<int>(rand(0, 1));
+      }
+      partitions_.push_back(std::move(p));
+      t = partitions_.back().end + rand(100, 1500);
+    }
+  }
+  if (crash) {
+    uint64_t t = rand(100, 1500);
+    while (t + 100 < heal_) {
+      std::vector<uint32_t> candidates;
+      for (uint32_t i = 0; i < n; ++i)
+        if (honest(i)) candidates.push_back(i);
+      if (candidates.empty()) break;
+      uint32_t r = candidates[rand(0, candidates.size() - 1)];
+      uint64_t down = rand(50, 2000);
+      uint64_t up = std::min(heal_ - 1, t + down);
+      push(Event{Event::kCrash, t, 0, r});
+      push(Event{Event::kRestart, up, 0, r});
+      t = up + rand(50, 1500);
+    }
+  }
+  res_.heal_time_ms = heal_;
+  std::string kinds;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (nodes_[i].byz != ByzKind::kNone) {
+      ++res_.byzantine;
+      kinds += (kinds.empty() ? "" : ",") + std::to_string(i) + ":" + byz_name(nodes_[i].byz);
+    }
+  }
+  res_.byzantine_kinds = kinds;
+}
+
+SimResult Simulation::run() {
+  setup();
+  res_.seed = o_.seed;
+  for (uint32_t i = 0; i < o_.replicas; ++i) push(Event{Event::kTick, rand(0, kTickMs), 0, i});
+  for (uint32_t c = 0; c < o_.clients; ++c) push(Event{Event::kClientTick, rand(0, 20), 0, c});
+  uint64_t deadline = heal_ + o_.liveness_bound_ms;
+  while (!queue_.empty() && !failed_) {
+    Event e = queue_.top();
+    queue_.pop();
+    now_ = e.time;
+    if (now_ > deadline) break;
+    step(e);
+    if (!failed_ && now_ >= heal_ && all_done()) break;
+  }
+  res_.end_time_ms = now_;
+  for (uint32_t i = 0; i < o_.replicas; ++i) {
+    if (!nodes_[i].replica) continue;
+    const auto& c = nodes_[i].replica->counters();
+    res_.dropped_by_replicas += c.dropped_bad_signature + c.dropped_conflicting +
+                                c.dropped_invalid_block + c.dropped_invalid_view_change +
+                                c.dropped_invalid_new_view + c.dropped_malformed;
+    if (honest(i)) {
+      res_.view_changes += c.view_changes;
+      res_.max_view = std::max<uint64_t>(res_.max_view, nodes_[i].replica->view());
+      if (c.refused_equivocation > 0 && !failed_) {
+        violation("no-equivocation", "honest replica " + std::to_string(i) +
+                                         " was asked to sign a conflicting message");
+      }
+    }
+  }
+  for (const auto& c : clients_) res_.committed_requests += c.done;
+  if (!failed_ && !all_done()) {
+    std::ostringstream os;
+    os << "after healing at " << heal_ << " ms, " << res_.committed_requests << "/"
+       << all_requests_.size() << " requests completed by " << now_ << " ms; replicas:";
+    for (uint32_t i = 0; i < o_.replicas; ++i) {
+      if (!nodes_[i].replica) continue;
+      auto& r = *nodes_[i].replica;
+      os << " [" << i << (honest(i) ? "" : "*") << " view " << r.view()
+         << (r.in_view_change() ? " (changing)" : "") << " exec " << r.last_executed()
+         << " stable " << r.stable_seq() << " pending " << r.pending_requests() << "]";
+    }
+    violation("liveness", os.str());
+  }
+  return res_;
+}
+
+void Simulation::step(const Event& e) {
+  switch (e.kind) {
+    case Event::kTick: {
+      push(Event{Event::kTick, now_ + kTickMs, 0, e.target});
+      Node& nd = nodes_[e.target];
+      if (!nd.up) return;
+      apply(e.target, nd.replica->on_tick(now_));
+      return;
+    }
+    case Event::kDeliver: {
+      Node& nd = nodes_[e.target];
+      if (!nd.up) return;
+      ++res_.messages;
+      {
+        // Envelope layout: tag:u16 version:u8 type:u8 ... (messages.h)
+        const Bytes& b = *e.bytes;
+        std::string what = b.size() > 3 && b[3] >= 1 && b[3] <= 10
+                               ? consensus::msg_type_name(static_cast<MsgType>(b[3]))
+                               : "garbage";
+        trace(std::to_string(now_) + "ms " + std::to_string(e.from) + "->" +
+              std::to_string(e.target) + " " + what);
+      }
+      if (nd.byz == ByzKind::kReplay && nd.history.size() < 512) nd.history.push_back(e.bytes);
+      apply(e.target, nd.replica->on_message(as_view(*e.bytes), now_));
+      return;
+    }
+    case Event::kRequest: {
+      Node& nd = nodes_[e.target];
+      if (!nd.up) return;
+      apply(e.target, nd.replica->on_request(all_requests_[e.request_index], now_));
+      return;
+    }
+    case Event::kReply:
+      on_reply(e);
+      return;
+    case Event::kClientTick: {
+      ClientState& c = clients_[e.target];
+      push(Event{Event::kClientTick, now_ + 50, 0, e.target});
+      // Requests are spread over the fault period so that faults hit a busy cluster; the gap
+      // between issues averages heal / (requests per client).
+      while (c.outstanding.size() < o_.client_window && c.next < c.requests.size() &&
+             now_ >= c.next_issue_ms) {
+        size_t idx = c.requests[c.next++];
+        client_send(c, idx);
+        if (heal_ > 0) c.next_issue_ms = now_ + rand(0, 2 * heal_ / std::max<size_t>(1, c.requests.size()));
+      }
+      for (auto& [idx, sent] : c.outstanding) {
+        if (now_ >= sent + kClientRetryMs) client_send(c, idx);
+      }
+      return;
+    }
+    case Event::kCrash: {
+      Node& nd = nodes_[e.target];
+      if (!nd.up) return;
+      trace(std::to_string(now_) + "ms CRASH replica " + std::to_string(e.target));
+      nd.up = false;
+      nd.replica.reset();
+      ++res_.crashes;
+      return;
+    }
+    case Event::kRestart: {
+      Node& nd = nodes_[e.target];
+      if (nd.up) return;
+      trace(std::to_string(now_) + "ms RESTART replica " + std::to_string(e.target) + " from " +
+            std::to_string(nd.disk.size()) + " records");
+      auto c = cfg_;
+      c.self = e.target;
+      nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.disk);
+      nd.up = true;
+      if (nd.replica->last_executed() != delivered_height_[e.target]) {
+        violation("durability", "replica " + std::to_string(e.target) + " recovered to height " +
+                                    std::to_string(nd.replica->last_executed()) +
+                                    " but had delivered " +
+                                    std::to_string(delivered_height_[e.target]));
+      }
+      return;
+    }
+  }
+}
+
+void Simulation::client_send(ClientState& c, size_t idx) {
+  c.outstanding[idx] = now_;
+  const Request& q = all_requests_[idx];
+  sent_requests_.insert(q.id());
+  for (uint32_t r = 0; r < o_.replicas; ++r) {
+    if (faults_active() && chance(drop_p_)) continue;
+    push(Event{Event::kRequest, now_ + rand(1, 5), 0, r, 0, nullptr, idx});
+  }
+}
+
+void Simulation::on_reply(const Event& e) {
+  const Request& q = all_requests_[e.request_index];
+  ClientState& c = clients_[q.client_id - 1];
+  if (!c.outstanding.count(e.request_index)) return;
+  auto& by_height = c.replies[e.request_index];
+  by_height[e.height].insert(e.from);
+  if (by_height[e.height].size() >= cfg_.f() + 1) {  // f+1 matching replies
+    c.outstanding.erase(e.request_index);
+    c.replies.erase(e.request_index);
+    ++c.done;
+  }
+}
+
+void Simulation::apply(uint32_t r, Actions actions) {
+  Node& nd = nodes_[r];
+  for (auto& a : actions) {
+    if (failed_) return;
+    if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
+      nd.disk.push_back(std::move(p->record));
+    } else if (auto* t = std::get_if<consensus::TruncateAction>(&a)) {
+      std::erase_if(nd.disk, [&](const consensus::PersistRecord& rec) {
+        return rec.kind == consensus::PersistRecord::Kind::kMessage && rec.seq != 0 &&
+               rec.seq <= t->stable_seq;
+      });
+    } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
+      send_from(r, *s);
+    } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
+      if (honest(r)) check_delivery(r, *d);
+    } else if (auto* rp = std::get_if<consensus::ReplyAction>(&a)) {
+      auto it = request_index_.find(rp->request_id);
+      if (it == request_index_.end()) continue;
+      if (faults_active() && chance(drop_p_)) continue;
+      Event e{Event::kReply, now_ + rand(1, 5), 0, 0, r, nullptr, it->second};
+      e.height = rp->height;
+      if (nd.byz != ByzKind::kNone) e.height += 1000000;  // a lying replica's reply
+      push(e);
+    }
+  }
+  if (honest(r) && nd.replica) {
+    auto& rep = *nd.replica;
+    if (rep.view() != nd.last_view || rep.in_view_change() != nd.last_changing) {
+      nd.last_changing = rep.in_view_change();
+      trace(std::to_string(now_) + "ms replica " + std::to_string(r) + " -> view " +
+            std::to_string(rep.view()) + (rep.in_view_change() ? " (changing)" : " (active)"));
+      if (!rep.in_view_change()) {
+        narrate("replica " + std::to_string(r) + " entered view " + std::to_string(rep.view()) +
+                " (primary: replica " + std::to_string(cfg_.primary(rep.view())) + ")");
+      } else {
+        narrate("replica " + std::to_string(r) + " timed out or saw f+1 view changes: asks for view " +
+                std::to_string(rep.view()));
+      }
+      nd.last_view = rep.view();
+    }
+    if (rep.counters().dropped_conflicting > nd.last_conflicts) {
+      narrate("replica " + std::to_string(r) +
+              " received two different signed messages for one slot and kept only the first");
+      nd.last_conflicts = rep.counters().dropped_conflicting;
+    }
+  }
+}
+
+void Simulation::send_from(uint32_t r, const consensus::SendAction& sa) {
+  std::vector<uint32_t> targets;
+  if (sa.to) {
+    targets.push_back(*sa.to);
+  } else {
+    for (uint32_t i = 0; i < o_.replicas; ++i)
+      if (i != r) targets.push_back(i);
+  }
+  Node& nd = nodes_[r];
+  if (nd.byz == ByzKind::kNone) {
+    check_honest_signature(r, *sa.bytes);
+    for (uint32_t t : targets) net_send(r, t, sa.bytes);
+    return;
+  }
+  ByzKind k = nd.byz;
+  if (k == ByzKind::kMixed) {
+    static const ByzKind kAll[] = {ByzKind::kSilent, ByzKind::kEquivocate, ByzKind::kConflictingVotes,
+                                   ByzKind::kBadSignature, ByzKind::kReplay, ByzKind::kInvalidBlock};
+    k = kAll[rand(0, 5)];
+  }
+  auto env = Envelope::decode(as_view(*sa.bytes));
+  auto mk = [](Envelope e) { return std::make_shared<const Bytes>(e.encode()); };
+  switch (k) {
+    case ByzKind::kSilent:
+      return;
+    case ByzKind::kBadSignature:
+      for (uint32_t t : targets) {
+        Bytes b = *sa.bytes;
+        if (chance(0.7)) b[b.size() - 1 - rand(0, 63)] ^= static_cast<uint8_t>(1u << rand(0, 7));
+        net_send(r, t, std::make_shared<const Bytes>(std::move(b)));
+      }
+      return;
+    case ByzKind::kEquivocate:
+      if (env.ok() && env->type == MsgType::kPrePrepare) {
+        // Two different pre-prepares for one (view, seq), each half of the replicas getting one,
+        // backed by this replica's prepare and commit for the version that half saw.
+        auto pp = consensus::PrePrepare::decode(as_view(env->body));
+        if (!pp.ok()) return;
+        consensus::PrePrepare alt = *pp;
+        alt.block.block_time += 1;
+        if (alt.block.requests.size() > 1) alt.block.requests.pop_back();
+        std::shuffle(targets.begin(), targets.end(), rng_);
+        size_t half = std::max<size_t>(1, targets.size() / 2);
+        if (o_.byzantine_primary_story) {
+          std::sort(targets.begin(), targets.end());
+          narrate("replica " + std::to_string(r) + " (Byzantine primary) signs " +
+                  std::to_string(targets.size()) + " different blocks for view " +
+                  std::to_string(pp->view) + " height " + std::to_string(pp->seq) +
+                  ", one per replica");
+        }
+        for (size_t i = 0; i < targets.size(); ++i) {
+          consensus::PrePrepare story = *pp;
+          story.block.block_time += i;  // the demo: every replica gets its own version
+          const consensus::PrePrepare& mine =
+              o_.byzantine_primary_story ? story : (i < half ? alt : *pp);
+          consensus::Vote v{mine.view, mine.seq, mine.block.digest()};
+          net_send(r, targets[i], mk(resign(r, MsgType::kPrePrepare, mine.encode())));
+          net_send(r, targets[i], mk(resign(r, MsgType::kPrepare, v.encode())));
+          net_send(r, targets[i], mk(resign(r, MsgType::kCommit, v.encode())));
+        }
+        return;
+      }
+      [[fallthrough]];
+    case ByzKind::kConflictingVotes:
+      if (env.ok() && (env->type == MsgType::kPrepare || env->type == MsgType::kCommit)) {
+        auto v = consensus::Vote::decode(as_view(env->body));
+        if (!v.ok()) return;
+        for (uint32_t t : targets) {
+          consensus::Vote w = *v;
+          if (chance(0.5)) {
+            for (auto& b : w.digest) b = static_cast<uint8_t>(rng_());
+          }
+          net_send(r, t, mk(resign(r, env->type, w.encode())));
+        }
+        return;
+      }
+      break;
+    case ByzKind::kInvalidBlock:
+      if (env.ok() && env->type == MsgType::kPrePrepare) {
+        auto pp = consensus::PrePrepare::decode(as_view(env->body));
+        if (!pp.ok()) return;
+        Request forged;
+        forged.client_id = kForgedClient;
+        forged.client_seq = rand(1, 1000000);
+        forged.payload = Bytes(80, 0x41);
+        pp->block.requests.push_back(forged);
+        auto b = mk(resign(r, MsgType::kPrePrepare, pp->encode()));
+        for (uint32_t t : targets) net_send(r, t, b);
+        return;
+      }
+      break;
+    case ByzKind::kReplay: {
+      for (uint32_t t : targets) net_send(r, t, sa.bytes);
+      if (!nd.history.empty() && chance(0.3)) {
+        auto old = nd.history[rand(0, nd.history.size() - 1)];
+        net_send(r, targets[rand(0, targets.size() - 1)], old);
+      }
+      if (env.ok() && (env->type == MsgType::kPrepare || env->type == MsgType::kCommit) && chance(0.3)) {
+        // ByzzFuzz-style small-scope mutation: view or seq off by one, re-signed.
+        auto v = consensus::Vote::decode(as_view(env->body));
+        if (v.ok()) {
+          if (chance(0.5)) v->view += chance(0.5) ? 1 : (v->view > 0 ? -1 : 1);
+          else v->seq += chance(0.5) ? 1 : (v->seq > 1 ? -1 : 1);
+          net_send(r, targets[rand(0, targets.size() - 1)], mk(resign(r, env->type, v->encode())));
+        }
+      }
+      return;
+    }
+    default:
+      break;
+  }
+  for (uint32_t t : targets) net_send(r, t, sa.bytes);
+}
+
+void Simulation::net_send(uint32_t from, uint32_t to, std::shared_ptr<const Bytes> bytes) {
+  uint64_t delay = rand(1, 5);
+  if (faults_active()) {
+    for (const auto& p : partitions_) {
+      if (now_ >= p.start && now_ < p.end && p.side[from] != p.side[to]) {
+        if (!p.oneway || p.side[from] == 1) return;
+      }
+    }
+    if (chance(drop_p_)) return;
+    if (chance(delay_p_)) delay += rand(10, 300);  // reordering
+    if (chance(dup_p_)) push(Event{Event::kDeliver, now_ + delay + rand(0, 50), 0, to, from, bytes});
+  }
+  push(Event{Event::kDeliver, now_ + delay, 0, to, from, std::move(bytes)});
+}
+
+void Simulation::check_honest_signature(uint32_t r, const Bytes& bytes) {
+  auto env = Envelope::decode(as_view(bytes));
+  if (!env.ok()) return;
+  Hash32 digest;
+  View v;
+  Seq s;
+  if (env->type == MsgType::kPrePrepare) {
+    auto pp = consensus::PrePrepare::decode(as_view(env->body));
+    if (!pp.ok()) return;
+    v = pp->view;
+    s = pp->seq;
+    digest = pp->block.digest();
+  } else if (env->type == MsgType::kPrepare || env->type == MsgType::kCommit) {
+    auto vt = consensus::Vote::decode(as_view(env->body));
+    if (!vt.ok()) return;
+    v = vt->view;
+    s = vt->seq;
+    digest = vt->digest;
+  } else {
+    return;
+  }
+  auto key = std::make_tuple(r, static_cast<uint8_t>(env->type), v, s);
+  auto [it, inserted] = honest_signed_.emplace(key, digest);
+  if (!inserted && it->second != digest) {
+    violation("no-equivocation", "honest replica " + std::to_string(r) + " signed two different " +
+                                     consensus::msg_type_name(env->type) + "s for view " +
+                                     std::to_string(v) + " seq " + std::to_string(s) + ": " +
+                                     short_hex(it->second) + " and " + short_hex(digest));
+  }
+}
+
+void Simulation::check_delivery(uint32_t r, const consensus::DeliverAction& d) {
+  const auto& cb = *d.block;
+  Seq h = cb.block.height;
+  Hash32 digest = cb.block.digest();
+  if (h != delivered_height_[r] + 1) {
+    violation("continuity", "replica " + std::to_string(r) + " delivered height " +
+                                std::to_string(h) + " after " + std::to_string(delivered_height_[r]));
+    return;
+  }
+  delivered_height_[r] = h;
+  auto [it, inserted] = committed_.emplace(h, digest);
+  if (!inserted && it->second != digest) {
+    violation("agreement", "height " + std::to_string(h) + ": replica " + std::to_string(r) +
+                               " delivered block " + short_hex(digest) + ", another honest replica " +
+                               "delivered " + short_hex(it->second));
+    return;
+  }
+  if (inserted) {
+    res_.blocks = std::max(res_.blocks, h);
+    narrate("height " + std::to_string(h) + " committed in view " + std::to_string(cb.view) +
+            (cb.block.is_null() ? " (null block filling a gap left by the view change)"
+                                : " with " + std::to_string(cb.block.requests.size()) + " request(s)") +
+            ", certified by " + std::to_string(cb.cert.sigs.size()) + " commit signatures");
+  }
+  Bytes msg = consensus::commit_vote_message(cfg_.chain_id, cfg_.epoch, cb.view, h, digest);
+  Status st = crypto::verify_quorum(cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg),
+                                    [this](const crypto::PublicKey& pk, ByteView m,
+                                           const crypto::Signature& s) {
+                                      return o_.cache_signatures ? cache_->verify(pk, m, s)
+                                                                 : crypto::verify(pk, m, s);
+                                    });
+  if (!st.ok()) {
+    violation("certificate", "height " + std::to_string(h) + " delivered by replica " +
+                                 std::to_string(r) + " has an invalid commit certificate: " +
+                                 st.error().to_string());
+    return;
+  }
+  for (const Request& q : cb.block.requests) {
+    Hash32 id = q.id();
+    if (!sent_requests_.count(id)) {
+      violation("validity", "replica " + std::to_string(r) + " delivered request " + short_hex(id) +
+                                " at height " + std::to_string(h) + " that no client sent");
+      return;
+    }
+    delivered_requests_[r].insert(id);
+  }
+}
+
+bool Simulation::all_done() const {
+  for (const auto& c : clients_)
+    if (c.done < c.requests.size()) return false;
+  for (uint32_t i = 0; i < o_.replicas; ++i) {
+    if (!honest(i)) continue;
+    if (!nodes_[i].up) return false;
+    if (delivered_requests_[i].size() < all_requests_.size()) return false;
+  }
+  return true;
+}
+
+void Simulation::violation(const std::string& inv, const std::string& detail) {
+  if (failed_) return;
+  failed_ = true;
+  res_.ok = false;
+  res_.invariant = inv;
+  res_.detail = detail;
+  res_.last_events.assign(trace_.begin(), trace_.end());
+}
+
+void Simulation::trace(const std::string& s) {
+  if (o_.trace) std::fprintf(stderr, "%s\n", s.c_str());
+  trace_.push_back(s);
+  if (trace_.size() > kTraceDepth) trace_.pop_front();
+}
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& opts) {
+  Simulation s(opts);
+  return s.run();
+}
+
+}  // namespace attestnet::sim

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace attestnet::cli {
+
+// Each add_* registers a subcommand whose callback stores its exit code.
+void add_sim_command(CLI::App& app);
+int exit_code();
+void set_exit_code(int code);
+
+}  // namespace attestnet::cli

@@ -1,0 +1,196 @@
+// PBFT protocol messages (Castro & Liskov, OSDI '99 §4, signature variant) and their canonical
+// encodings. Every message travels in a signed Envelope:
+//
+//   Envelope   := tag 0x0201 v1 | type:u8 | sender:u32 | body:bytes | signature[64]
+//   signed msg := tag 0x0202 v1 | chain_id:bytes | epoch:u64 | type:u8 | body
+//
+// The signed message binds every vote to (chain, epoch, type, view, seq, digest) — lesson 10 of
+// CONSENSUS-TESTING.md. For a Commit the signed message is exactly the "commit vote" over
+// (chain_id, epoch, view, height, block_hash), so 2f+1 Commit signatures form the block's
+// CommitCertificate with no extra signing round.
+//
+// Bodies (all integers little endian, see core/codec.h):
+//   Request     client_id:u64 client_seq:u64 payload:bytes
+//   Block       tag 0x0210 v1 | height:u64 block_time:u64 proposer:u32 n:u32 Request*n
+//   PrePrepare  view:u64 seq:u64 Block
+//   Prepare     view:u64 seq:u64 digest[32]
+//   Commit      view:u64 seq:u64 digest[32]
+//   Checkpoint  seq:u64 state_digest[32]
+//   ViewChange  new_view:u64 stable_seq:u64 stable_digest[32] n:u32 Envelope(Checkpoint)*n
+//               m:u32 PreparedCertificate*m
+//   PreparedCertificate := Envelope(PrePrepare) k:u32 Envelope(Prepare)*k
+//   NewView     view:u64 n:u32 Envelope(ViewChange)*n m:u32 Envelope(PrePrepare)*m
+//   Status      view:u64 in_view_change:bool last_executed:u64 stable_seq:u64
+//   StateRequest from_seq:u64
+//   StateReply  n:u32 CommittedBlock*n  has_proof:bool [stable_seq:u64 n:u32 Envelope*n]
+//   CommittedBlock := view:u64 Block CommitCertificate
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/codec.h"
+#include "crypto/ed25519.h"
+#include "crypto/quorum.h"
+
+namespace attestnet::consensus {
+
+using ReplicaId = uint32_t;
+using View = uint64_t;
+using Seq = uint64_t;
+constexpr ReplicaId kNoProposer = 0xffffffffu;
+
+// Hard bounds on what a decoder accepts (TigerBeetle: limits everywhere).
+constexpr uint32_t kMaxMessageBytes = 64u << 20;
+constexpr uint32_t kMaxRequestsPerBlock = 100000;
+constexpr uint32_t kMaxRequestPayload = 1u << 20;
+
+enum class MsgType : uint8_t {
+  kRequest = 1,
+  kPrePrepare = 2,
+  kPrepare = 3,
+  kCommit = 4,
+  kCheckpoint = 5,
+  kViewChange = 6,
+  kNewView = 7,
+  kStatus = 8,
+  kStateRequest = 9,
+  kStateReply = 10,
+};
+const char* msg_type_name(MsgType t);
+
+struct Request {
+  uint64_t client_id = 0;
+  uint64_t client_seq = 0;
+  Bytes payload;
+
+  Hash32 id() const;  // H("attestnet/request", encoding)
+  void encode(Writer& w) const;
+  static Result<Request> decode(Reader& r);
+  bool operator==(const Request&) const = default;
+};
+
+struct Block {
+  static constexpr uint16_t kTag = 0x0210;
+  Seq height = 0;
+  uint64_t block_time = 0;  // ms since the Unix epoch, chosen by the proposer
+  ReplicaId proposer = kNoProposer;
+  std::vector<Request> requests;
+
+  bool is_null() const { return proposer == kNoProposer && requests.empty(); }
+  static Block null_block(Seq height) { return Block{height, 0, kNoProposer, {}}; }
+  Hash32 digest() const;  // H("attestnet/block", encoding)
+  void encode(Writer& w) const;
+  static Result<Block> decode(Reader& r);
+  bool operator==(const Block&) const = default;
+};
+
+// A signed message as it travels. `body` is the type-specific encoding.
+struct Envelope {
+  static constexpr uint16_t kTag = 0x0201;
+  MsgType type = MsgType::kRequest;
+  ReplicaId sender = 0;
+  Bytes body;
+  crypto::Signature sig{};
+
+  Bytes encode() const;
+  void encode(Writer& w) const;
+  static Result<Envelope> decode(ByteView in);
+  static Result<Envelope> decode(Reader& r);
+  bool operator==(const Envelope&) const = default;
+};
+
+// The bytes a signature covers.
+Bytes signing_message(const std::string& chain_id, uint64_t epoch, MsgType type, ByteView body);
+Envelope sign_envelope(const crypto::SecretKey& key, ReplicaId sender, const std::string& chain_id,
+                       uint64_t epoch, MsgType type, Bytes body);
+
+struct PrePrepare {
+  View view = 0;
+  Seq seq = 0;
+  Block block;
+  Bytes encode() const;
+  static Result<PrePrepare> decode(ByteView in);
+};
+
+struct Vote {  // Prepare and Commit share a body
+  View view = 0;
+  Seq seq = 0;
+  Hash32 digest{};
+  Bytes encode() const;
+  static Result<Vote> decode(ByteView in);
+};
+
+struct Checkpoint {
+  Seq seq = 0;
+  Hash32 state_digest{};
+  Bytes encode() const;
+  static Result<Checkpoint> decode(ByteView in);
+};
+
+struct PreparedCertificate {
+  Envelope pre_prepare;
+  std::vector<Envelope> prepares;
+  void encode(Writer& w) const;
+  static Result<PreparedCertificate> decode(Reader& r);
+};
+
+struct ViewChange {
+  View new_view = 0;
+  Seq stable_seq = 0;
+  Hash32 stable_digest{};
+  std::vector<Envelope> checkpoint_proof;
+  std::vector<PreparedCertificate> prepared;
+  Bytes encode() const;
+  static Result<ViewChange> decode(ByteView in);
+};
+
+struct NewView {
+  View view = 0;
+  std::vector<Envelope> view_changes;
+  std::vector<Envelope> pre_prepares;
+  Bytes encode() const;
+  static Result<NewView> decode(ByteView in);
+};
+
+struct StatusMsg {
+  View view = 0;
+  bool in_view_change = false;
+  Seq last_executed = 0;
+  Seq stable_seq = 0;
+  Bytes encode() const;
+  static Result<StatusMsg> decode(ByteView in);
+};
+
+struct StateRequest {
+  Seq from_seq = 0;
+  Bytes encode() const;
+  static Result<StateRequest> decode(ByteView in);
+};
+
+// A block as the ledger keeps it: the block, the view it committed in, and 2f+1 Commit
+// signatures over the commit vote (the CommitCertificate of DESIGN.md §3).
+struct CommittedBlock {
+  View view = 0;
+  Block block;
+  crypto::QuorumCertificate cert;
+  void encode(Writer& w) const;
+  static Result<CommittedBlock> decode(Reader& r);
+  bool operator==(const CommittedBlock&) const = default;
+};
+
+struct StateReply {
+  std::vector<CommittedBlock> blocks;
+  std::optional<Seq> stable_seq;
+  std::vector<Envelope> stable_proof;
+  Bytes encode() const;
+  static Result<StateReply> decode(ByteView in);
+};
+
+// The exact bytes a CommitCertificate's signatures cover, for a light client.
+Bytes commit_vote_message(const std::string& chain_id, uint64_t epoch, View view, Seq height,
+                          const Hash32& block_digest);
+
+}  // namespace attestnet::consensus

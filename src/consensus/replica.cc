@@ -1,0 +1,1061 @@
+// PBFT replica (OSDI '99 §4; TOCS 2002 §4–§6). See replica.h for the contract.
+#include "consensus/replica.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "core/hash.h"
+
+namespace attestnet::consensus {
+namespace {
+
+Hash32 next_state_digest(const Hash32& prev, Seq seq, const Hash32& block_digest) {
+  Writer w(72);
+  w.hash(prev).u64(seq).hash(block_digest);
+  return hash_domain("attestnet/state", as_view(w.data()));
+}
+
+}  // namespace
+
+Replica::Replica(ReplicaConfig cfg, crypto::SecretKey key, ReplicaHooks hooks)
+    : cfg_(std::move(cfg)), key_(std::move(key)), hooks_(std::move(hooks)) {
+  assert(cfg_.n() >= 1 && cfg_.self < cfg_.n());
+  assert(cfg_.window >= 2 * cfg_.checkpoint_interval);
+}
+
+std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey key,
+                                          ReplicaHooks hooks,
+                                          const std::vector<PersistRecord>& records) {
+  auto r = std::make_unique<Replica>(std::move(cfg), std::move(key), std::move(hooks));
+  r->replaying_ = true;
+  for (const auto& rec : records) {
+    switch (rec.kind) {
+      case PersistRecord::Kind::kCommitted: {
+        Reader rd(as_view(rec.bytes), kMaxMessageBytes);
+        auto cb = CommittedBlock::decode(rd);
+        if (!cb.ok()) break;
+        auto p = std::make_shared<const CommittedBlock>(std::move(cb).value());
+        if (p->block.height == r->last_executed_ + 1) r->execute(p);
+        break;
+      }
+      case PersistRecord::Kind::kStable: {
+        auto rep = StateReply::decode(as_view(rec.bytes));
+        if (!rep.ok() || !rep->stable_seq) break;
+        Hash32 digest{};
+        if (!rep->stable_proof.empty()) {
+          auto c = Checkpoint::decode(as_view(rep->stable_proof[0].body));
+          if (c.ok()) digest = c->state_digest;
+        }
+        r->make_stable(*rep->stable_seq, digest, rep->stable_proof);
+        break;
+      }
+      case PersistRecord::Kind::kMessage: {
+        auto env = Envelope::decode(as_view(rec.bytes));
+        if (env.ok()) r->handle(*env);
+        break;
+      }
+    }
+  }
+  r->out_.clear();
+  r->replaying_ = false;
+  return r;
+}
+
+// ---------------------------------------------------------------- entry points
+
+Actions Replica::on_request(const Request& req, uint64_t now_ms) {
+  now_ = std::max(now_, now_ms);
+  Hash32 id = req.id();
+  if (auto it = executed_requests_.find(id); it != executed_requests_.end()) {
+    // At-most-once: a retransmitted request gets the reply again, never a second execution.
+    out_.push_back(ReplyAction{req.client_id, id, it->second.first, it->second.second});
+    return take_actions();
+  }
+  if (pending_.count(id)) return take_actions();
+  if (pending_.size() >= cfg_.max_pending_requests) {
+    ++counters_.dropped_requests;
+    return take_actions();
+  }
+  if (hooks_.validate) {
+    if (!hooks_.validate(req).ok()) {
+      ++counters_.dropped_requests;
+      return take_actions();
+    }
+  }
+  pending_.emplace(id, PendingRequest{req, now_});
+  pending_order_.push_back(id);
+  if (!vc_deadline_ && active_) arm_request_timer();
+  try_propose();
+  return take_actions();
+}
+
+Actions Replica::on_message(ByteView bytes, uint64_t now_ms) {
+  now_ = std::max(now_, now_ms);
+  auto env = Envelope::decode(bytes);
+  if (!env.ok()) {
+    ++counters_.dropped_malformed;
+    return take_actions();
+  }
+  if (env->sender >= cfg_.n()) {
+    ++counters_.dropped_non_member;
+    return take_actions();
+  }
+  if (env->sender == cfg_.self) {  // our own message echoed back: we already know it
+    return take_actions();
+  }
+  if (!verify_envelope(*env)) {
+    ++counters_.dropped_bad_signature;
+    return take_actions();
+  }
+  handle(*env);
+  return take_actions();
+}
+
+Actions Replica::on_tick(uint64_t now_ms) {
+  now_ = std::max(now_, now_ms);
+  if (!have_ticked_) {
+    have_ticked_ = true;
+    last_progress_ms_ = now_;
+    if (!active_) {
+      // Restarted in the middle of a view change (concord-bft#805): stay in it, rebroadcast.
+      if (view_changes_[view_].size() >= cfg_.quorum()) {
+        vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+      }
+    }
+  }
+  if (vc_deadline_ && now_ >= *vc_deadline_) {
+    vc_deadline_.reset();
+    start_view_change(view_ + 1);
+  }
+  if (now_ >= next_status_ms_) {
+    next_status_ms_ = now_ + cfg_.status_interval_ms;
+    StatusMsg s{view_, !active_, last_executed_, stable_};
+    send(sign(MsgType::kStatus, s.encode()));
+    if (!active_ && own_view_change_) send(*own_view_change_);
+  }
+  try_propose();
+  return take_actions();
+}
+
+std::shared_ptr<const CommittedBlock> Replica::committed_block(Seq height) const {
+  auto it = ledger_.find(height);
+  return it == ledger_.end() ? nullptr : it->second;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+void Replica::handle(const Envelope& env) {
+  switch (env.type) {
+    case MsgType::kPrePrepare: {
+      auto pp = PrePrepare::decode(as_view(env.body));
+      if (!pp.ok()) break;
+      handle_pre_prepare(env, std::move(pp).value(), false);
+      return;
+    }
+    case MsgType::kPrepare:
+    case MsgType::kCommit: {
+      auto v = Vote::decode(as_view(env.body));
+      if (!v.ok()) break;
+      handle_vote(env, *v);
+      return;
+    }
+    case MsgType::kCheckpoint: {
+      auto c = Checkpoint::decode(as_view(env.body));
+      if (!c.ok()) break;
+      handle_checkpoint(env, *c);
+      return;
+    }
+    case MsgType::kViewChange: {
+      auto vc = ViewChange::decode(as_view(env.body));
+      if (!vc.ok()) break;
+      handle_view_change(env, std::move(vc).value());
+      return;
+    }
+    case MsgType::kNewView: {
+      auto nv = NewView::decode(as_view(env.body));
+      if (!nv.ok()) break;
+      handle_new_view(env, *nv);
+      return;
+    }
+    case MsgType::kStatus: {
+      auto s = StatusMsg::decode(as_view(env.body));
+      if (!s.ok()) break;
+      handle_status(env, *s);
+      return;
+    }
+    case MsgType::kStateRequest: {
+      auto r = StateRequest::decode(as_view(env.body));
+      if (!r.ok()) break;
+      handle_state_request(env, *r);
+      return;
+    }
+    case MsgType::kStateReply: {
+      auto r = StateReply::decode(as_view(env.body));
+      if (!r.ok()) break;
+      handle_state_reply(env, *r);
+      return;
+    }
+    case MsgType::kRequest:
+      break;
+  }
+  ++counters_.dropped_malformed;
+}
+
+// ---------------------------------------------------------------- §4.2 normal case
+
+void Replica::try_propose() {
+  if (!active_ || !is_primary() || replaying_) return;
+  // Never propose at a height that is already decided here: after a restart our pre-prepares
+  // below the stable checkpoint are truncated, and a slot must not be signed twice.
+  next_seq_ = std::max(next_seq_, std::max(last_executed_, stable_) + 1);
+  while (next_seq_ <= stable_ + cfg_.window) {
+    // Drop requests already executed or proposed from the front of the queue.
+    std::vector<Hash32> batch;
+    uint64_t oldest = UINT64_MAX;
+    for (const Hash32& id : pending_order_) {
+      if (batch.size() >= cfg_.batch_max) break;
+      auto it = pending_.find(id);
+      if (it == pending_.end() || proposed_.count(id)) continue;
+      oldest = std::min(oldest, it->second.arrival_ms);
+      batch.push_back(id);
+    }
+    // Compact the queue: forget ids that left pending_.
+    while (!pending_order_.empty() && !pending_.count(pending_order_.front())) {
+      pending_order_.pop_front();
+    }
+    if (batch.empty()) return;
+    if (batch.size() < cfg_.batch_max && now_ < oldest + cfg_.batch_wait_ms) return;
+
+    Block b;
+    b.height = next_seq_;
+    b.block_time = std::max({now_, last_proposed_time_, last_block_time_});
+    b.proposer = cfg_.self;
+    b.requests.reserve(batch.size());
+    for (const Hash32& id : batch) {
+      b.requests.push_back(pending_.at(id).req);
+      proposed_.insert(id);
+    }
+    last_proposed_time_ = b.block_time;
+    PrePrepare pp{view_, next_seq_, std::move(b)};
+    ++next_seq_;
+    Hash32 digest = pp.block.digest();
+    if (!record_signature(MsgType::kPrePrepare, pp.view, pp.seq, digest)) return;
+    Envelope env = sign(MsgType::kPrePrepare, pp.encode());
+    Entry& e = log_[pp.seq];
+    e.pre_prepare = env;
+    e.digest = digest;
+    e.block = std::make_shared<const Block>(std::move(pp.block));
+    persist_message(env, pp.seq, view_);
+    send(env);
+    check_prepared(pp.seq);
+  }
+}
+
+Status Replica::validate_block(const Block& b, Seq seq) {
+  if (b.height != seq) {
+    return make_error(Errc::kBadValue, "block height " + std::to_string(b.height) +
+                                           " differs from the pre-prepare's sequence number " +
+                                           std::to_string(seq));
+  }
+  if (b.proposer != cfg_.primary(view_)) {
+    return make_error(Errc::kBadValue, "block names proposer " + std::to_string(b.proposer) +
+                                           ", the primary of view " + std::to_string(view_) +
+                                           " is " + std::to_string(cfg_.primary(view_)));
+  }
+  if (b.requests.empty() || b.requests.size() > cfg_.batch_max) {
+    return make_error(Errc::kBadValue, "block carries " + std::to_string(b.requests.size()) +
+                                           " requests; between 1 and " +
+                                           std::to_string(cfg_.batch_max) + " are allowed");
+  }
+  // Block time: within the skew bound of our clock, and not before any block we know of that
+  // precedes it.
+  uint64_t lo = now_ > cfg_.max_clock_skew_ms ? now_ - cfg_.max_clock_skew_ms : 0;
+  if (b.block_time < lo || b.block_time > now_ + cfg_.max_clock_skew_ms) {
+    return make_error(Errc::kBadValue, "block time " + std::to_string(b.block_time) +
+                                           " is more than " + std::to_string(cfg_.max_clock_skew_ms) +
+                                           " ms from the local clock " + std::to_string(now_));
+  }
+  uint64_t floor = last_block_time_;
+  for (auto it = log_.begin(); it != log_.end() && it->first < seq; ++it) {
+    if (it->second.block) floor = std::max(floor, it->second.block->block_time);
+  }
+  if (b.block_time < floor) {
+    return make_error(Errc::kBadValue, "block time " + std::to_string(b.block_time) +
+                                           " goes backwards (previous " + std::to_string(floor) + ")");
+  }
+  std::set<Hash32> ids;
+  for (const Request& q : b.requests) {
+    Hash32 id = q.id();
+    if (!ids.insert(id).second) {
+      return make_error(Errc::kBadValue, "request " + short_hex(id) + " appears twice in the block");
+    }
+    if (pending_.count(id) || executed_requests_.count(id)) continue;  // validated on arrival
+    if (hooks_.validate) {
+      Status st = hooks_.validate(q);
+      if (!st.ok()) {
+        return make_error(st.error().code,
+                          "request " + short_hex(id) + " fails validation: " + st.error().reason);
+      }
+    }
+  }
+  return {};
+}
+
+void Replica::handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_new_view) {
+  if (!from_new_view) {
+    if (pp.view > view_ || (pp.view == view_ && !active_)) {
+      if (future_.size() < cfg_.max_future_messages) future_.push_back(env);
+      return;
+    }
+    if (pp.view < view_) {
+      ++counters_.dropped_old_view;
+      return;
+    }
+    if (env.sender != cfg_.primary(pp.view)) {
+      ++counters_.dropped_not_primary;
+      return;
+    }
+  }
+  if (pp.seq <= stable_ || pp.seq > stable_ + cfg_.window) {
+    ++counters_.dropped_out_of_window;
+    return;
+  }
+  Hash32 digest = pp.block.digest();
+  Entry& e = log_[pp.seq];
+  if (e.pre_prepare) {
+    if (e.digest != digest) ++counters_.dropped_conflicting;  // the primary equivocated
+    return;
+  }
+  if (!from_new_view && !replaying_ && env.sender != cfg_.self) {
+    Status st = validate_block(pp.block, pp.seq);
+    if (!st.ok()) {
+      ++counters_.dropped_invalid_block;
+      return;
+    }
+  }
+  e.pre_prepare = env;
+  e.digest = digest;
+  for (const Request& q : pp.block.requests) proposed_.insert(q.id());
+  e.block = std::make_shared<const Block>(std::move(pp.block));
+  if (env.sender == cfg_.self) {
+    // Our own pre-prepare (replayed, or from our NEW-VIEW): the next proposal follows it.
+    next_seq_ = std::max(next_seq_, pp.seq + 1);
+    record_signature(MsgType::kPrePrepare, pp.view, pp.seq, digest);
+    last_proposed_time_ = std::max(last_proposed_time_, e.block->block_time);
+  } else if (!from_new_view) {
+    persist_message(env, pp.seq, pp.view);
+  }
+  if (cfg_.primary(view_) != cfg_.self) {
+    Vote v{view_, pp.seq, digest};
+    if (record_signature(MsgType::kPrepare, view_, pp.seq, digest)) {
+      Envelope pe = sign(MsgType::kPrepare, v.encode());
+      persist_message(pe, pp.seq, view_);
+      send(pe);
+      e.prepares[cfg_.self] = VoteRecord{digest, pe};
+    }
+  }
+  check_prepared(pp.seq);
+}
+
+void Replica::handle_vote(const Envelope& env, const Vote& v) {
+  bool is_commit = env.type == MsgType::kCommit;
+  if (v.view > view_ || (v.view == view_ && !active_)) {
+    if (future_.size() < cfg_.max_future_messages) future_.push_back(env);
+    return;
+  }
+  if (v.view < view_) {
+    ++counters_.dropped_old_view;
+    return;
+  }
+  if (v.seq <= stable_ || v.seq > stable_ + cfg_.window) {
+    ++counters_.dropped_out_of_window;
+    return;
+  }
+  if (!is_commit && env.sender == cfg_.primary(v.view)) {
+    ++counters_.dropped_not_primary;  // the primary's pre-prepare is its prepare
+    return;
+  }
+  Entry& e = log_[v.seq];
+  auto& votes = is_commit ? e.commits : e.prepares;
+  if (auto it = votes.find(env.sender); it != votes.end()) {
+    if (it->second.digest != v.digest) ++counters_.dropped_conflicting;
+    return;
+  }
+  votes[env.sender] = VoteRecord{v.digest, env};
+  if (env.sender == cfg_.self) {
+    record_signature(env.type, v.view, v.seq, v.digest);
+  } else {
+    persist_message(env, v.seq, v.view);
+  }
+  if (is_commit) {
+    check_committed(v.seq);
+  } else {
+    check_prepared(v.seq);
+  }
+}
+
+void Replica::check_prepared(Seq seq) {
+  auto it = log_.find(seq);
+  if (it == log_.end()) return;
+  Entry& e = it->second;
+  if (e.prepared || !e.pre_prepare) return;
+  size_t matching = 0;
+  for (const auto& [id, vr] : e.prepares) {
+    if (vr.digest == e.digest && id != cfg_.primary(view_)) ++matching;
+  }
+  if (matching + 1 < cfg_.quorum()) return;  // pre-prepare + 2f prepares
+  e.prepared = true;
+  StoredPrepared sp;
+  sp.view = view_;
+  sp.digest = e.digest;
+  sp.cert.pre_prepare = *e.pre_prepare;
+  for (const auto& [id, vr] : e.prepares) {
+    if (vr.digest == e.digest && id != cfg_.primary(view_) && sp.cert.prepares.size() + 1 < cfg_.quorum()) {
+      sp.cert.prepares.push_back(vr.env);
+    }
+  }
+  prepared_[seq] = std::move(sp);
+
+  Vote v{view_, seq, e.digest};
+  if (record_signature(MsgType::kCommit, view_, seq, e.digest)) {
+    Envelope ce = sign(MsgType::kCommit, v.encode());
+    persist_message(ce, seq, view_);
+    send(ce);
+    e.commits[cfg_.self] = VoteRecord{e.digest, ce};
+  }
+  check_committed(seq);
+}
+
+void Replica::check_committed(Seq seq) {
+  auto it = log_.find(seq);
+  if (it == log_.end()) return;
+  Entry& e = it->second;
+  if (e.committed || !e.prepared) return;
+  size_t matching = 0;
+  for (const auto& [id, vr] : e.commits) matching += vr.digest == e.digest;
+  if (matching < cfg_.quorum()) return;
+  e.committed = true;
+  if (seq <= last_executed_) return;
+  auto cb = std::make_shared<CommittedBlock>();
+  cb->view = view_;
+  cb->block = *e.block;
+  for (const auto& [id, vr] : e.commits) {
+    if (vr.digest == e.digest && cb->cert.sigs.size() < cfg_.quorum()) cb->cert.add(id, vr.env.sig);
+  }
+  committed_[seq] = std::move(cb);
+  try_execute();
+}
+
+void Replica::try_execute() {
+  bool progressed = false;
+  while (true) {
+    auto it = committed_.find(last_executed_ + 1);
+    if (it == committed_.end()) break;
+    auto cb = it->second;
+    committed_.erase(it);
+    if (!replaying_) out_.push_back(PersistAction{PersistRecord{
+        PersistRecord::Kind::kCommitted, cb->block.height, cb->view, [&] {
+          Writer w;
+          cb->encode(w);
+          return std::move(w).take();
+        }()}});
+    execute(cb);
+    progressed = true;
+  }
+  while (!committed_.empty() && committed_.begin()->first <= last_executed_) {
+    committed_.erase(committed_.begin());
+  }
+  if (progressed && !replaying_) {
+    last_progress_ms_ = now_;
+    if (active_) {
+      // Progress in an active view restarts the request timer. During a view change the
+      // NEW-VIEW timer keeps running: blocks fetched by state transfer are not a new view.
+      timeout_doublings_ = 0;
+      arm_request_timer();
+      try_propose();
+    }
+  }
+}
+
+void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
+  const Block& b = cb->block;
+  assert(b.height == last_executed_ + 1);
+  Hash32 digest = b.digest();
+  for (const Request& q : b.requests) {
+    Hash32 id = q.id();
+    if (executed_requests_.count(id)) continue;  // at-most-once
+    executed_requests_.emplace(id, std::make_pair(b.height, cb->view));
+    ++counters_.requests_executed;
+    pending_.erase(id);
+    proposed_.erase(id);
+    if (!replaying_) out_.push_back(ReplyAction{q.client_id, id, b.height, cb->view});
+  }
+  last_executed_ = b.height;
+  last_block_time_ = std::max(last_block_time_, b.block_time);
+  state_digest_ = next_state_digest(state_digest_, b.height, digest);
+  ledger_[b.height] = cb;
+  ++counters_.blocks_executed;
+  if (!replaying_) out_.push_back(DeliverAction{cb, state_digest_, last_block_time_});
+  if (b.height % cfg_.checkpoint_interval == 0 && b.height > stable_) {
+    own_checkpoint_digests_[b.height] = state_digest_;
+    Checkpoint c{b.height, state_digest_};
+    Envelope env = sign(MsgType::kCheckpoint, c.encode());
+    if (!replaying_) {
+      persist_message(env, b.height, view_);
+      send(env);
+    }
+    handle_checkpoint(env, c);
+  }
+}
+
+// ---------------------------------------------------------------- §4.3 checkpoints
+
+Status Replica::verify_checkpoint_proof(Seq seq, const Hash32& digest,
+                                        const std::vector<Envelope>& proof) {
+  if (seq == 0) {
+    if (!proof.empty() || digest != Hash32{}) {
+      return make_error(Errc::kBadValue, "the genesis checkpoint has no proof and a zero digest");
+    }
+    return {};
+  }
+  std::set<ReplicaId> signers;
+  for (const Envelope& env : proof) {
+    if (env.type != MsgType::kCheckpoint || env.sender >= cfg_.n()) {
+      return make_error(Errc::kBadValue, "checkpoint proof holds a message that is not a member's checkpoint");
+    }
+    auto c = Checkpoint::decode(as_view(env.body));
+    if (!c.ok() || c->seq != seq || c->state_digest != digest) {
+      return make_error(Errc::kBadValue, "checkpoint proof holds a checkpoint for another state");
+    }
+    if (!signers.insert(env.sender).second) {
+      return make_error(Errc::kDuplicateSigner, "checkpoint proof repeats a signer");
+    }
+    if (!verify_envelope(env)) {
+      return make_error(Errc::kBadSignature, "checkpoint proof signature does not verify");
+    }
+  }
+  if (signers.size() < cfg_.quorum()) {
+    return make_error(Errc::kBelowThreshold, "checkpoint proof has fewer than 2f+1 signers");
+  }
+  return {};
+}
+
+void Replica::handle_checkpoint(const Envelope& env, const Checkpoint& c) {
+  if (c.seq <= stable_ || c.seq % cfg_.checkpoint_interval != 0) return;
+  auto& slot = checkpoints_[c.seq];
+  if (slot.count(env.sender)) return;
+  slot[env.sender] = {c.state_digest, env};
+  if (env.sender != cfg_.self && !replaying_) persist_message(env, c.seq, view_);
+  std::map<Hash32, std::vector<Envelope>> by_digest;
+  for (const auto& [id, de] : slot) by_digest[de.first].push_back(de.second);
+  for (auto& [digest, envs] : by_digest) {
+    if (envs.size() >= cfg_.quorum()) {
+      if (last_executed_ >= c.seq) {
+        auto own = own_checkpoint_digests_.find(c.seq);
+        if (own != own_checkpoint_digests_.end() && own->second == digest) {
+          make_stable(c.seq, digest, std::move(envs));
+        }
+      } else if (!replaying_) {
+        request_state(env.sender);  // 2f+1 are ahead of us: catch up
+      }
+      return;
+    }
+  }
+}
+
+void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> proof) {
+  if (seq <= stable_) return;
+  stable_ = seq;
+  stable_digest_ = digest;
+  stable_proof_ = std::move(proof);
+  ++counters_.checkpoints_stable;
+  log_.erase(log_.begin(), log_.upper_bound(seq));
+  prepared_.erase(prepared_.begin(), prepared_.upper_bound(seq));
+  checkpoints_.erase(checkpoints_.begin(), checkpoints_.upper_bound(seq));
+  own_checkpoint_digests_.erase(own_checkpoint_digests_.begin(),
+                                own_checkpoint_digests_.upper_bound(seq));
+  for (auto it = signed_.begin(); it != signed_.end();) {
+    it = std::get<2>(it->first) <= seq ? signed_.erase(it) : std::next(it);
+  }
+  if (!replaying_) {
+    StateReply rec;
+    rec.stable_seq = seq;
+    rec.stable_proof = stable_proof_;
+    out_.push_back(PersistAction{PersistRecord{PersistRecord::Kind::kStable, seq, view_, rec.encode()}});
+    out_.push_back(TruncateAction{seq});
+  }
+  try_propose();
+}
+
+// ---------------------------------------------------------------- §4.4 view changes
+
+void Replica::arm_request_timer() {
+  if (pending_.empty()) {
+    vc_deadline_.reset();
+    return;
+  }
+  vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+}
+
+void Replica::start_view_change(View v) {
+  if (v <= view_) return;
+  ++counters_.view_changes;
+  if (!active_ && timeout_doublings_ < cfg_.max_timeout_doublings) ++timeout_doublings_;
+  view_ = v;
+  active_ = false;
+  vc_deadline_.reset();
+  log_.clear();
+  proposed_.clear();
+  new_view_env_.reset();
+
+  ViewChange vc;
+  vc.new_view = v;
+  vc.stable_seq = stable_;
+  vc.stable_digest = stable_digest_;
+  vc.checkpoint_proof = stable_proof_;
+  for (const auto& [seq, sp] : prepared_) {
+    if (seq > stable_) vc.prepared.push_back(sp.cert);
+  }
+  Envelope env = sign(MsgType::kViewChange, vc.encode());
+  own_view_change_ = env;
+  remember_own_view_change(v, env);
+  if (!replaying_) {
+    persist_message(env, 0, v);
+    send(env);
+  }
+  view_changes_[v][cfg_.self] = ValidViewChange{env, std::move(vc)};
+  // Forget view-change traffic for views we have left behind.
+  view_changes_.erase(view_changes_.begin(), view_changes_.lower_bound(v));
+  if (!replaying_ && view_changes_[v].size() >= cfg_.quorum()) {
+    vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+  }
+  check_new_view_quorum();
+}
+
+Status Replica::verify_prepared_certificate(const PreparedCertificate& pc, Seq low, Seq high,
+                                            View below_view, Hash32* digest_out,
+                                            PrePrepare* pp_out) {
+  if (pc.pre_prepare.type != MsgType::kPrePrepare) {
+    return make_error(Errc::kBadValue, "prepared certificate does not start with a pre-prepare");
+  }
+  auto pp = PrePrepare::decode(as_view(pc.pre_prepare.body));
+  if (!pp.ok()) return pp.error();
+  if (pp->view >= below_view) {
+    return make_error(Errc::kBadValue, "prepared certificate from view " + std::to_string(pp->view) +
+                                           " is not older than the view change");
+  }
+  if (pp->seq <= low || pp->seq > high) {
+    return make_error(Errc::kBadValue, "prepared certificate for seq " + std::to_string(pp->seq) +
+                                           " is outside the watermarks");
+  }
+  if (pc.pre_prepare.sender != cfg_.primary(pp->view) || pp->block.height != pp->seq) {
+    return make_error(Errc::kBadValue, "prepared certificate's pre-prepare is not from the primary");
+  }
+  if (!verify_envelope(pc.pre_prepare)) {
+    return make_error(Errc::kBadSignature, "prepared certificate's pre-prepare signature fails");
+  }
+  Hash32 digest = pp->block.digest();
+  std::set<ReplicaId> signers;
+  for (const Envelope& e : pc.prepares) {
+    auto v = Vote::decode(as_view(e.body));
+    if (e.type != MsgType::kPrepare || !v.ok() || v->view != pp->view || v->seq != pp->seq ||
+        v->digest != digest || e.sender >= cfg_.n() || e.sender == cfg_.primary(pp->view)) {
+      return make_error(Errc::kBadValue, "prepared certificate holds a prepare for another slot");
+    }
+    if (!signers.insert(e.sender).second) {
+      return make_error(Errc::kDuplicateSigner, "prepared certificate repeats a signer");
+    }
+    if (!verify_envelope(e)) {
+      return make_error(Errc::kBadSignature, "prepared certificate's prepare signature fails");
+    }
+  }
+  if (signers.size() + 1 < cfg_.quorum()) {
+    return make_error(Errc::kBelowThreshold, "prepared certificate has fewer than 2f prepares");
+  }
+  *digest_out = digest;
+  *pp_out = std::move(pp).value();
+  return {};
+}
+
+Status Replica::verify_view_change(const Envelope& env, const ViewChange& vc) {
+  ATN_CHECK(verify_checkpoint_proof(vc.stable_seq, vc.stable_digest, vc.checkpoint_proof));
+  std::set<Seq> seqs;
+  for (const auto& pc : vc.prepared) {
+    Hash32 d;
+    PrePrepare pp;
+    ATN_CHECK(verify_prepared_certificate(pc, vc.stable_seq, vc.stable_seq + cfg_.window,
+                                          vc.new_view, &d, &pp));
+    if (!seqs.insert(pp.seq).second) {
+      return make_error(Errc::kBadValue, "view change carries two certificates for one seq");
+    }
+  }
+  (void)env;
+  return {};
+}
+
+void Replica::handle_view_change(const Envelope& env, ViewChange vc) {
+  if (vc.new_view < view_ || (vc.new_view == view_ && active_)) {
+    ++counters_.dropped_old_view;
+    return;
+  }
+  auto& slot = view_changes_[vc.new_view];
+  if (slot.count(env.sender)) return;
+  if (!replaying_ && env.sender != cfg_.self) {
+    Status st = verify_view_change(env, vc);
+    if (!st.ok()) {
+      ++counters_.dropped_invalid_view_change;
+      return;
+    }
+  }
+  if (env.sender == cfg_.self) {
+    // Replaying our own VIEW-CHANGE: we were (and are again) in a view change to new_view.
+    if (vc.new_view > view_ || active_) {
+      view_ = vc.new_view;
+      active_ = false;
+      log_.clear();
+      proposed_.clear();
+      own_view_change_ = env;
+    }
+    remember_own_view_change(vc.new_view, env);
+    slot[env.sender] = ValidViewChange{env, std::move(vc)};
+    return;
+  }
+  if (!replaying_) persist_message(env, 0, vc.new_view);
+  slot[env.sender] = ValidViewChange{env, std::move(vc)};
+
+  // TOCS §4.5.2: f+1 replicas asking for views above ours mean at least one correct replica
+  // timed out; join the smallest such view without waiting for our own timer.
+  if (!replaying_) {
+    std::map<ReplicaId, View> lowest;
+    for (auto it = view_changes_.upper_bound(view_); it != view_changes_.end(); ++it) {
+      for (const auto& [id, _] : it->second) {
+        if (!lowest.count(id)) lowest[id] = it->first;
+      }
+    }
+    if (lowest.size() >= cfg_.f() + 1) {
+      std::vector<View> views;
+      for (const auto& [id, v] : lowest) views.push_back(v);
+      std::sort(views.begin(), views.end());
+      View target = views[views.size() - (cfg_.f() + 1)];
+      // The smallest view that f+1 replicas all ask for (or above).
+      if (target > view_) start_view_change(target);
+    }
+  }
+  if (!active_ && vc_deadline_ == std::nullopt && view_changes_[view_].size() >= cfg_.quorum()) {
+    // 2f+1 VIEW-CHANGEs for our view: now wait at most the timeout for the NEW-VIEW.
+    vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+  }
+  check_new_view_quorum();
+}
+
+Replica::NewViewPlan Replica::plan_new_view(const std::vector<ValidViewChange>& vcs) const {
+  NewViewPlan plan;
+  for (const auto& v : vcs) {
+    if (v.vc.stable_seq > plan.min_s || (plan.min_proof.empty() && v.vc.stable_seq == plan.min_s)) {
+      plan.min_s = v.vc.stable_seq;
+      plan.min_digest = v.vc.stable_digest;
+      plan.min_proof = v.vc.checkpoint_proof;
+      plan.min_holder = v.env.sender;
+    }
+  }
+  // For each seq above min_s: the prepared certificate with the highest view, else null.
+  std::map<Seq, std::pair<View, Block>> best;
+  for (const auto& v : vcs) {
+    for (const auto& pc : v.vc.prepared) {
+      auto pp = PrePrepare::decode(as_view(pc.pre_prepare.body));
+      if (!pp.ok() || pp->seq <= plan.min_s) continue;
+      auto it = best.find(pp->seq);
+      if (it == best.end() || it->second.first < pp->view) {
+        best[pp->seq] = {pp->view, pp->block};
+      }
+    }
+  }
+  Seq max_s = best.empty() ? plan.min_s : best.rbegin()->first;
+  for (Seq s = plan.min_s + 1; s <= max_s; ++s) {
+    auto it = best.find(s);
+    plan.blocks.push_back(it != best.end() ? it->second.second : Block::null_block(s));
+  }
+  return plan;
+}
+
+void Replica::check_new_view_quorum() {
+  if (active_ || cfg_.primary(view_) != cfg_.self || replaying_) return;
+  auto it = view_changes_.find(view_);
+  if (it == view_changes_.end() || it->second.size() < cfg_.quorum()) return;
+  // V: our own VIEW-CHANGE and the lowest-numbered others, up to 2f+1.
+  std::vector<ValidViewChange> vcs;
+  if (it->second.count(cfg_.self)) vcs.push_back(it->second.at(cfg_.self));
+  for (const auto& [id, v] : it->second) {
+    if (vcs.size() >= cfg_.quorum()) break;
+    if (id != cfg_.self) vcs.push_back(v);
+  }
+  NewViewPlan plan = plan_new_view(vcs);
+  NewView nv;
+  nv.view = view_;
+  for (const auto& v : vcs) nv.view_changes.push_back(v.env);
+  for (const Block& b : plan.blocks) {
+    PrePrepare pp{view_, b.height, b};
+    Hash32 d = b.digest();
+    if (!record_signature(MsgType::kPrePrepare, view_, b.height, d)) return;
+    nv.pre_prepares.push_back(sign(MsgType::kPrePrepare, pp.encode()));
+  }
+  Envelope env = sign(MsgType::kNewView, nv.encode());
+  persist_message(env, 0, view_);
+  send(env);
+  enter_view(view_, env, nv.pre_prepares, plan);
+}
+
+void Replica::handle_new_view(const Envelope& env, const NewView& nv) {
+  if (nv.view < view_ || (nv.view == view_ && active_)) {
+    ++counters_.dropped_old_view;
+    return;
+  }
+  if (env.sender != cfg_.primary(nv.view)) {
+    ++counters_.dropped_not_primary;
+    return;
+  }
+  std::vector<ValidViewChange> vcs;
+  std::set<ReplicaId> senders;
+  for (const Envelope& ve : nv.view_changes) {
+    auto vc = ViewChange::decode(as_view(ve.body));
+    if (ve.type != MsgType::kViewChange || !vc.ok() || vc->new_view != nv.view ||
+        ve.sender >= cfg_.n() || !senders.insert(ve.sender).second) {
+      ++counters_.dropped_invalid_new_view;
+      return;
+    }
+    if (!replaying_ && (!verify_envelope(ve) || !verify_view_change(ve, *vc).ok())) {
+      ++counters_.dropped_invalid_new_view;
+      return;
+    }
+    vcs.push_back(ValidViewChange{ve, std::move(vc).value()});
+  }
+  if (vcs.size() < cfg_.quorum()) {
+    ++counters_.dropped_invalid_new_view;
+    return;
+  }
+  NewViewPlan plan = plan_new_view(vcs);
+  if (nv.pre_prepares.size() != plan.blocks.size()) {
+    ++counters_.dropped_invalid_new_view;
+    return;
+  }
+  for (size_t i = 0; i < plan.blocks.size(); ++i) {
+    const Envelope& pe = nv.pre_prepares[i];
+    auto pp = PrePrepare::decode(as_view(pe.body));
+    if (pe.type != MsgType::kPrePrepare || pe.sender != env.sender || !pp.ok() ||
+        pp->view != nv.view || pp->seq != plan.blocks[i].height || !(pp->block == plan.blocks[i]) ||
+        (!replaying_ && !verify_envelope(pe))) {
+      ++counters_.dropped_invalid_new_view;
+      return;
+    }
+  }
+  if (!replaying_ && env.sender != cfg_.self) persist_message(env, 0, nv.view);
+  if (nv.view > view_ || active_) {
+    view_ = nv.view;  // a valid NEW-VIEW is self-certifying: follow it from any older view
+    active_ = false;
+    ++counters_.view_changes;
+  }
+  enter_view(nv.view, env, nv.pre_prepares, plan);
+}
+
+void Replica::enter_view(View v, const Envelope& nv_env, const std::vector<Envelope>& pre_prepares,
+                         const NewViewPlan& plan) {
+  // Stay inactive until the O set is in the log and next_seq_ is set: nothing may propose
+  // (make_stable calls try_propose) with a sequence number from an older view.
+  view_ = v;
+  active_ = false;
+  new_view_env_ = nv_env;
+  own_view_change_.reset();
+  log_.clear();
+  proposed_.clear();
+  view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(v));
+  vc_deadline_.reset();
+
+  if (plan.min_s > stable_) {
+    if (last_executed_ >= plan.min_s) {
+      make_stable(plan.min_s, plan.min_digest, plan.min_proof);
+    } else {
+      // The new view starts above what we executed: adopt the proven checkpoint as our low
+      // watermark and fetch the blocks from the replica that proved it.
+      make_stable(plan.min_s, plan.min_digest, plan.min_proof);
+      if (!replaying_) request_state(plan.min_holder);
+    }
+  }
+  Seq max_s = plan.blocks.empty() ? plan.min_s : plan.blocks.back().height;
+  for (const Envelope& pe : pre_prepares) {
+    auto pp = PrePrepare::decode(as_view(pe.body));
+    if (pp.ok()) handle_pre_prepare(pe, std::move(pp).value(), true);
+  }
+  if (cfg_.primary(v) == cfg_.self) {
+    next_seq_ = std::max({max_s, plan.min_s, last_executed_}) + 1;
+  }
+  active_ = true;
+  if (!replaying_) {
+    arm_request_timer();
+    // Replay messages that arrived for this view before we entered it.
+    std::deque<Envelope> later;
+    std::deque<Envelope> now_msgs;
+    for (auto& e : future_) {
+      Result<Vote> vt = Vote::decode(as_view(e.body));
+      View mv = 0;
+      if (e.type == MsgType::kPrePrepare) {
+        auto p = PrePrepare::decode(as_view(e.body));
+        if (!p.ok()) continue;
+        mv = p->view;
+      } else if (vt.ok()) {
+        mv = vt->view;
+      } else {
+        continue;
+      }
+      if (mv == v) now_msgs.push_back(std::move(e));
+      else if (mv > v) later.push_back(std::move(e));
+    }
+    future_ = std::move(later);
+    for (const auto& e : now_msgs) handle(e);
+    try_propose();
+  }
+}
+
+// ---------------------------------------------------------------- status & state transfer
+
+void Replica::handle_status(const Envelope& env, const StatusMsg& s) {
+  if (replaying_) return;
+  // Retransmission on demand (concord-bft#704, fabric#1917): a peer behind our view gets the
+  // NEW-VIEW that started it; a peer collecting VIEW-CHANGEs gets ours.
+  if (active_ && new_view_env_ && (s.view < view_ || (s.view == view_ && s.in_view_change))) {
+    send(*new_view_env_, env.sender);
+  }
+  if (!active_ && own_view_change_ && s.view <= view_) send(*own_view_change_, env.sender);
+  // A peer still collecting VIEW-CHANGEs for a view we have left gets the one we sent for it:
+  // it stays a true statement (we never became active in that view), and without it a peer
+  // can wait forever for a quorum that our moving on took away.
+  if (s.in_view_change && s.view < view_) {
+    auto it = own_view_changes_.find(s.view);
+    if (it != own_view_changes_.end()) send(it->second, env.sender);
+  }
+  if (s.last_executed > last_executed_ && now_ >= last_progress_ms_ + cfg_.status_interval_ms) {
+    request_state(env.sender);
+  }
+}
+
+void Replica::request_state(ReplicaId from) {
+  if (replaying_ || from == cfg_.self) return;
+  if (last_state_request_ms_ != 0 && now_ < last_state_request_ms_ + cfg_.status_interval_ms / 2) {
+    return;
+  }
+  last_state_request_ms_ = now_ == 0 ? 1 : now_;
+  StateRequest r{last_executed_ + 1};
+  send(sign(MsgType::kStateRequest, r.encode()), from);
+}
+
+void Replica::handle_state_request(const Envelope& env, const StateRequest& r) {
+  if (replaying_) return;
+  StateReply rep;
+  for (Seq s = r.from_seq; s <= last_executed_ && rep.blocks.size() < cfg_.state_transfer_batch; ++s) {
+    auto it = ledger_.find(s);
+    if (it == ledger_.end()) break;
+    rep.blocks.push_back(*it->second);
+  }
+  if (stable_ > 0) {
+    rep.stable_seq = stable_;
+    rep.stable_proof = stable_proof_;
+  }
+  if (rep.blocks.empty() && !rep.stable_seq) return;
+  send(sign(MsgType::kStateReply, rep.encode()), env.sender);
+}
+
+void Replica::handle_state_reply(const Envelope& env, const StateReply& r) {
+  if (replaying_) return;
+  bool got = false;
+  for (const CommittedBlock& cb : r.blocks) {
+    Seq h = cb.block.height;
+    if (h <= last_executed_ || committed_.count(h)) continue;
+    // Verify, never trust: 2f+1 commit signatures over this exact block (bft-smart#62: count
+    // matching values, not messages).
+    Bytes msg = commit_vote_message(cfg_.chain_id, cfg_.epoch, cb.view, h, cb.block.digest());
+    Status st = crypto::verify_quorum(cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg),
+                                      hooks_.verify);
+    if (!st.ok()) {
+      ++counters_.dropped_invalid_state;
+      break;
+    }
+    committed_[h] = std::make_shared<const CommittedBlock>(cb);
+    ++counters_.state_transfer_blocks;
+    got = true;
+  }
+  if (got) {
+    try_execute();
+    // More to fetch: ask again right away.
+    if (r.blocks.size() >= cfg_.state_transfer_batch) {
+      last_state_request_ms_ = 0;
+      request_state(env.sender);
+    }
+  }
+  if (r.stable_seq && *r.stable_seq > stable_ && *r.stable_seq <= last_executed_) {
+    auto own = ledger_.find(*r.stable_seq);
+    (void)own;
+    Hash32 digest{};
+    if (!r.stable_proof.empty()) {
+      auto c = Checkpoint::decode(as_view(r.stable_proof[0].body));
+      if (c.ok()) digest = c->state_digest;
+    }
+    if (verify_checkpoint_proof(*r.stable_seq, digest, r.stable_proof).ok()) {
+      make_stable(*r.stable_seq, digest, r.stable_proof);
+    } else {
+      ++counters_.dropped_invalid_state;
+    }
+  }
+}
+
+void Replica::remember_own_view_change(View v, const Envelope& env) {
+  own_view_changes_[v] = env;
+  while (own_view_changes_.size() > kOwnViewChangesKept) own_view_changes_.erase(own_view_changes_.begin());
+}
+
+// ---------------------------------------------------------------- output helpers
+
+Envelope Replica::sign(MsgType type, Bytes body) {
+  return sign_envelope(key_, cfg_.self, cfg_.chain_id, cfg_.epoch, type, std::move(body));
+}
+
+bool Replica::record_signature(MsgType type, View v, Seq seq, const Hash32& digest) {
+  auto key = std::make_tuple(static_cast<uint8_t>(type), v, seq);
+  auto it = signed_.find(key);
+  if (it != signed_.end()) {
+    if (it->second != digest) {
+      // Safety rule: never sign two different digests for one slot, even after a restart.
+      ++counters_.refused_equivocation;
+      return false;
+    }
+    return true;
+  }
+  signed_[key] = digest;
+  return true;
+}
+
+void Replica::persist_message(const Envelope& env, Seq seq, View v) {
+  if (replaying_) return;
+  out_.push_back(PersistAction{PersistRecord{PersistRecord::Kind::kMessage, seq, v, env.encode()}});
+}
+
+void Replica::send(const Envelope& env, std::optional<ReplicaId> to) {
+  if (replaying_) return;
+  out_.push_back(SendAction{to, env.type, std::make_shared<const Bytes>(env.encode())});
+}
+
+bool Replica::verify_sig(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
+  return hooks_.verify ? hooks_.verify(pk, msg, sig) : crypto::verify(pk, msg, sig);
+}
+
+bool Replica::verify_envelope(const Envelope& env) {
+  if (env.sender >= cfg_.n()) return false;
+  Bytes msg = signing_message(cfg_.chain_id, cfg_.epoch, env.type, as_view(env.body));
+  return verify_sig(cfg_.committee[env.sender], as_view(msg), env.sig);
+}
+
+Actions Replica::take_actions() {
+  Actions a;
+  a.swap(out_);
+  return a;
+}
+
+}  // namespace attestnet::consensus

@@ -1,0 +1,286 @@
+// PBFT replica: Castro & Liskov, "Practical Byzantine Fault Tolerance" (OSDI '99) and
+// "PBFT and Proactive Recovery" (TOCS 2002), signature variant, as a pure deterministic state
+// machine in the style of etcd-io/raft: no sockets, threads, clock reads or disk. Every entry
+// point takes the current time as an argument and returns the Actions the host must carry out,
+// IN ORDER: a Persist always precedes the Send of anything it records ("persist before send"),
+// so a replica restarted from its persisted records never signs two conflicting messages.
+//
+// Sections implemented (docs/consensus.md maps them to tests):
+//   §4.2 normal case: pre-prepare, prepare, commit; batching; pipelining inside watermarks
+//   §4.3 garbage collection: checkpoints every K blocks, stable at 2f+1
+//   §4.4 view changes: VIEW-CHANGE with checkpoint proof and prepared certificates; NEW-VIEW
+//        with V and O, verified by recomputing O; the f+1 rule (TOCS §4.5.2) to join a view change
+//   §4.5/TOCS §6.2 state transfer: committed blocks with their commit certificates, verified
+//   at-most-once execution per request id; replies after execution
+//   status messages with retransmission of VIEW-CHANGE / NEW-VIEW (concord-bft#704)
+//
+// REQUIRES: external synchronization (one thread drives a replica).
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <variant>
+
+#include "consensus/messages.h"
+
+namespace attestnet::consensus {
+
+struct ReplicaConfig {
+  std::string chain_id = "attestnet-devnet";
+  uint64_t epoch = 0;
+  std::vector<crypto::PublicKey> committee;  // n = 3f+1 members; primary(v) = v mod n
+  ReplicaId self = 0;
+
+  uint32_t batch_max = 100;             // B: requests per block
+  uint64_t batch_wait_ms = 5;           // T: the primary proposes a partial batch after this
+  uint64_t checkpoint_interval = 16;    // K
+  uint64_t window = 64;                 // L: high watermark = stable + L (L >= 2K)
+  uint64_t view_change_timeout_ms = 1000;
+  uint32_t max_timeout_doublings = 4;   // the timeout grows 2^k up to this k
+  uint64_t status_interval_ms = 250;
+  uint64_t max_clock_skew_ms = 2000;    // |block_time - local clock| bound checked before prepare
+  uint32_t state_transfer_batch = 64;   // blocks per StateReply
+  size_t max_pending_requests = 200000;
+  size_t max_future_messages = 4096;    // buffered messages for views not yet entered
+
+  // TEST ONLY. Quorums of f+1 instead of 2f+1: breaks safety on purpose, so the simulator can
+  // show that its checker catches a broken protocol.
+  bool unsafe_quorum = false;
+
+  size_t n() const { return committee.size(); }
+  size_t f() const { return (committee.size() - 1) / 3; }
+  size_t quorum() const { return unsafe_quorum ? f() + 1 : 2 * f() + 1; }
+  ReplicaId primary(View v) const { return static_cast<ReplicaId>(v % committee.size()); }
+};
+
+// What the host must make durable before acting further. Records are replayed, in order, by
+// Replica::recover. `seq` lets the host drop message records at or below a stable checkpoint
+// (TruncateAction); committed blocks are the ledger and are never truncated.
+struct PersistRecord {
+  enum class Kind : uint8_t { kMessage = 1, kCommitted = 2, kStable = 3 };
+  Kind kind = Kind::kMessage;
+  Seq seq = 0;        // for messages: the slot (0 for view-change traffic, kept until superseded)
+  View view = 0;
+  Bytes bytes;        // Envelope, CommittedBlock or StateReply-encoded stable proof
+};
+
+struct SendAction {
+  std::optional<ReplicaId> to;  // nullopt: every other committee member
+  MsgType type = MsgType::kStatus;
+  std::shared_ptr<const Bytes> bytes;
+};
+struct PersistAction {
+  PersistRecord record;
+};
+struct DeliverAction {  // a block committed and executed, in height order
+  std::shared_ptr<const CommittedBlock> block;
+  Hash32 state_digest{};
+  uint64_t block_time = 0;  // effective (monotonic) block time
+};
+struct ReplyAction {
+  uint64_t client_id = 0;
+  Hash32 request_id{};
+  Seq height = 0;
+  View view = 0;
+};
+struct TruncateAction {
+  Seq stable_seq = 0;
+};
+using Action = std::variant<SendAction, PersistAction, DeliverAction, ReplyAction, TruncateAction>;
+using Actions = std::vector<Action>;
+
+struct ReplicaHooks {
+  // Deterministic validation of one request (appraisal plugs in here). Called once per request
+  // per replica: on arrival, or before preparing a block that carries a request not seen yet.
+  std::function<Status(const Request&)> validate;
+  // Signature verification; the node and the simulator may pass a cached or batched one.
+  crypto::VerifyFn verify;
+};
+
+struct ReplicaCounters {
+  uint64_t dropped_malformed = 0;
+  uint64_t dropped_non_member = 0;
+  uint64_t dropped_bad_signature = 0;
+  uint64_t dropped_old_view = 0;
+  uint64_t dropped_out_of_window = 0;
+  uint64_t dropped_not_primary = 0;
+  uint64_t dropped_conflicting = 0;   // a second, different message from one sender for one slot
+  uint64_t dropped_invalid_block = 0; // validation before prepare failed
+  uint64_t dropped_invalid_view_change = 0;
+  uint64_t dropped_invalid_new_view = 0;
+  uint64_t dropped_invalid_state = 0;
+  uint64_t dropped_requests = 0;
+  uint64_t refused_equivocation = 0;  // must stay 0 for an honest replica
+  uint64_t view_changes = 0;
+  uint64_t blocks_executed = 0;
+  uint64_t requests_executed = 0;
+  uint64_t state_transfer_blocks = 0;
+  uint64_t checkpoints_stable = 0;
+};
+
+class Replica {
+ public:
+  Replica(ReplicaConfig cfg, crypto::SecretKey key, ReplicaHooks hooks);
+
+  // Rebuilds a replica from what it persisted; returns no actions (timers re-arm on the next
+  // tick). Records must be in the order they were persisted.
+  static std::unique_ptr<Replica> recover(ReplicaConfig cfg, crypto::SecretKey key,
+                                          ReplicaHooks hooks,
+                                          const std::vector<PersistRecord>& records);
+
+  Actions on_request(const Request& req, uint64_t now_ms);
+  Actions on_message(ByteView envelope_bytes, uint64_t now_ms);
+  Actions on_tick(uint64_t now_ms);
+
+  // Introspection (tests, status, metrics).
+  View view() const { return view_; }
+  bool in_view_change() const { return !active_; }
+  Seq last_executed() const { return last_executed_; }
+  Seq stable_seq() const { return stable_; }
+  const Hash32& state_digest() const { return state_digest_; }
+  bool is_primary() const { return cfg_.primary(view_) == cfg_.self; }
+  const ReplicaConfig& config() const { return cfg_; }
+  const ReplicaCounters& counters() const { return counters_; }
+  size_t pending_requests() const { return pending_.size(); }
+  std::shared_ptr<const CommittedBlock> committed_block(Seq height) const;
+
+ private:
+  struct VoteRecord {
+    Hash32 digest{};
+    Envelope env;
+  };
+  struct Entry {  // one slot of the current view
+    std::optional<Envelope> pre_prepare;
+    std::shared_ptr<const Block> block;
+    Hash32 digest{};
+    std::map<ReplicaId, VoteRecord> prepares;
+    std::map<ReplicaId, VoteRecord> commits;
+    bool prepared = false;
+    bool committed = false;
+  };
+  struct StoredPrepared {
+    View view = 0;
+    Hash32 digest{};
+    PreparedCertificate cert;
+  };
+  struct PendingRequest {
+    Request req;
+    uint64_t arrival_ms = 0;
+  };
+  struct ValidViewChange {
+    Envelope env;
+    ViewChange vc;
+  };
+
+  // Dispatch after the envelope's signature checked out.
+  void handle(const Envelope& env);
+  void handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_new_view);
+  void handle_vote(const Envelope& env, const Vote& v);
+  void handle_checkpoint(const Envelope& env, const Checkpoint& c);
+  void handle_view_change(const Envelope& env, ViewChange vc);
+  void handle_new_view(const Envelope& env, const NewView& nv);
+  void handle_status(const Envelope& env, const StatusMsg& s);
+  void handle_state_request(const Envelope& env, const StateRequest& r);
+  void handle_state_reply(const Envelope& env, const StateReply& r);
+
+  // Normal case.
+  void try_propose();
+  void check_prepared(Seq seq);
+  void check_committed(Seq seq);
+  void try_execute();
+  void execute(const std::shared_ptr<const CommittedBlock>& cb);
+  Status validate_block(const Block& b, Seq seq);
+
+  // Garbage collection.
+  void make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> proof);
+  Status verify_checkpoint_proof(Seq seq, const Hash32& digest, const std::vector<Envelope>& proof);
+
+  // View change.
+  void start_view_change(View v);
+  Status verify_view_change(const Envelope& env, const ViewChange& vc);
+  Status verify_prepared_certificate(const PreparedCertificate& pc, Seq low, Seq high,
+                                     View below_view, Hash32* digest, PrePrepare* pp);
+  struct NewViewPlan {
+    Seq min_s = 0;
+    Hash32 min_digest{};
+    std::vector<Envelope> min_proof;
+    ReplicaId min_holder = 0;
+    std::vector<Block> blocks;  // for seq min_s+1 .. max_s
+  };
+  NewViewPlan plan_new_view(const std::vector<ValidViewChange>& vcs) const;
+  void check_new_view_quorum();
+  void enter_view(View v, const Envelope& nv_env, const std::vector<Envelope>& pre_prepares,
+                  const NewViewPlan& plan);
+  void arm_request_timer();
+  void remember_own_view_change(View v, const Envelope& env);
+
+  // State transfer.
+  void request_state(ReplicaId from);
+
+  // Output helpers.
+  Envelope sign(MsgType type, Bytes body);
+  bool record_signature(MsgType type, View v, Seq seq, const Hash32& digest);
+  void persist_message(const Envelope& env, Seq seq, View v);
+  void send(const Envelope& env, std::optional<ReplicaId> to = std::nullopt);
+  bool verify_envelope(const Envelope& env);
+  bool verify_sig(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig);
+  Actions take_actions();
+
+  ReplicaConfig cfg_;
+  crypto::SecretKey key_;
+  ReplicaHooks hooks_;
+  ReplicaCounters counters_;
+  Actions out_;
+  bool replaying_ = false;
+  uint64_t now_ = 0;
+
+  // View.
+  View view_ = 0;
+  bool active_ = true;
+  std::optional<Envelope> new_view_env_;  // the NEW-VIEW that started view_ (retransmitted)
+  std::optional<Envelope> own_view_change_;
+  static constexpr size_t kOwnViewChangesKept = 16;
+  std::map<View, Envelope> own_view_changes_;  // ours for recent views, retransmitted on demand
+  std::map<View, std::map<ReplicaId, ValidViewChange>> view_changes_;
+  uint32_t timeout_doublings_ = 0;
+  std::optional<uint64_t> vc_deadline_;
+  std::deque<Envelope> future_;
+
+  // Log of the current view, and prepared certificates that survive view changes.
+  std::map<Seq, Entry> log_;
+  std::map<Seq, StoredPrepared> prepared_;
+  std::map<std::tuple<uint8_t, View, Seq>, Hash32> signed_;  // what this replica signed
+
+  // Execution.
+  Seq last_executed_ = 0;
+  Hash32 state_digest_{};
+  uint64_t last_block_time_ = 0;
+  std::map<Seq, std::shared_ptr<const CommittedBlock>> committed_;  // waiting for execution
+  std::map<Seq, std::shared_ptr<const CommittedBlock>> ledger_;     // executed (served to peers)
+  std::map<Hash32, std::pair<Seq, View>> executed_requests_;
+  uint64_t last_progress_ms_ = 0;
+
+  // Checkpoints.
+  Seq stable_ = 0;
+  Hash32 stable_digest_{};
+  std::vector<Envelope> stable_proof_;
+  std::map<Seq, std::map<ReplicaId, std::pair<Hash32, Envelope>>> checkpoints_;
+  std::map<Seq, Hash32> own_checkpoint_digests_;
+
+  // Requests and proposals.
+  std::map<Hash32, PendingRequest> pending_;
+  std::deque<Hash32> pending_order_;
+  std::set<Hash32> proposed_;  // request ids in a pre-prepare of this view
+  Seq next_seq_ = 1;
+  uint64_t last_proposed_time_ = 0;
+
+  uint64_t next_status_ms_ = 0;
+  uint64_t last_state_request_ms_ = 0;
+  bool have_ticked_ = false;
+};
+
+}  // namespace attestnet::consensus
