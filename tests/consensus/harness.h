@@ -1,0 +1,116 @@
+// A small synchronous harness for replica unit tests: n replicas, a FIFO network the test can
+// filter, persisted records per replica, and a manual clock. No randomness.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "consensus/replica.h"
+
+namespace attestnet::consensus::test {
+
+struct Packet {
+  ReplicaId from;
+  ReplicaId to;
+  std::shared_ptr<const Bytes> bytes;
+  MsgType type;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(size_t n, std::function<void(ReplicaConfig&)> tweak = {}) {
+    crypto::init();
+    for (size_t i = 0; i < n; ++i) {
+      keys.push_back(crypto::SecretKey::from_seed(crypto::test_seed("unit-" + std::to_string(i))));
+      cfg.committee.push_back(keys.back().public_key());
+    }
+    cfg.chain_id = "unit";
+    cfg.batch_max = 4;
+    cfg.batch_wait_ms = 1;
+    cfg.checkpoint_interval = 4;
+    cfg.window = 8;
+    cfg.view_change_timeout_ms = 100;
+    cfg.status_interval_ms = 50;
+    if (tweak) tweak(cfg);
+    disks.resize(n);
+    delivered.resize(n);
+    actions.resize(n);
+    up.assign(n, true);
+    for (size_t i = 0; i < n; ++i) replicas.push_back(make(static_cast<ReplicaId>(i)));
+  }
+
+  std::unique_ptr<Replica> make(ReplicaId i) {
+    ReplicaConfig c = cfg;
+    c.self = i;
+    return std::make_unique<Replica>(c, keys[i], hooks);
+  }
+
+  void restart(ReplicaId i) {
+    ReplicaConfig c = cfg;
+    c.self = i;
+    replicas[i] = Replica::recover(c, keys[i], hooks, disks[i]);
+    up[i] = true;
+  }
+
+  void absorb(ReplicaId r, Actions a) {
+    for (auto& x : a) {
+      actions[r].push_back(x);
+      if (auto* p = std::get_if<PersistAction>(&x)) {
+        disks[r].push_back(p->record);
+      } else if (auto* s = std::get_if<SendAction>(&x)) {
+        for (size_t t = 0; t < replicas.size(); ++t) {
+          if (t == r || (s->to && *s->to != t)) continue;
+          net.push_back(Packet{r, static_cast<ReplicaId>(t), s->bytes, s->type});
+        }
+      } else if (auto* d = std::get_if<DeliverAction>(&x)) {
+        delivered[r].push_back(d->block);
+      }
+    }
+  }
+
+  void request(const Request& q, std::vector<ReplicaId> to = {}) {
+    if (to.empty())
+      for (size_t i = 0; i < replicas.size(); ++i) to.push_back(static_cast<ReplicaId>(i));
+    for (ReplicaId r : to)
+      if (up[r]) absorb(r, replicas[r]->on_request(q, now));
+  }
+
+  // Deliver queued packets until quiet. `drop` returns true for packets to lose.
+  void run(std::function<bool(const Packet&)> drop = {}, size_t max = 100000) {
+    while (!net.empty() && max-- > 0) {
+      Packet p = net.front();
+      net.pop_front();
+      if (!up[p.to] || (drop && drop(p))) continue;
+      absorb(p.to, replicas[p.to]->on_message(as_view(*p.bytes), now));
+    }
+  }
+
+  void tick(uint64_t ms, std::function<bool(const Packet&)> drop = {}) {
+    for (uint64_t t = 0; t < ms; t += 5) {
+      now += 5;
+      for (size_t i = 0; i < replicas.size(); ++i)
+        if (up[i]) absorb(static_cast<ReplicaId>(i), replicas[i]->on_tick(now));
+      run(drop);
+    }
+  }
+
+  static Request req(uint64_t client, uint64_t seq) {
+    return Request{client, seq, Bytes{static_cast<uint8_t>(client), static_cast<uint8_t>(seq)}};
+  }
+
+  ReplicaConfig cfg;
+  ReplicaHooks hooks;
+  std::vector<crypto::SecretKey> keys;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::vector<PersistRecord>> disks;
+  std::vector<std::vector<std::shared_ptr<const CommittedBlock>>> delivered;
+  std::vector<Actions> actions;
+  std::vector<bool> up;
+  std::deque<Packet> net;
+  uint64_t now = 1000;
+};
+
+}  // namespace attestnet::consensus::test

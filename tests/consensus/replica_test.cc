@@ -1,0 +1,336 @@
+// PBFT replica tests, named after the sections of Castro & Liskov (OSDI '99 / TOCS 2002) they
+// check, as etcd-io/raft's raft_paper_test.go does. docs/consensus.md maps rules to tests.
+#include "consensus/replica.h"
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace attestnet::consensus {
+namespace {
+
+using test::Cluster;
+using test::Packet;
+
+size_t count_type(const Actions& as, MsgType t) {
+  size_t n = 0;
+  for (const auto& a : as)
+    if (auto* s = std::get_if<SendAction>(&a); s && s->type == t) ++n;
+  return n;
+}
+
+// ---- §4.2 normal-case operation
+
+TEST(Pbft42NormalCase, CommitsABatchOnEveryReplicaWithACommitCertificate) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  for (size_t r = 0; r < 4; ++r) {
+    ASSERT_EQ(c.delivered[r].size(), 1u) << "replica " << r;
+    EXPECT_EQ(c.delivered[r][0]->block.requests.size(), 4u);
+    EXPECT_EQ(c.replicas[r]->last_executed(), 1u);
+  }
+  const auto& cb = *c.delivered[1][0];
+  Bytes msg = commit_vote_message(c.cfg.chain_id, 0, cb.view, 1, cb.block.digest());
+  EXPECT_TRUE(crypto::verify_quorum(cb.cert, c.cfg.committee, 3, as_view(msg)).ok());
+  EXPECT_EQ(cb.cert.sigs.size(), 3u);
+}
+
+TEST(Pbft42NormalCase, PrimaryWaitsForAFullBatchOrTheBatchTimer) {
+  Cluster c(4);
+  c.request(Cluster::req(1, 1));
+  c.run();
+  EXPECT_EQ(c.replicas[1]->last_executed(), 0u) << "one request, batch of 4: wait";
+  c.tick(5);
+  EXPECT_EQ(c.replicas[1]->last_executed(), 1u) << "the batch timer proposes a partial batch";
+}
+
+TEST(Pbft42NormalCase, PipelinesBlocksButNeverBeyondTheHighWatermark) {
+  Cluster c(4);
+  // Backups never see prepares or commits: nothing commits, the primary fills the window.
+  for (uint64_t i = 1; i <= 100; ++i) c.request(Cluster::req(1, i), {0});
+  c.run([](const Packet& p) { return p.type != MsgType::kPrePrepare; });
+  size_t pre_prepares = count_type(c.actions[0], MsgType::kPrePrepare);
+  EXPECT_EQ(pre_prepares, c.cfg.window) << "L = window sequence numbers in flight, no more";
+}
+
+TEST(Pbft42NormalCase, NothingCommitsWithoutAQuorumOfPrepares) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  // Two replicas' messages are lost: only 2 of 4 take part, below 2f+1 = 3.
+  c.run([](const Packet& p) { return p.from >= 2 || p.to >= 2; });
+  for (size_t r = 0; r < 4; ++r) EXPECT_EQ(c.replicas[r]->last_executed(), 0u);
+}
+
+TEST(Pbft42NormalCase, DropsMessagesWithBadSignaturesAndCountsThem) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i), {0});
+  // Corrupt the primary's pre-prepare signature on its way to replica 1.
+  auto pp = c.net.front();
+  c.net.clear();
+  Bytes bad = *pp.bytes;
+  bad.back() ^= 1;
+  auto out = c.replicas[1]->on_message(as_view(bad), c.now);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(c.replicas[1]->counters().dropped_bad_signature, 1u);
+}
+
+TEST(Pbft42NormalCase, DropsMessagesFromNonMembersAndGarbage) {
+  Cluster c(4);
+  auto outsider = crypto::SecretKey::from_seed(crypto::test_seed("outsider"));
+  Envelope e = sign_envelope(outsider, 9, "unit", 0, MsgType::kPrepare, Vote{0, 1, {}}.encode());
+  c.replicas[1]->on_message(as_view(e.encode()), c.now);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_non_member, 1u);
+  Bytes garbage = {1, 2, 3};
+  c.replicas[1]->on_message(as_view(garbage), c.now);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_malformed, 1u);
+}
+
+TEST(Pbft42NormalCase, DropsVotesForOtherViewsAndOutsideTheWindow) {
+  Cluster c(4);
+  Envelope old_view = sign_envelope(c.keys[2], 2, "unit", 0, MsgType::kPrepare,
+                                    Vote{0, 100, {}}.encode());
+  c.replicas[1]->on_message(as_view(old_view.encode()), c.now);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_out_of_window, 1u);
+}
+
+TEST(Pbft42NormalCase, ValidationBeforePrepareRejectsAnInvalidBlock) {
+  Cluster c(4);
+  c.hooks.validate = [](const Request& q) -> Status {
+    if (q.client_id == 666) return make_error(Errc::kBadValue, "client 666 is not enrolled");
+    return {};
+  };
+  for (size_t i = 0; i < 4; ++i) c.replicas[i] = c.make(static_cast<ReplicaId>(i));
+  // The primary alone (as a Byzantine primary would) proposes a request backups reject.
+  Block b{1, c.now, 0, {Cluster::req(666, 1)}};
+  Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
+                              PrePrepare{0, 1, b}.encode());
+  auto out = c.replicas[1]->on_message(as_view(pp.encode()), c.now);
+  EXPECT_EQ(count_type(out, MsgType::kPrepare), 0u);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_invalid_block, 1u);
+}
+
+TEST(Pbft42NormalCase, BlockTimeOutsideTheSkewBoundIsRejected) {
+  Cluster c(4);
+  Block b{1, c.now + c.cfg.max_clock_skew_ms + 1, 0, {Cluster::req(1, 1)}};
+  Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
+                              PrePrepare{0, 1, b}.encode());
+  c.replicas[1]->on_message(as_view(pp.encode()), c.now);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_invalid_block, 1u);
+}
+
+TEST(Pbft42NormalCase, ASecondPrePrepareForTheSameSlotIsIgnored) {
+  Cluster c(4);
+  Block a{1, c.now, 0, {Cluster::req(1, 1)}};
+  Block b{1, c.now, 0, {Cluster::req(1, 2)}};
+  auto send = [&](const Block& blk) {
+    Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
+                                PrePrepare{0, 1, blk}.encode());
+    return c.replicas[1]->on_message(as_view(pp.encode()), c.now);
+  };
+  EXPECT_EQ(count_type(send(a), MsgType::kPrepare), 1u);
+  EXPECT_EQ(count_type(send(b), MsgType::kPrepare), 0u) << "a replica prepares one digest per slot";
+  EXPECT_EQ(c.replicas[1]->counters().dropped_conflicting, 1u);
+}
+
+TEST(Pbft42NormalCase, ExecutesEachRequestAtMostOnce) {
+  Cluster c(4);
+  Request q = Cluster::req(1, 1);
+  c.request(q);
+  c.tick(5);
+  ASSERT_EQ(c.replicas[2]->last_executed(), 1u);
+  // The client retransmits: it gets the reply again, nothing is proposed or executed twice.
+  c.actions.assign(4, {});
+  c.request(q);
+  c.tick(20);
+  EXPECT_EQ(c.replicas[2]->last_executed(), 1u);
+  EXPECT_EQ(c.replicas[2]->counters().requests_executed, 1u);
+  size_t replies = 0;
+  for (const auto& a : c.actions[2]) replies += std::holds_alternative<ReplyAction>(a);
+  EXPECT_EQ(replies, 1u);
+}
+
+TEST(Pbft42NormalCase, PersistsEverySignedMessageBeforeSendingIt) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 12; ++i) c.request(Cluster::req(1, i));
+  c.tick(30);
+  for (size_t r = 0; r < 4; ++r) {
+    std::set<Bytes> persisted;
+    for (const auto& a : c.actions[r]) {
+      if (auto* p = std::get_if<PersistAction>(&a)) persisted.insert(p->record.bytes);
+      if (auto* s = std::get_if<SendAction>(&a)) {
+        if (s->type == MsgType::kPrePrepare || s->type == MsgType::kPrepare ||
+            s->type == MsgType::kCommit || s->type == MsgType::kCheckpoint ||
+            s->type == MsgType::kViewChange || s->type == MsgType::kNewView) {
+          EXPECT_TRUE(persisted.count(*s->bytes)) << "replica " << r << " sent a "
+                                                   << msg_type_name(s->type) << " before persisting it";
+        }
+      }
+    }
+  }
+}
+
+// ---- §4.3 garbage collection
+
+TEST(Pbft43Checkpoints, BecomeStableAtTwoFPlusOneAndCollectTheLog) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 16; ++i) c.request(Cluster::req(1, i));
+  c.tick(20);
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_EQ(c.replicas[r]->last_executed(), 4u);
+    EXPECT_EQ(c.replicas[r]->stable_seq(), 4u) << "K = 4";
+  }
+  // The state digest the checkpoint certified is the same everywhere.
+  EXPECT_EQ(c.replicas[0]->state_digest(), c.replicas[3]->state_digest());
+}
+
+TEST(Pbft43Checkpoints, TheWindowMovesWithTheStableCheckpoint) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 80; ++i) c.request(Cluster::req(1, i));
+  c.tick(100);
+  EXPECT_EQ(c.replicas[1]->last_executed(), 20u) << "more blocks than one window (8) committed";
+  EXPECT_GE(c.replicas[1]->stable_seq(), 16u);
+}
+
+// ---- §4.4 view changes
+
+TEST(Pbft44ViewChange, ASilentPrimaryIsReplacedAndRequestsCommit) {
+  Cluster c(4);
+  c.up[0] = false;  // primary of view 0 is down
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.tick(400);
+  for (size_t r = 1; r < 4; ++r) {
+    EXPECT_EQ(c.replicas[r]->view(), 1u);
+    EXPECT_FALSE(c.replicas[r]->in_view_change());
+    EXPECT_EQ(c.replicas[r]->last_executed(), 1u);
+  }
+}
+
+TEST(Pbft44ViewChange, APreparedBlockSurvivesTheViewChange) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  // Everyone prepares, but commits are lost: the block is prepared, not committed.
+  c.run([](const Packet& p) { return p.type == MsgType::kCommit; });
+  ASSERT_EQ(c.replicas[1]->last_executed(), 0u);
+  Hash32 prepared_digest;
+  for (const auto& a : c.actions[0])
+    if (auto* s = std::get_if<SendAction>(&a); s && s->type == MsgType::kPrePrepare) {
+      auto e = Envelope::decode(as_view(*s->bytes));
+      prepared_digest = PrePrepare::decode(as_view(e->body))->block.digest();
+    }
+  c.up[0] = false;
+  c.tick(400);
+  ASSERT_EQ(c.replicas[1]->view(), 1u);
+  ASSERT_GE(c.delivered[1].size(), 1u);
+  EXPECT_EQ(c.delivered[1][0]->block.digest(), prepared_digest)
+      << "the new primary must re-propose the prepared block at the same height";
+  EXPECT_EQ(c.delivered[1][0]->view, 1u);
+}
+
+TEST(Pbft44ViewChange, ANewViewWhoseOSetDoesNotFollowFromVIsRejected) {
+  Cluster c(4);
+  c.up[0] = false;
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  // Collect replica 1's (the new primary's) NEW-VIEW and tamper with O before delivery.
+  std::optional<Packet> nv;
+  c.tick(400, [&](const Packet& p) {
+    if (p.type == MsgType::kNewView && p.to == 2 && !nv) {
+      nv = p;
+      return true;
+    }
+    return false;
+  });
+  ASSERT_TRUE(nv.has_value());
+  auto env = Envelope::decode(as_view(*nv->bytes));
+  auto body = NewView::decode(as_view(env->body));
+  Block forged{1, c.now, 1, {Cluster::req(9, 9)}};
+  body->pre_prepares.push_back(
+      sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kPrePrepare, PrePrepare{1, 99, forged}.encode()));
+  Envelope forged_nv = sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kNewView, body->encode());
+  ReplicaConfig cfg = c.cfg;
+  cfg.self = 3;
+  Replica fresh(cfg, c.keys[3], {});
+  fresh.on_message(as_view(forged_nv.encode()), c.now);
+  EXPECT_EQ(fresh.counters().dropped_invalid_new_view, 1u);
+}
+
+TEST(Pbft44ViewChange, FPlusOneViewChangesPullALaggingReplicaAlong) {
+  Cluster c(4);
+  // Replicas 2 and 3 time out; replica 1 has no pending request and no timer of its own.
+  c.up[0] = false;
+  c.request(Cluster::req(1, 1), {2, 3});
+  c.tick(150);
+  EXPECT_GE(c.replicas[1]->view(), 1u) << "f+1 VIEW-CHANGEs for view 1 make replica 1 join";
+  EXPECT_GE(c.replicas[1]->counters().view_changes, 1u);
+  EXPECT_EQ(c.replicas[1]->pending_requests(), 0u) << "replica 1 had no timer of its own";
+}
+
+// ---- state transfer (TOCS §6.2) and recovery
+
+TEST(PbftStateTransfer, ALaggingReplicaCatchesUpAndVerifiesWhatItGets) {
+  Cluster c(4);
+  c.up[3] = false;
+  for (uint64_t i = 1; i <= 40; ++i) c.request(Cluster::req(1, i));
+  c.tick(100);
+  ASSERT_EQ(c.replicas[0]->last_executed(), 10u);
+  EXPECT_EQ(c.replicas[3]->last_executed(), 0u);
+  c.up[3] = true;
+  c.tick(300);
+  EXPECT_EQ(c.replicas[3]->last_executed(), 10u);
+  EXPECT_EQ(c.replicas[3]->state_digest(), c.replicas[0]->state_digest());
+  EXPECT_GT(c.replicas[3]->counters().state_transfer_blocks, 0u);
+}
+
+TEST(PbftStateTransfer, AForgedCommitCertificateIsRejected) {
+  Cluster c(4);
+  ReplicaConfig cfg = c.cfg;
+  cfg.self = 3;
+  Replica lagging(cfg, c.keys[3], {});
+  CommittedBlock cb;
+  cb.view = 0;
+  cb.block = Block{1, c.now, 0, {Cluster::req(5, 5)}};
+  Bytes msg = commit_vote_message("unit", 0, 0, 1, cb.block.digest());
+  cb.cert.add(0, c.keys[0].sign(as_view(msg)));
+  cb.cert.add(1, c.keys[1].sign(as_view(msg)));  // only 2 < 2f+1
+  StateReply rep;
+  rep.blocks.push_back(cb);
+  Envelope e = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kStateReply, rep.encode());
+  lagging.on_message(as_view(e.encode()), c.now);
+  EXPECT_EQ(lagging.last_executed(), 0u);
+  EXPECT_EQ(lagging.counters().dropped_invalid_state, 1u);
+}
+
+TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 12; ++i) c.request(Cluster::req(1, i));
+  c.tick(30);
+  Seq before = c.replicas[2]->last_executed();
+  Hash32 digest = c.replicas[2]->state_digest();
+  c.restart(2);
+  EXPECT_EQ(c.replicas[2]->last_executed(), before);
+  EXPECT_EQ(c.replicas[2]->state_digest(), digest);
+  for (uint64_t i = 13; i <= 20; ++i) c.request(Cluster::req(1, i));
+  c.tick(30);
+  EXPECT_EQ(c.replicas[2]->last_executed(), c.replicas[0]->last_executed());
+  EXPECT_EQ(c.replicas[2]->counters().refused_equivocation, 0u);
+}
+
+TEST(PbftRecovery, ARestartedPrimaryDoesNotReuseASequenceNumber) {
+  Cluster c(4);
+  // The primary proposes, but nobody hears it; it crashes and comes back.
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i), {0});
+  c.net.clear();
+  c.restart(0);
+  for (uint64_t i = 5; i <= 8; ++i) c.request(Cluster::req(1, i), {0});
+  std::vector<Seq> seqs;
+  for (const auto& p : c.net)
+    if (p.type == MsgType::kPrePrepare && p.to == 1) {
+      auto e = Envelope::decode(as_view(*p.bytes));
+      seqs.push_back(PrePrepare::decode(as_view(e->body))->seq);
+    }
+  ASSERT_FALSE(seqs.empty());
+  for (Seq s : seqs) EXPECT_GE(s, 2u) << "seq 1 was signed before the crash";
+}
+
+}  // namespace
+}  // namespace attestnet::consensus
