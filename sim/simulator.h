@@ -38,6 +38,7 @@ struct SimOptions {
   bool validate_requests = true;   // client signatures checked by the validation hook
   uint32_t payload_bytes = 32;
   bool trace = false;              // print every event
+  bool measure_replica_cpu = false;  // time the replicas' own work (the bench)
   std::function<void(const std::string&)> narrate;  // human-readable story (the demo)
   // Forced scenario for the demo and named tests: replica 0 is a Byzantine primary that
   // equivocates from the start.
@@ -61,7 +62,7 @@ struct SimResult {
   uint64_t crashes = 0;
   uint32_t byzantine = 0;
   std::string byzantine_kinds;
-  double cpu_seconds = 0;  // filled by the bench
+  double replica_cpu_seconds = 0;  // CPU inside Replica entry points (measure_replica_cpu)
 };
 
 SimResult run_simulation(const SimOptions& opts);

@@ -209,22 +209,33 @@ void Replica::try_propose() {
   // below the stable checkpoint are truncated, and a slot must not be signed twice.
   next_seq_ = std::max(next_seq_, std::max(last_executed_, stable_) + 1);
   while (next_seq_ <= stable_ + cfg_.window) {
-    // Drop requests already executed or proposed from the front of the queue.
+    // pending_order_ holds proposal candidates in arrival order; ids that were executed or
+    // already proposed are skipped lazily, so each id is looked at O(1) times.
+    while (!pending_order_.empty() && (!pending_.count(pending_order_.front()) ||
+                                       proposed_.count(pending_order_.front()))) {
+      pending_order_.pop_front();
+    }
+    if (pending_order_.empty()) return;
+    // The queue's size bounds the candidates: below a full batch, wait for the oldest's timer.
+    if (pending_order_.size() < cfg_.batch_max &&
+        now_ < pending_.at(pending_order_.front()).arrival_ms + cfg_.batch_wait_ms) {
+      return;
+    }
     std::vector<Hash32> batch;
     uint64_t oldest = UINT64_MAX;
-    for (const Hash32& id : pending_order_) {
-      if (batch.size() >= cfg_.batch_max) break;
+    while (batch.size() < cfg_.batch_max && !pending_order_.empty()) {
+      Hash32 id = pending_order_.front();
+      pending_order_.pop_front();
       auto it = pending_.find(id);
       if (it == pending_.end() || proposed_.count(id)) continue;
       oldest = std::min(oldest, it->second.arrival_ms);
       batch.push_back(id);
     }
-    // Compact the queue: forget ids that left pending_.
-    while (!pending_order_.empty() && !pending_.count(pending_order_.front())) {
-      pending_order_.pop_front();
-    }
     if (batch.empty()) return;
-    if (batch.size() < cfg_.batch_max && now_ < oldest + cfg_.batch_wait_ms) return;
+    if (batch.size() < cfg_.batch_max && now_ < oldest + cfg_.batch_wait_ms) {
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_order_.push_front(*it);
+      return;
+    }
 
     Block b;
     b.height = next_seq_;
@@ -244,14 +255,16 @@ void Replica::try_propose() {
     Entry& e = log_[pp.seq];
     e.pre_prepare = env;
     e.digest = digest;
-    e.block = std::make_shared<const Block>(std::move(pp.block));
+    e.request_ids = std::move(batch);
+    e.block_time = pp.block.block_time;
+    e.block = std::make_shared<Block>(std::move(pp.block));
     persist_message(env, pp.seq, view_);
     send(env);
     check_prepared(pp.seq);
   }
 }
 
-Status Replica::validate_block(const Block& b, Seq seq) {
+Status Replica::validate_block(const Block& b, Seq seq, const std::vector<Hash32>& request_ids) {
   if (b.height != seq) {
     return make_error(Errc::kBadValue, "block height " + std::to_string(b.height) +
                                            " differs from the pre-prepare's sequence number " +
@@ -277,15 +290,16 @@ Status Replica::validate_block(const Block& b, Seq seq) {
   }
   uint64_t floor = last_block_time_;
   for (auto it = log_.begin(); it != log_.end() && it->first < seq; ++it) {
-    if (it->second.block) floor = std::max(floor, it->second.block->block_time);
+    if (it->second.pre_prepare) floor = std::max(floor, it->second.block_time);
   }
   if (b.block_time < floor) {
     return make_error(Errc::kBadValue, "block time " + std::to_string(b.block_time) +
                                            " goes backwards (previous " + std::to_string(floor) + ")");
   }
-  std::set<Hash32> ids;
-  for (const Request& q : b.requests) {
-    Hash32 id = q.id();
+  std::unordered_set<Hash32, Hash32Hasher> ids;
+  for (size_t i = 0; i < b.requests.size(); ++i) {
+    const Request& q = b.requests[i];
+    const Hash32& id = request_ids[i];
     if (!ids.insert(id).second) {
       return make_error(Errc::kBadValue, "request " + short_hex(id) + " appears twice in the block");
     }
@@ -326,8 +340,11 @@ void Replica::handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_n
     if (e.digest != digest) ++counters_.dropped_conflicting;  // the primary equivocated
     return;
   }
+  std::vector<Hash32> ids;
+  ids.reserve(pp.block.requests.size());
+  for (const Request& q : pp.block.requests) ids.push_back(q.id());
   if (!from_new_view && !replaying_ && env.sender != cfg_.self) {
-    Status st = validate_block(pp.block, pp.seq);
+    Status st = validate_block(pp.block, pp.seq, ids);
     if (!st.ok()) {
       ++counters_.dropped_invalid_block;
       return;
@@ -335,13 +352,18 @@ void Replica::handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_n
   }
   e.pre_prepare = env;
   e.digest = digest;
-  for (const Request& q : pp.block.requests) proposed_.insert(q.id());
-  e.block = std::make_shared<const Block>(std::move(pp.block));
+  // Only the primary proposes, so only it needs to remember what is in flight.
+  if (cfg_.primary(view_) == cfg_.self) {
+    for (const Hash32& id : ids) proposed_.insert(id);
+  }
+  e.request_ids = std::move(ids);
+  e.block_time = pp.block.block_time;
+  e.block = std::make_shared<Block>(std::move(pp.block));
   if (env.sender == cfg_.self) {
     // Our own pre-prepare (replayed, or from our NEW-VIEW): the next proposal follows it.
     next_seq_ = std::max(next_seq_, pp.seq + 1);
     record_signature(MsgType::kPrePrepare, pp.view, pp.seq, digest);
-    last_proposed_time_ = std::max(last_proposed_time_, e.block->block_time);
+    last_proposed_time_ = std::max(last_proposed_time_, e.block_time);
   } else if (!from_new_view) {
     persist_message(env, pp.seq, pp.view);
   }
@@ -438,7 +460,10 @@ void Replica::check_committed(Seq seq) {
   if (seq <= last_executed_) return;
   auto cb = std::make_shared<CommittedBlock>();
   cb->view = view_;
-  cb->block = *e.block;
+  if (e.request_ids.size() == e.block->requests.size()) request_ids_[seq] = std::move(e.request_ids);
+  // The slot is decided: its block moves into the committed block instead of being copied.
+  cb->block = std::move(*e.block);
+  e.block.reset();
   for (const auto& [id, vr] : e.commits) {
     if (vr.digest == e.digest && cb->cert.sigs.size() < cfg_.quorum()) cb->cert.add(id, vr.env.sig);
   }
@@ -465,6 +490,7 @@ void Replica::try_execute() {
   while (!committed_.empty() && committed_.begin()->first <= last_executed_) {
     committed_.erase(committed_.begin());
   }
+  request_ids_.erase(request_ids_.begin(), request_ids_.upper_bound(last_executed_));
   if (progressed && !replaying_) {
     last_progress_ms_ = now_;
     if (active_) {
@@ -481,13 +507,22 @@ void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
   const Block& b = cb->block;
   assert(b.height == last_executed_ + 1);
   Hash32 digest = b.digest();
-  for (const Request& q : b.requests) {
-    Hash32 id = q.id();
+  std::vector<Hash32> ids;
+  if (auto it = request_ids_.find(b.height); it != request_ids_.end()) {
+    ids = std::move(it->second);
+    request_ids_.erase(it);
+  } else {
+    ids.reserve(b.requests.size());
+    for (const Request& q : b.requests) ids.push_back(q.id());
+  }
+  for (size_t i = 0; i < b.requests.size(); ++i) {
+    const Request& q = b.requests[i];
+    const Hash32& id = ids[i];
     if (executed_requests_.count(id)) continue;  // at-most-once
     executed_requests_.emplace(id, std::make_pair(b.height, cb->view));
     ++counters_.requests_executed;
     pending_.erase(id);
-    proposed_.erase(id);
+    if (!proposed_.empty()) proposed_.erase(id);
     if (!replaying_) out_.push_back(ReplyAction{q.client_id, id, b.height, cb->view});
   }
   last_executed_ = b.height;
@@ -607,6 +642,7 @@ void Replica::start_view_change(View v) {
   log_.clear();
   proposed_.clear();
   new_view_env_.reset();
+  requeue_pending();
 
   ViewChange vc;
   vc.new_view = v;
@@ -867,6 +903,7 @@ void Replica::enter_view(View v, const Envelope& nv_env, const std::vector<Envel
   own_view_change_.reset();
   log_.clear();
   proposed_.clear();
+  requeue_pending();
   view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(v));
   vc_deadline_.reset();
 
@@ -1004,6 +1041,17 @@ void Replica::handle_state_reply(const Envelope& env, const StateReply& r) {
       ++counters_.dropped_invalid_state;
     }
   }
+}
+
+void Replica::requeue_pending() {
+  // A new view forgets what was proposed in the old one: every pending request is a candidate
+  // again, oldest first.
+  std::vector<std::pair<uint64_t, Hash32>> order;
+  order.reserve(pending_.size());
+  for (const auto& [id, p] : pending_) order.emplace_back(p.arrival_ms, id);
+  std::sort(order.begin(), order.end());
+  pending_order_.clear();
+  for (const auto& [t, id] : order) pending_order_.push_back(id);
 }
 
 void Replica::remember_own_view_change(View v, const Envelope& env) {

@@ -23,6 +23,8 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include "consensus/messages.h"
@@ -155,10 +157,12 @@ class Replica {
   };
   struct Entry {  // one slot of the current view
     std::optional<Envelope> pre_prepare;
-    std::shared_ptr<const Block> block;
+    std::shared_ptr<Block> block;  // moved into the CommittedBlock once the slot commits
+    uint64_t block_time = 0;
     Hash32 digest{};
     std::map<ReplicaId, VoteRecord> prepares;
     std::map<ReplicaId, VoteRecord> commits;
+    std::vector<Hash32> request_ids;  // ids of block->requests, computed once
     bool prepared = false;
     bool committed = false;
   };
@@ -193,7 +197,7 @@ class Replica {
   void check_committed(Seq seq);
   void try_execute();
   void execute(const std::shared_ptr<const CommittedBlock>& cb);
-  Status validate_block(const Block& b, Seq seq);
+  Status validate_block(const Block& b, Seq seq, const std::vector<Hash32>& request_ids);
 
   // Garbage collection.
   void make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> proof);
@@ -216,6 +220,7 @@ class Replica {
   void enter_view(View v, const Envelope& nv_env, const std::vector<Envelope>& pre_prepares,
                   const NewViewPlan& plan);
   void arm_request_timer();
+  void requeue_pending();
   void remember_own_view_change(View v, const Envelope& env);
 
   // State transfer.
@@ -260,8 +265,9 @@ class Replica {
   Hash32 state_digest_{};
   uint64_t last_block_time_ = 0;
   std::map<Seq, std::shared_ptr<const CommittedBlock>> committed_;  // waiting for execution
+  std::map<Seq, std::vector<Hash32>> request_ids_;                  // ids for committed_
   std::map<Seq, std::shared_ptr<const CommittedBlock>> ledger_;     // executed (served to peers)
-  std::map<Hash32, std::pair<Seq, View>> executed_requests_;
+  std::unordered_map<Hash32, std::pair<Seq, View>, Hash32Hasher> executed_requests_;
   uint64_t last_progress_ms_ = 0;
 
   // Checkpoints.
@@ -272,9 +278,9 @@ class Replica {
   std::map<Seq, Hash32> own_checkpoint_digests_;
 
   // Requests and proposals.
-  std::map<Hash32, PendingRequest> pending_;
+  std::unordered_map<Hash32, PendingRequest, Hash32Hasher> pending_;
   std::deque<Hash32> pending_order_;
-  std::set<Hash32> proposed_;  // request ids in a pre-prepare of this view
+  std::unordered_set<Hash32, Hash32Hasher> proposed_;  // request ids pre-prepared in this view
   Seq next_seq_ = 1;
   uint64_t last_proposed_time_ = 0;
 

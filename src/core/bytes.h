@@ -26,6 +26,16 @@ inline ByteView as_view(std::string_view s) {
   return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
+// Hash32 values are uniformly distributed digests: their first 8 bytes are a good hash-table
+// key. (Ordered maps on Hash32 pay a memcmp per comparison; prefer unordered ones on hot paths.)
+struct Hash32Hasher {
+  size_t operator()(const Hash32& h) const {
+    size_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<size_t>(h[i]) << (8 * i);
+    return v;
+  }
+};
+
 // Short hex prefix for logs: first 4 bytes.
 std::string short_hex(const Hash32& h);
 

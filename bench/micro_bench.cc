@@ -1,0 +1,89 @@
+// Micro-benchmarks (Google Benchmark): codec, Ed25519, Merkle trees, and the consensus
+// message path. Figures are for comparison within one run, not absolute claims.
+#include <benchmark/benchmark.h>
+
+#include "consensus/messages.h"
+#include "crypto/ed25519.h"
+#include "crypto/merkle.h"
+
+namespace attestnet {
+namespace {
+
+consensus::Block make_block(size_t requests, size_t payload) {
+  consensus::Block b{1, 1700000000000, 0, {}};
+  for (size_t i = 0; i < requests; ++i) {
+    b.requests.push_back(consensus::Request{i, i, Bytes(payload, static_cast<uint8_t>(i))});
+  }
+  return b;
+}
+
+void BM_CodecEncodeBlock(benchmark::State& st) {
+  auto b = make_block(st.range(0), 256);
+  size_t bytes = 0;
+  for (auto _ : st) {
+    Writer w;
+    b.encode(w);
+    bytes = w.size();
+    benchmark::DoNotOptimize(w.data().data());
+  }
+  st.SetBytesProcessed(st.iterations() * bytes);
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_CodecEncodeBlock)->Arg(1)->Arg(100)->Arg(1000);
+
+void BM_CodecDecodeBlock(benchmark::State& st) {
+  auto b = make_block(st.range(0), 256);
+  Writer w;
+  b.encode(w);
+  for (auto _ : st) {
+    Reader r(as_view(w.data()));
+    auto out = consensus::Block::decode(r);
+    benchmark::DoNotOptimize(out.ok());
+  }
+  st.SetBytesProcessed(st.iterations() * w.size());
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_CodecDecodeBlock)->Arg(1)->Arg(100)->Arg(1000);
+
+void BM_Ed25519Sign(benchmark::State& st) {
+  auto k = crypto::SecretKey::from_seed(crypto::test_seed("bench"));
+  Bytes msg(128, 7);
+  for (auto _ : st) benchmark::DoNotOptimize(k.sign(as_view(msg)));
+}
+BENCHMARK(BM_Ed25519Sign);
+
+void BM_Ed25519Verify(benchmark::State& st) {
+  auto k = crypto::SecretKey::from_seed(crypto::test_seed("bench"));
+  Bytes msg(128, 7);
+  auto sig = k.sign(as_view(msg));
+  for (auto _ : st) benchmark::DoNotOptimize(crypto::verify(k.public_key(), as_view(msg), sig));
+}
+BENCHMARK(BM_Ed25519Verify);
+
+void BM_MerkleRoot(benchmark::State& st) {
+  std::vector<Hash32> leaves;
+  for (int64_t i = 0; i < st.range(0); ++i) {
+    uint64_t v = static_cast<uint64_t>(i);
+    leaves.push_back(crypto::merkle_leaf_hash(ByteView(reinterpret_cast<uint8_t*>(&v), 8)));
+  }
+  for (auto _ : st) benchmark::DoNotOptimize(crypto::merkle_root(leaves));
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_MerkleRoot)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+
+void BM_BlockDigest(benchmark::State& st) {
+  auto b = make_block(st.range(0), 256);
+  for (auto _ : st) benchmark::DoNotOptimize(b.digest());
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_BlockDigest)->Arg(1000);
+
+}  // namespace
+}  // namespace attestnet
+
+int main(int argc, char** argv) {
+  attestnet::crypto::init();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
