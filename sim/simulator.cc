@@ -1,6 +1,8 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -8,8 +10,6 @@
 #include <random>
 #include <set>
 #include <sstream>
-#include <cstring>
-#include <chrono>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -29,11 +29,16 @@ using consensus::View;
 
 const char* fault_mode_name(FaultMode m) {
   switch (m) {
-    case FaultMode::kNone: return "none";
-    case FaultMode::kNet: return "net";
-    case FaultMode::kCrash: return "crash";
-    case FaultMode::kByzantine: return "byzantine";
-    case FaultMode::kAll: return "all";
+    case FaultMode::kNone:
+      return "none";
+    case FaultMode::kNet:
+      return "net";
+    case FaultMode::kCrash:
+      return "crash";
+    case FaultMode::kByzantine:
+      return "byzantine";
+    case FaultMode::kAll:
+      return "all";
   }
   return "?";
 }
@@ -57,18 +62,34 @@ constexpr uint64_t kClientRetryMs = 500;
 constexpr size_t kTraceDepth = 40;
 constexpr uint64_t kForgedClient = 0xbadc0ffee;
 
-enum class ByzKind { kNone, kSilent, kEquivocate, kConflictingVotes, kBadSignature, kReplay,
-                     kInvalidBlock, kMixed };
+enum class ByzKind {
+  kNone,
+  kSilent,
+  kEquivocate,
+  kConflictingVotes,
+  kBadSignature,
+  kReplay,
+  kInvalidBlock,
+  kMixed
+};
 const char* byz_name(ByzKind k) {
   switch (k) {
-    case ByzKind::kNone: return "honest";
-    case ByzKind::kSilent: return "silent";
-    case ByzKind::kEquivocate: return "equivocating";
-    case ByzKind::kConflictingVotes: return "conflicting-votes";
-    case ByzKind::kBadSignature: return "bad-signatures";
-    case ByzKind::kReplay: return "replay-and-mutate";
-    case ByzKind::kInvalidBlock: return "invalid-blocks";
-    case ByzKind::kMixed: return "mixed";
+    case ByzKind::kNone:
+      return "honest";
+    case ByzKind::kSilent:
+      return "silent";
+    case ByzKind::kEquivocate:
+      return "equivocating";
+    case ByzKind::kConflictingVotes:
+      return "conflicting-votes";
+    case ByzKind::kBadSignature:
+      return "bad-signatures";
+    case ByzKind::kReplay:
+      return "replay-and-mutate";
+    case ByzKind::kInvalidBlock:
+      return "invalid-blocks";
+    case ByzKind::kMixed:
+      return "mixed";
   }
   return "?";
 }
@@ -78,7 +99,8 @@ const char* byz_name(ByzKind k) {
 class SigCache {
  public:
   bool verify(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
-    Hash32 key = Sha256().update(as_view(Hash32(pk))).update(ByteView(sig.data(), 64)).update(msg).finish();
+    Hash32 key =
+        Sha256().update(as_view(Hash32(pk))).update(ByteView(sig.data(), 64)).update(msg).finish();
     if (good_.count(key)) return true;
     if (bad_.count(key)) return false;
     bool ok = crypto::verify(pk, msg, sig);
@@ -131,7 +153,7 @@ struct ClientState {
   crypto::SecretKey key;
   std::vector<size_t> requests;  // indices into all_requests_
   size_t next = 0;
-  std::map<size_t, uint64_t> outstanding;                  // request index -> last send time
+  std::map<size_t, uint64_t> outstanding;  // request index -> last send time
   std::map<size_t, std::map<Seq, std::set<ReplicaId>>> replies;
   size_t done = 0;
   uint64_t next_issue_ms = 0;
@@ -161,7 +183,8 @@ class Simulation {
     // call here and would dominate what it measures. The simulator is single-threaded.
     auto a = std::chrono::steady_clock::now();
     Actions out = f();
-    res_.replica_cpu_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    res_.replica_cpu_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
     return out;
   }
   void apply(uint32_t r, Actions actions);
@@ -185,7 +208,8 @@ class Simulation {
   bool faults_active() const { return now_ < heal_; }
   bool honest(uint32_t r) const { return nodes_[r].byz == ByzKind::kNone; }
   Envelope resign(uint32_t r, MsgType t, Bytes body) {
-    return consensus::sign_envelope(nodes_[r].key, r, cfg_.chain_id, cfg_.epoch, t, std::move(body));
+    return consensus::sign_envelope(nodes_[r].key, r, cfg_.chain_id, cfg_.epoch, t,
+                                    std::move(body));
   }
 
   SimOptions o_;
@@ -239,7 +263,8 @@ void Simulation::setup() {
   cfg_.unsafe_quorum = o_.unsafe_quorum;
   nodes_.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
-    nodes_[i].key = crypto::SecretKey::from_seed(crypto::test_seed("sim-replica-" + std::to_string(i)));
+    nodes_[i].key =
+        crypto::SecretKey::from_seed(crypto::test_seed("sim-replica-" + std::to_string(i)));
     cfg_.committee.push_back(nodes_[i].key.public_key());
   }
   delivered_height_.assign(n, 0);
@@ -249,7 +274,8 @@ void Simulation::setup() {
   clients_.resize(o_.clients);
   for (uint32_t c = 0; c < o_.clients; ++c) {
     clients_[c].id = c + 1;
-    clients_[c].key = crypto::SecretKey::from_seed(crypto::test_seed("sim-client-" + std::to_string(c)));
+    clients_[c].key =
+        crypto::SecretKey::from_seed(crypto::test_seed("sim-client-" + std::to_string(c)));
   }
   for (uint32_t i = 0; i < o_.requests; ++i) {
     ClientState& c = clients_[i % o_.clients];
@@ -283,7 +309,8 @@ consensus::ReplicaHooks Simulation::hooks() {
   consensus::ReplicaHooks h;
   auto cache = cache_;
   bool use_cache = o_.cache_signatures;
-  h.verify = [cache, use_cache](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
+  h.verify = [cache, use_cache](const crypto::PublicKey& pk, ByteView m,
+                                const crypto::Signature& s) {
     return use_cache ? cache->verify(pk, m, s) : crypto::verify(pk, m, s);
   };
   if (o_.validate_requests) {
@@ -291,16 +318,19 @@ consensus::ReplicaHooks Simulation::hooks() {
     for (const auto& c : clients_) keys.push_back(c.key.public_key());
     h.validate = [keys, cache, use_cache](const Request& q) -> Status {
       if (q.client_id == 0 || q.client_id > keys.size()) {
-        return make_error(Errc::kUnknownSigner, "request from unknown client " + std::to_string(q.client_id));
+        return make_error(Errc::kUnknownSigner,
+                          "request from unknown client " + std::to_string(q.client_id));
       }
-      if (q.payload.size() < 64) return make_error(Errc::kTruncated, "request payload has no signature");
+      if (q.payload.size() < 64)
+        return make_error(Errc::kTruncated, "request payload has no signature");
       ByteView data(q.payload.data(), q.payload.size() - 64);
       crypto::Signature sig;
       std::copy(q.payload.end() - 64, q.payload.end(), sig.begin());
       Writer w;
       w.u64(q.client_id).u64(q.client_seq).bytes(data);
       const auto& pk = keys[q.client_id - 1];
-      bool ok = use_cache ? cache->verify(pk, as_view(w.data()), sig) : crypto::verify(pk, as_view(w.data()), sig);
+      bool ok = use_cache ? cache->verify(pk, as_view(w.data()), sig)
+                          : crypto::verify(pk, as_view(w.data()), sig);
       if (!ok) return make_error(Errc::kBadSignature, "client signature does not verify");
       return {};
     };
@@ -332,9 +362,10 @@ void Simulation::plan_faults() {
       auto it = std::find(ids.begin(), ids.end(), 0u);
       std::iter_swap(ids.begin(), it);
     }
-    static const ByzKind kKinds[] = {ByzKind::kSilent, ByzKind::kEquivocate,
-                                     ByzKind::kConflictingVotes, ByzKind::kBadSignature,
-                                     ByzKind::kReplay, ByzKind::kInvalidBlock, ByzKind::kMixed};
+    static const ByzKind kKinds[] = {
+        ByzKind::kSilent,       ByzKind::kEquivocate, ByzKind::kConflictingVotes,
+        ByzKind::kBadSignature, ByzKind::kReplay,     ByzKind::kInvalidBlock,
+        ByzKind::kMixed};
     for (size_t i = 0; i < count; ++i) {
       ByzKind k = o_.unsafe_quorum ? ByzKind::kEquivocate : kKinds[rand(0, 6)];
       nodes_[ids[i]].byz = k;
@@ -427,8 +458,8 @@ SimResult Simulation::run() {
       if (!nodes_[i].replica) continue;
       auto& r = *nodes_[i].replica;
       os << " [" << i << (honest(i) ? "" : "*") << " view " << r.view()
-         << (r.in_view_change() ? " (changing)" : "") << " exec " << r.last_executed()
-         << " stable " << r.stable_seq() << " pending " << r.pending_requests() << "]";
+         << (r.in_view_change() ? " (changing)" : "") << " exec " << r.last_executed() << " stable "
+         << r.stable_seq() << " pending " << r.pending_requests() << "]";
     }
     violation("liveness", os.str());
   }
@@ -480,7 +511,8 @@ void Simulation::step(const Event& e) {
              now_ >= c.next_issue_ms) {
         size_t idx = c.requests[c.next++];
         client_send(c, idx);
-        if (heal_ > 0) c.next_issue_ms = now_ + rand(0, 2 * heal_ / std::max<size_t>(1, c.requests.size()));
+        if (heal_ > 0)
+          c.next_issue_ms = now_ + rand(0, 2 * heal_ / std::max<size_t>(1, c.requests.size()));
       }
       for (auto& [idx, sent] : c.outstanding) {
         if (now_ >= sent + kClientRetryMs) client_send(c, idx);
@@ -573,8 +605,8 @@ void Simulation::apply(uint32_t r, Actions actions) {
         narrate("replica " + std::to_string(r) + " entered view " + std::to_string(rep.view()) +
                 " (primary: replica " + std::to_string(cfg_.primary(rep.view())) + ")");
       } else {
-        narrate("replica " + std::to_string(r) + " timed out or saw f+1 view changes: asks for view " +
-                std::to_string(rep.view()));
+        narrate("replica " + std::to_string(r) +
+                " timed out or saw f+1 view changes: asks for view " + std::to_string(rep.view()));
       }
       nd.last_view = rep.view();
     }
@@ -602,8 +634,9 @@ void Simulation::send_from(uint32_t r, const consensus::SendAction& sa) {
   }
   ByzKind k = nd.byz;
   if (k == ByzKind::kMixed) {
-    static const ByzKind kAll[] = {ByzKind::kSilent, ByzKind::kEquivocate, ByzKind::kConflictingVotes,
-                                   ByzKind::kBadSignature, ByzKind::kReplay, ByzKind::kInvalidBlock};
+    static const ByzKind kAll[] = {ByzKind::kSilent,           ByzKind::kEquivocate,
+                                   ByzKind::kConflictingVotes, ByzKind::kBadSignature,
+                                   ByzKind::kReplay,           ByzKind::kInvalidBlock};
     k = kAll[rand(0, 5)];
   }
   auto env = Envelope::decode(as_view(*sa.bytes));
@@ -683,12 +716,15 @@ void Simulation::send_from(uint32_t r, const consensus::SendAction& sa) {
         auto old = nd.history[rand(0, nd.history.size() - 1)];
         net_send(r, targets[rand(0, targets.size() - 1)], old);
       }
-      if (env.ok() && (env->type == MsgType::kPrepare || env->type == MsgType::kCommit) && chance(0.3)) {
+      if (env.ok() && (env->type == MsgType::kPrepare || env->type == MsgType::kCommit) &&
+          chance(0.3)) {
         // ByzzFuzz-style small-scope mutation: view or seq off by one, re-signed.
         auto v = consensus::Vote::decode(as_view(env->body));
         if (v.ok()) {
-          if (chance(0.5)) v->view += chance(0.5) ? 1 : (v->view > 0 ? -1 : 1);
-          else v->seq += chance(0.5) ? 1 : (v->seq > 1 ? -1 : 1);
+          if (chance(0.5))
+            v->view += chance(0.5) ? 1 : (v->view > 0 ? -1 : 1);
+          else
+            v->seq += chance(0.5) ? 1 : (v->seq > 1 ? -1 : 1);
           net_send(r, targets[rand(0, targets.size() - 1)], mk(resign(r, env->type, v->encode())));
         }
       }
@@ -710,7 +746,8 @@ void Simulation::net_send(uint32_t from, uint32_t to, std::shared_ptr<const Byte
     }
     if (chance(drop_p_)) return;
     if (chance(delay_p_)) delay += rand(10, 300);  // reordering
-    if (chance(dup_p_)) push(Event{Event::kDeliver, now_ + delay + rand(0, 50), 0, to, from, bytes});
+    if (chance(dup_p_))
+      push(Event{Event::kDeliver, now_ + delay + rand(0, 50), 0, to, from, bytes});
   }
   push(Event{Event::kDeliver, now_ + delay, 0, to, from, std::move(bytes)});
 }
@@ -752,35 +789,36 @@ void Simulation::check_delivery(uint32_t r, const consensus::DeliverAction& d) {
   Hash32 digest = cb.block.digest();
   if (h != delivered_height_[r] + 1) {
     violation("continuity", "replica " + std::to_string(r) + " delivered height " +
-                                std::to_string(h) + " after " + std::to_string(delivered_height_[r]));
+                                std::to_string(h) + " after " +
+                                std::to_string(delivered_height_[r]));
     return;
   }
   delivered_height_[r] = h;
   auto [it, inserted] = committed_.emplace(h, digest);
   if (!inserted && it->second != digest) {
     violation("agreement", "height " + std::to_string(h) + ": replica " + std::to_string(r) +
-                               " delivered block " + short_hex(digest) + ", another honest replica " +
-                               "delivered " + short_hex(it->second));
+                               " delivered block " + short_hex(digest) +
+                               ", another honest replica " + "delivered " + short_hex(it->second));
     return;
   }
   if (inserted) {
     res_.blocks = std::max(res_.blocks, h);
     narrate("height " + std::to_string(h) + " committed in view " + std::to_string(cb.view) +
-            (cb.block.is_null() ? " (null block filling a gap left by the view change)"
-                                : " with " + std::to_string(cb.block.requests.size()) + " request(s)") +
+            (cb.block.is_null()
+                 ? " (null block filling a gap left by the view change)"
+                 : " with " + std::to_string(cb.block.requests.size()) + " request(s)") +
             ", certified by " + std::to_string(cb.cert.sigs.size()) + " commit signatures");
   }
   Bytes msg = consensus::commit_vote_message(cfg_.chain_id, cfg_.epoch, cb.view, h, digest);
-  Status st = crypto::verify_quorum(cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg),
-                                    [this](const crypto::PublicKey& pk, ByteView m,
-                                           const crypto::Signature& s) {
-                                      return o_.cache_signatures ? cache_->verify(pk, m, s)
-                                                                 : crypto::verify(pk, m, s);
-                                    });
+  Status st = crypto::verify_quorum(
+      cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg),
+      [this](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
+        return o_.cache_signatures ? cache_->verify(pk, m, s) : crypto::verify(pk, m, s);
+      });
   if (!st.ok()) {
     violation("certificate", "height " + std::to_string(h) + " delivered by replica " +
-                                 std::to_string(r) + " has an invalid commit certificate: " +
-                                 st.error().to_string());
+                                 std::to_string(r) +
+                                 " has an invalid commit certificate: " + st.error().to_string());
     return;
   }
   auto& ids = ids_by_height_[h];

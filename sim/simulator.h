@@ -29,16 +29,16 @@ struct SimOptions {
   uint64_t seed = 1;
   uint32_t requests = 40;
   uint32_t clients = 4;
-  uint32_t client_window = 4;      // outstanding requests per client
+  uint32_t client_window = 4;  // outstanding requests per client
   FaultMode faults = FaultMode::kNone;
   bool unsafe_quorum = false;
   uint32_t batch_max = 8;
   uint64_t liveness_bound_ms = 120000;  // after the last fault heals
-  bool cache_signatures = true;    // share verified signatures across replicas (same results)
-  bool validate_requests = true;   // client signatures checked by the validation hook
+  bool cache_signatures = true;         // share verified signatures across replicas (same results)
+  bool validate_requests = true;        // client signatures checked by the validation hook
   uint32_t payload_bytes = 32;
-  bool trace = false;              // print every event
-  bool measure_replica_cpu = false;  // time the replicas' own work (the bench)
+  bool trace = false;                               // print every event
+  bool measure_replica_cpu = false;                 // time the replicas' own work (the bench)
   std::function<void(const std::string&)> narrate;  // human-readable story (the demo)
   // Forced scenario for the demo and named tests: replica 0 is a Byzantine primary that
   // equivocates from the start.

@@ -12,7 +12,9 @@
 
 namespace attestnet::test {
 
-inline std::filesystem::path vectors_dir() { return ATTESTNET_VECTORS_DIR; }
+inline std::filesystem::path vectors_dir() {
+  return ATTESTNET_VECTORS_DIR;
+}
 
 inline bool in_ci() {
   const char* ci = std::getenv("CI");
@@ -26,14 +28,14 @@ inline nlohmann::json load_json(const std::filesystem::path& p) {
 
 }  // namespace attestnet::test
 
-#define REQUIRE_VECTORS()                                                                    \
-  do {                                                                                       \
-    if (!std::filesystem::exists(::attestnet::test::vectors_dir())) {                        \
-      if (::attestnet::test::in_ci()) {                                                      \
-        FAIL() << "CI=true but the shared vectors are missing at "                          \
-               << ::attestnet::test::vectors_dir();                                          \
-      }                                                                                      \
-      GTEST_SKIP() << "SKIPPED: shared test vectors not found at "                          \
+#define REQUIRE_VECTORS()                                                                     \
+  do {                                                                                        \
+    if (!std::filesystem::exists(::attestnet::test::vectors_dir())) {                         \
+      if (::attestnet::test::in_ci()) {                                                       \
+        FAIL() << "CI=true but the shared vectors are missing at "                            \
+               << ::attestnet::test::vectors_dir();                                           \
+      }                                                                                       \
+      GTEST_SKIP() << "SKIPPED: shared test vectors not found at "                            \
                    << ::attestnet::test::vectors_dir() << " (they live beside the checkout)"; \
-    }                                                                                        \
+    }                                                                                         \
   } while (0)

@@ -47,16 +47,18 @@ void print_violation(const sim::SimResult& r, const SimArgs& a) {
               static_cast<unsigned long long>(r.end_time_ms));
   std::printf("  last events:\n");
   for (const auto& e : r.last_events) std::printf("    %s\n", e.c_str());
-  std::printf("  replay: attestnet sim --replicas %u --faults %s --requests %u --batch %u%s --seed %llu\n",
-              a.replicas, a.faults.c_str(), a.requests, a.batch, a.unsafe_quorum ? " --unsafe-quorum" : "",
-              static_cast<unsigned long long>(r.seed));
+  std::printf(
+      "  replay: attestnet sim --replicas %u --faults %s --requests %u --batch %u%s --seed %llu\n",
+      a.replicas, a.faults.c_str(), a.requests, a.batch, a.unsafe_quorum ? " --unsafe-quorum" : "",
+      static_cast<unsigned long long>(r.seed));
 }
 
 int run_bench(const std::vector<uint32_t>& ns, const std::vector<uint32_t>& batches) {
-  std::printf("Protocol cost, no faults, real Ed25519 signatures on every message, request\n"
-              "appraisal switched off. protocol_us/req is CPU inside the replicas (all n of them)\n"
-              "per committed request; process_us/req adds the simulator's own network, clients\n"
-              "and checker.\n\n");
+  std::printf(
+      "Protocol cost, no faults, real Ed25519 signatures on every message, request\n"
+      "appraisal switched off. protocol_us/req is CPU inside the replicas (all n of them)\n"
+      "per committed request; process_us/req adds the simulator's own network, clients\n"
+      "and checker.\n\n");
   std::printf("%8s %6s %9s %15s %15s %16s %8s\n", "replicas", "batch", "requests",
               "protocol_us/req", "process_us/req", "protocol_req/s", "blocks");
   for (uint32_t n : ns) {
@@ -135,19 +137,19 @@ int run_sim(const SimArgs& a) {
     if (r.ok) {
       ++live;
       if (count == 1 && !a.quiet) {
-        std::printf("seed %llu: ok; %llu requests committed in %llu blocks; %llu view changes "
-                    "(highest view %llu); %llu messages; %llu crashes; byzantine: %s; healed at "
-                    "%llu ms, done at %llu ms\n",
-                    static_cast<unsigned long long>(s),
-                    static_cast<unsigned long long>(r.committed_requests),
-                    static_cast<unsigned long long>(r.blocks),
-                    static_cast<unsigned long long>(r.view_changes),
-                    static_cast<unsigned long long>(r.max_view),
-                    static_cast<unsigned long long>(r.messages),
-                    static_cast<unsigned long long>(r.crashes),
-                    r.byzantine_kinds.empty() ? "none" : r.byzantine_kinds.c_str(),
-                    static_cast<unsigned long long>(r.heal_time_ms),
-                    static_cast<unsigned long long>(r.end_time_ms));
+        std::printf(
+            "seed %llu: ok; %llu requests committed in %llu blocks; %llu view changes "
+            "(highest view %llu); %llu messages; %llu crashes; byzantine: %s; healed at "
+            "%llu ms, done at %llu ms\n",
+            static_cast<unsigned long long>(s),
+            static_cast<unsigned long long>(r.committed_requests),
+            static_cast<unsigned long long>(r.blocks),
+            static_cast<unsigned long long>(r.view_changes),
+            static_cast<unsigned long long>(r.max_view),
+            static_cast<unsigned long long>(r.messages), static_cast<unsigned long long>(r.crashes),
+            r.byzantine_kinds.empty() ? "none" : r.byzantine_kinds.c_str(),
+            static_cast<unsigned long long>(r.heal_time_ms),
+            static_cast<unsigned long long>(r.end_time_ms));
       }
     } else {
       ++violations;
@@ -162,15 +164,16 @@ int run_sim(const SimArgs& a) {
     }
   }
   double c1 = cpu_seconds();
-  std::printf("sim: replicas=%u faults=%s%s seeds=%llu..%llu: %llu violation(s), %llu/%llu live; "
-              "%llu view changes, %llu crashes, %llu runs with Byzantine replicas, %llu messages; "
-              "%.1f s CPU\n",
-              a.replicas, a.faults.c_str(), a.unsafe_quorum ? " (UNSAFE QUORUM f+1)" : "",
-              static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
-              static_cast<unsigned long long>(violations), static_cast<unsigned long long>(live),
-              static_cast<unsigned long long>(count), static_cast<unsigned long long>(views),
-              static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(byz_runs),
-              static_cast<unsigned long long>(msgs), c1 - c0);
+  std::printf(
+      "sim: replicas=%u faults=%s%s seeds=%llu..%llu: %llu violation(s), %llu/%llu live; "
+      "%llu view changes, %llu crashes, %llu runs with Byzantine replicas, %llu messages; "
+      "%.1f s CPU\n",
+      a.replicas, a.faults.c_str(), a.unsafe_quorum ? " (UNSAFE QUORUM f+1)" : "",
+      static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
+      static_cast<unsigned long long>(violations), static_cast<unsigned long long>(live),
+      static_cast<unsigned long long>(count), static_cast<unsigned long long>(views),
+      static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(byz_runs),
+      static_cast<unsigned long long>(msgs), c1 - c0);
   for (const auto& [inv, n] : by_invariant) {
     std::printf("  %s violations: %llu\n", inv.c_str(), static_cast<unsigned long long>(n));
   }
@@ -179,14 +182,19 @@ int run_sim(const SimArgs& a) {
 
 }  // namespace
 
-int exit_code() { return g_exit; }
-void set_exit_code(int code) { g_exit = code; }
+int exit_code() {
+  return g_exit;
+}
+void set_exit_code(int code) {
+  g_exit = code;
+}
 
 void add_sim_command(CLI::App& app) {
   auto args = std::make_shared<SimArgs>();
   CLI::App* sub = app.add_subcommand(
-      "sim", "Run the deterministic PBFT simulator: n replicas, clients, seeded faults, and an "
-             "invariant checker after every step");
+      "sim",
+      "Run the deterministic PBFT simulator: n replicas, clients, seeded faults, and an "
+      "invariant checker after every step");
   sub->add_option("--replicas", args->replicas, "Committee size n = 3f+1 (4, 7, 10, 16)");
   sub->add_option("--seed", args->seed, "First (or only) seed; a failing seed replays exactly");
   sub->add_option("--seeds", args->seeds, "Run this many consecutive seeds starting at --seed");
@@ -199,8 +207,9 @@ void add_sim_command(CLI::App& app) {
                 "Narrated run: replica 0 is a Byzantine primary that equivocates from the start");
   sub->add_flag("--trace", args->trace, "Print every event to stderr");
   sub->add_flag("--quiet", args->quiet, "Only the summary");
-  sub->add_flag("--bench", args->bench,
-                "Measure protocol CPU per committed request for n=4,7,10,16 and batches 1,100,1000");
+  sub->add_flag(
+      "--bench", args->bench,
+      "Measure protocol CPU per committed request for n=4,7,10,16 and batches 1,100,1000");
   sub->callback([args, sub] {
     args->replicas_given = sub->count("--replicas") > 0;
     args->batch_given = sub->count("--batch") > 0;

@@ -7,7 +7,9 @@ namespace {
 
 constexpr uint16_t kSignedTag = 0x0202;
 
-Status finish(const Reader& r) { return r.finish(); }
+Status finish(const Reader& r) {
+  return r.finish();
+}
 
 Result<std::vector<Envelope>> decode_envelopes(Reader& r) {
   ATN_TRY(uint32_t n, r.count(2 + 1 + 1 + 4 + 4 + 64));
@@ -29,23 +31,35 @@ void encode_envelopes(Writer& w, const std::vector<Envelope>& es) {
 
 const char* msg_type_name(MsgType t) {
   switch (t) {
-    case MsgType::kRequest: return "Request";
-    case MsgType::kPrePrepare: return "PrePrepare";
-    case MsgType::kPrepare: return "Prepare";
-    case MsgType::kCommit: return "Commit";
-    case MsgType::kCheckpoint: return "Checkpoint";
-    case MsgType::kViewChange: return "ViewChange";
-    case MsgType::kNewView: return "NewView";
-    case MsgType::kStatus: return "Status";
-    case MsgType::kStateRequest: return "StateRequest";
-    case MsgType::kStateReply: return "StateReply";
+    case MsgType::kRequest:
+      return "Request";
+    case MsgType::kPrePrepare:
+      return "PrePrepare";
+    case MsgType::kPrepare:
+      return "Prepare";
+    case MsgType::kCommit:
+      return "Commit";
+    case MsgType::kCheckpoint:
+      return "Checkpoint";
+    case MsgType::kViewChange:
+      return "ViewChange";
+    case MsgType::kNewView:
+      return "NewView";
+    case MsgType::kStatus:
+      return "Status";
+    case MsgType::kStateRequest:
+      return "StateRequest";
+    case MsgType::kStateReply:
+      return "StateReply";
   }
   return "Unknown";
 }
 
 // ---- Request / Block ----
 
-void Request::encode(Writer& w) const { w.u64(client_id).u64(client_seq).bytes(as_view(payload)); }
+void Request::encode(Writer& w) const {
+  w.u64(client_id).u64(client_seq).bytes(as_view(payload));
+}
 
 Result<Request> Request::decode(Reader& r) {
   Request q;

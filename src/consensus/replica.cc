@@ -211,8 +211,8 @@ void Replica::try_propose() {
   while (next_seq_ <= stable_ + cfg_.window) {
     // pending_order_ holds proposal candidates in arrival order; ids that were executed or
     // already proposed are skipped lazily, so each id is looked at O(1) times.
-    while (!pending_order_.empty() && (!pending_.count(pending_order_.front()) ||
-                                       proposed_.count(pending_order_.front()))) {
+    while (!pending_order_.empty() &&
+           (!pending_.count(pending_order_.front()) || proposed_.count(pending_order_.front()))) {
       pending_order_.pop_front();
     }
     if (pending_order_.empty()) return;
@@ -285,7 +285,8 @@ Status Replica::validate_block(const Block& b, Seq seq, const std::vector<Hash32
   uint64_t lo = now_ > cfg_.max_clock_skew_ms ? now_ - cfg_.max_clock_skew_ms : 0;
   if (b.block_time < lo || b.block_time > now_ + cfg_.max_clock_skew_ms) {
     return make_error(Errc::kBadValue, "block time " + std::to_string(b.block_time) +
-                                           " is more than " + std::to_string(cfg_.max_clock_skew_ms) +
+                                           " is more than " +
+                                           std::to_string(cfg_.max_clock_skew_ms) +
                                            " ms from the local clock " + std::to_string(now_));
   }
   uint64_t floor = last_block_time_;
@@ -294,14 +295,16 @@ Status Replica::validate_block(const Block& b, Seq seq, const std::vector<Hash32
   }
   if (b.block_time < floor) {
     return make_error(Errc::kBadValue, "block time " + std::to_string(b.block_time) +
-                                           " goes backwards (previous " + std::to_string(floor) + ")");
+                                           " goes backwards (previous " + std::to_string(floor) +
+                                           ")");
   }
   std::unordered_set<Hash32, Hash32Hasher> ids;
   for (size_t i = 0; i < b.requests.size(); ++i) {
     const Request& q = b.requests[i];
     const Hash32& id = request_ids[i];
     if (!ids.insert(id).second) {
-      return make_error(Errc::kBadValue, "request " + short_hex(id) + " appears twice in the block");
+      return make_error(Errc::kBadValue,
+                        "request " + short_hex(id) + " appears twice in the block");
     }
     if (pending_.count(id) || executed_requests_.count(id)) continue;  // validated on arrival
     if (hooks_.validate) {
@@ -432,7 +435,8 @@ void Replica::check_prepared(Seq seq) {
   sp.digest = e.digest;
   sp.cert.pre_prepare = *e.pre_prepare;
   for (const auto& [id, vr] : e.prepares) {
-    if (vr.digest == e.digest && id != cfg_.primary(view_) && sp.cert.prepares.size() + 1 < cfg_.quorum()) {
+    if (vr.digest == e.digest && id != cfg_.primary(view_) &&
+        sp.cert.prepares.size() + 1 < cfg_.quorum()) {
       sp.cert.prepares.push_back(vr.env);
     }
   }
@@ -460,7 +464,8 @@ void Replica::check_committed(Seq seq) {
   if (seq <= last_executed_) return;
   auto cb = std::make_shared<CommittedBlock>();
   cb->view = view_;
-  if (e.request_ids.size() == e.block->requests.size()) request_ids_[seq] = std::move(e.request_ids);
+  if (e.request_ids.size() == e.block->requests.size())
+    request_ids_[seq] = std::move(e.request_ids);
   // The slot is decided: its block moves into the committed block instead of being copied.
   cb->block = std::move(*e.block);
   e.block.reset();
@@ -478,12 +483,13 @@ void Replica::try_execute() {
     if (it == committed_.end()) break;
     auto cb = it->second;
     committed_.erase(it);
-    if (!replaying_) out_.push_back(PersistAction{PersistRecord{
-        PersistRecord::Kind::kCommitted, cb->block.height, cb->view, [&] {
-          Writer w;
-          cb->encode(w);
-          return std::move(w).take();
-        }()}});
+    if (!replaying_)
+      out_.push_back(PersistAction{
+          PersistRecord{PersistRecord::Kind::kCommitted, cb->block.height, cb->view, [&] {
+                          Writer w;
+                          cb->encode(w);
+                          return std::move(w).take();
+                        }()}});
     execute(cb);
     progressed = true;
   }
@@ -556,7 +562,8 @@ Status Replica::verify_checkpoint_proof(Seq seq, const Hash32& digest,
   std::set<ReplicaId> signers;
   for (const Envelope& env : proof) {
     if (env.type != MsgType::kCheckpoint || env.sender >= cfg_.n()) {
-      return make_error(Errc::kBadValue, "checkpoint proof holds a message that is not a member's checkpoint");
+      return make_error(Errc::kBadValue,
+                        "checkpoint proof holds a message that is not a member's checkpoint");
     }
     auto c = Checkpoint::decode(as_view(env.body));
     if (!c.ok() || c->seq != seq || c->state_digest != digest) {
@@ -616,7 +623,8 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
     StateReply rec;
     rec.stable_seq = seq;
     rec.stable_proof = stable_proof_;
-    out_.push_back(PersistAction{PersistRecord{PersistRecord::Kind::kStable, seq, view_, rec.encode()}});
+    out_.push_back(
+        PersistAction{PersistRecord{PersistRecord::Kind::kStable, seq, view_, rec.encode()}});
     out_.push_back(TruncateAction{seq});
   }
   try_propose();
@@ -677,7 +685,8 @@ Status Replica::verify_prepared_certificate(const PreparedCertificate& pc, Seq l
   auto pp = PrePrepare::decode(as_view(pc.pre_prepare.body));
   if (!pp.ok()) return pp.error();
   if (pp->view >= below_view) {
-    return make_error(Errc::kBadValue, "prepared certificate from view " + std::to_string(pp->view) +
+    return make_error(Errc::kBadValue, "prepared certificate from view " +
+                                           std::to_string(pp->view) +
                                            " is not older than the view change");
   }
   if (pp->seq <= low || pp->seq > high) {
@@ -685,7 +694,8 @@ Status Replica::verify_prepared_certificate(const PreparedCertificate& pc, Seq l
                                            " is outside the watermarks");
   }
   if (pc.pre_prepare.sender != cfg_.primary(pp->view) || pp->block.height != pp->seq) {
-    return make_error(Errc::kBadValue, "prepared certificate's pre-prepare is not from the primary");
+    return make_error(Errc::kBadValue,
+                      "prepared certificate's pre-prepare is not from the primary");
   }
   if (!verify_envelope(pc.pre_prepare)) {
     return make_error(Errc::kBadSignature, "prepared certificate's pre-prepare signature fails");
@@ -943,8 +953,10 @@ void Replica::enter_view(View v, const Envelope& nv_env, const std::vector<Envel
       } else {
         continue;
       }
-      if (mv == v) now_msgs.push_back(std::move(e));
-      else if (mv > v) later.push_back(std::move(e));
+      if (mv == v)
+        now_msgs.push_back(std::move(e));
+      else if (mv > v)
+        later.push_back(std::move(e));
     }
     future_ = std::move(later);
     for (const auto& e : now_msgs) handle(e);
@@ -987,7 +999,8 @@ void Replica::request_state(ReplicaId from) {
 void Replica::handle_state_request(const Envelope& env, const StateRequest& r) {
   if (replaying_) return;
   StateReply rep;
-  for (Seq s = r.from_seq; s <= last_executed_ && rep.blocks.size() < cfg_.state_transfer_batch; ++s) {
+  for (Seq s = r.from_seq; s <= last_executed_ && rep.blocks.size() < cfg_.state_transfer_batch;
+       ++s) {
     auto it = ledger_.find(s);
     if (it == ledger_.end()) break;
     rep.blocks.push_back(*it->second);
@@ -1009,8 +1022,8 @@ void Replica::handle_state_reply(const Envelope& env, const StateReply& r) {
     // Verify, never trust: 2f+1 commit signatures over this exact block (bft-smart#62: count
     // matching values, not messages).
     Bytes msg = commit_vote_message(cfg_.chain_id, cfg_.epoch, cb.view, h, cb.block.digest());
-    Status st = crypto::verify_quorum(cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg),
-                                      hooks_.verify);
+    Status st =
+        crypto::verify_quorum(cb.cert, cfg_.committee, cfg_.quorum(), as_view(msg), hooks_.verify);
     if (!st.ok()) {
       ++counters_.dropped_invalid_state;
       break;
@@ -1056,7 +1069,8 @@ void Replica::requeue_pending() {
 
 void Replica::remember_own_view_change(View v, const Envelope& env) {
   own_view_changes_[v] = env;
-  while (own_view_changes_.size() > kOwnViewChangesKept) own_view_changes_.erase(own_view_changes_.begin());
+  while (own_view_changes_.size() > kOwnViewChangesKept)
+    own_view_changes_.erase(own_view_changes_.begin());
 }
 
 // ---------------------------------------------------------------- output helpers

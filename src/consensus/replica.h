@@ -37,17 +37,17 @@ struct ReplicaConfig {
   std::vector<crypto::PublicKey> committee;  // n = 3f+1 members; primary(v) = v mod n
   ReplicaId self = 0;
 
-  uint32_t batch_max = 100;             // B: requests per block
-  uint64_t batch_wait_ms = 5;           // T: the primary proposes a partial batch after this
-  uint64_t checkpoint_interval = 16;    // K
-  uint64_t window = 64;                 // L: high watermark = stable + L (L >= 2K)
+  uint32_t batch_max = 100;           // B: requests per block
+  uint64_t batch_wait_ms = 5;         // T: the primary proposes a partial batch after this
+  uint64_t checkpoint_interval = 16;  // K
+  uint64_t window = 64;               // L: high watermark = stable + L (L >= 2K)
   uint64_t view_change_timeout_ms = 1000;
-  uint32_t max_timeout_doublings = 4;   // the timeout grows 2^k up to this k
+  uint32_t max_timeout_doublings = 4;  // the timeout grows 2^k up to this k
   uint64_t status_interval_ms = 250;
-  uint64_t max_clock_skew_ms = 2000;    // |block_time - local clock| bound checked before prepare
-  uint32_t state_transfer_batch = 64;   // blocks per StateReply
+  uint64_t max_clock_skew_ms = 2000;   // |block_time - local clock| bound checked before prepare
+  uint32_t state_transfer_batch = 64;  // blocks per StateReply
   size_t max_pending_requests = 200000;
-  size_t max_future_messages = 4096;    // buffered messages for views not yet entered
+  size_t max_future_messages = 4096;  // buffered messages for views not yet entered
 
   // TEST ONLY. Quorums of f+1 instead of 2f+1: breaks safety on purpose, so the simulator can
   // show that its checker catches a broken protocol.
@@ -65,9 +65,9 @@ struct ReplicaConfig {
 struct PersistRecord {
   enum class Kind : uint8_t { kMessage = 1, kCommitted = 2, kStable = 3 };
   Kind kind = Kind::kMessage;
-  Seq seq = 0;        // for messages: the slot (0 for view-change traffic, kept until superseded)
+  Seq seq = 0;  // for messages: the slot (0 for view-change traffic, kept until superseded)
   View view = 0;
-  Bytes bytes;        // Envelope, CommittedBlock or StateReply-encoded stable proof
+  Bytes bytes;  // Envelope, CommittedBlock or StateReply-encoded stable proof
 };
 
 struct SendAction {
@@ -110,8 +110,8 @@ struct ReplicaCounters {
   uint64_t dropped_old_view = 0;
   uint64_t dropped_out_of_window = 0;
   uint64_t dropped_not_primary = 0;
-  uint64_t dropped_conflicting = 0;   // a second, different message from one sender for one slot
-  uint64_t dropped_invalid_block = 0; // validation before prepare failed
+  uint64_t dropped_conflicting = 0;    // a second, different message from one sender for one slot
+  uint64_t dropped_invalid_block = 0;  // validation before prepare failed
   uint64_t dropped_invalid_view_change = 0;
   uint64_t dropped_invalid_new_view = 0;
   uint64_t dropped_invalid_state = 0;

@@ -43,6 +43,8 @@ std::optional<Bytes> from_base64(std::string_view b64) {
   return out;
 }
 
-std::string short_hex(const Hash32& h) { return to_hex(ByteView(h.data(), 4)); }
+std::string short_hex(const Hash32& h) {
+  return to_hex(ByteView(h.data(), 4));
+}
 
 }  // namespace attestnet

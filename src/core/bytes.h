@@ -16,12 +16,18 @@ using ByteView = std::span<const uint8_t>;
 using Hash32 = std::array<uint8_t, 32>;
 
 std::string to_hex(ByteView b);
-inline std::string to_hex(const Hash32& h) { return to_hex(ByteView(h.data(), h.size())); }
+inline std::string to_hex(const Hash32& h) {
+  return to_hex(ByteView(h.data(), h.size()));
+}
 std::optional<Bytes> from_hex(std::string_view hex);
 std::optional<Bytes> from_base64(std::string_view b64);
 
-inline ByteView as_view(const Bytes& b) { return ByteView(b.data(), b.size()); }
-inline ByteView as_view(const Hash32& h) { return ByteView(h.data(), h.size()); }
+inline ByteView as_view(const Bytes& b) {
+  return ByteView(b.data(), b.size());
+}
+inline ByteView as_view(const Hash32& h) {
+  return ByteView(h.data(), h.size());
+}
 inline ByteView as_view(std::string_view s) {
   return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }

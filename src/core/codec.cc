@@ -4,28 +4,42 @@ namespace attestnet {
 
 const char* errc_name(Errc c) {
   switch (c) {
-    case Errc::kTruncated: return "truncated";
-    case Errc::kTrailingBytes: return "trailing-bytes";
-    case Errc::kOversize: return "oversize";
-    case Errc::kBadTag: return "bad-tag";
-    case Errc::kBadVersion: return "bad-version";
-    case Errc::kBadValue: return "bad-value";
-    case Errc::kBadSignature: return "bad-signature";
-    case Errc::kUnknownSigner: return "unknown-signer";
-    case Errc::kDuplicateSigner: return "duplicate-signer";
-    case Errc::kBelowThreshold: return "below-threshold";
-    case Errc::kProofMismatch: return "proof-mismatch";
-    case Errc::kNotFound: return "not-found";
-    case Errc::kIo: return "io";
-    case Errc::kInvalidArgument: return "invalid-argument";
+    case Errc::kTruncated:
+      return "truncated";
+    case Errc::kTrailingBytes:
+      return "trailing-bytes";
+    case Errc::kOversize:
+      return "oversize";
+    case Errc::kBadTag:
+      return "bad-tag";
+    case Errc::kBadVersion:
+      return "bad-version";
+    case Errc::kBadValue:
+      return "bad-value";
+    case Errc::kBadSignature:
+      return "bad-signature";
+    case Errc::kUnknownSigner:
+      return "unknown-signer";
+    case Errc::kDuplicateSigner:
+      return "duplicate-signer";
+    case Errc::kBelowThreshold:
+      return "below-threshold";
+    case Errc::kProofMismatch:
+      return "proof-mismatch";
+    case Errc::kNotFound:
+      return "not-found";
+    case Errc::kIo:
+      return "io";
+    case Errc::kInvalidArgument:
+      return "invalid-argument";
   }
   return "unknown";
 }
 
 Error Reader::truncated(size_t need) const {
-  return make_error(Errc::kTruncated, "input truncated at byte " + std::to_string(pos_) + ": need " +
-                                          std::to_string(need) + " more byte(s), have " +
-                                          std::to_string(remaining()));
+  return make_error(Errc::kTruncated, "input truncated at byte " + std::to_string(pos_) +
+                                          ": need " + std::to_string(need) +
+                                          " more byte(s), have " + std::to_string(remaining()));
 }
 
 Result<uint64_t> Reader::le(int n) {
@@ -48,13 +62,15 @@ Result<uint32_t> Reader::u32() {
   ATN_TRY(uint64_t v, le(4));
   return static_cast<uint32_t>(v);
 }
-Result<uint64_t> Reader::u64() { return le(8); }
+Result<uint64_t> Reader::u64() {
+  return le(8);
+}
 
 Result<bool> Reader::boolean() {
   ATN_TRY(uint8_t v, u8());
   if (v > 1) {
-    return make_error(Errc::kBadValue, "boolean at byte " + std::to_string(pos_ - 1) +
-                                           " is " + std::to_string(v) + ", must be 0 or 1");
+    return make_error(Errc::kBadValue, "boolean at byte " + std::to_string(pos_ - 1) + " is " +
+                                           std::to_string(v) + ", must be 0 or 1");
   }
   return v == 1;
 }

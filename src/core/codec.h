@@ -102,9 +102,9 @@ class Reader {
   if (!tmp.ok()) return tmp.error();  \
   decl = std::move(tmp).value()
 #define ATN_TRY(decl, expr) ATN_TRY_IMPL(ATN_CONCAT(atn_try_, __LINE__), decl, expr)
-#define ATN_CHECK(expr)                   \
-  do {                                    \
-    auto atn_st_ = (expr);                \
+#define ATN_CHECK(expr)                        \
+  do {                                         \
+    auto atn_st_ = (expr);                     \
     if (!atn_st_.ok()) return atn_st_.error(); \
   } while (0)
 

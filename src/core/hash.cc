@@ -18,7 +18,9 @@ Hash32 sha256(ByteView data) {
   return h;
 }
 
-Sha256::Sha256() { SHA256_Init(reinterpret_cast<SHA256_CTX*>(state_)); }
+Sha256::Sha256() {
+  SHA256_Init(reinterpret_cast<SHA256_CTX*>(state_));
+}
 
 Sha256& Sha256::update(ByteView data) {
   SHA256_Update(reinterpret_cast<SHA256_CTX*>(state_), data.data(), data.size());

@@ -70,6 +70,8 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Error make_error(Errc c, std::string reason) { return Error{c, std::move(reason)}; }
+inline Error make_error(Errc c, std::string reason) {
+  return Error{c, std::move(reason)};
+}
 
 }  // namespace attestnet

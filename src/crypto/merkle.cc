@@ -51,7 +51,9 @@ void subproof(const std::vector<Hash32>& d, uint64_t m, uint64_t lo, uint64_t hi
   }
 }
 
-bool equal(ByteView a, ByteView b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+bool equal(ByteView a, ByteView b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
 
 Hash32 node(ByteView l, ByteView r) {
   uint8_t prefix = 1;
@@ -77,7 +79,9 @@ Hash32 merkle_node_hash(const Hash32& left, const Hash32& right) {
   return node(as_view(left), as_view(right));
 }
 
-Hash32 merkle_empty_root() { return sha256(ByteView()); }
+Hash32 merkle_empty_root() {
+  return sha256(ByteView());
+}
 
 Hash32 merkle_root(const std::vector<Hash32>& leaf_hashes) {
   if (leaf_hashes.empty()) return merkle_empty_root();
@@ -86,7 +90,8 @@ Hash32 merkle_root(const std::vector<Hash32>& leaf_hashes) {
   std::vector<Hash32> level = leaf_hashes;
   while (level.size() > 1) {
     size_t out = 0;
-    for (size_t i = 0; i + 1 < level.size(); i += 2) level[out++] = merkle_node_hash(level[i], level[i + 1]);
+    for (size_t i = 0; i + 1 < level.size(); i += 2)
+      level[out++] = merkle_node_hash(level[i], level[i + 1]);
     if (level.size() % 2 == 1) level[out++] = level.back();
     level.resize(out);
   }

@@ -37,9 +37,9 @@ Status verify_quorum(const QuorumCertificate& qc, const std::vector<PublicKey>& 
   size_t valid = 0;
   for (const auto& s : qc.sigs) {
     if (s.signer >= committee.size()) {
-      return make_error(Errc::kUnknownSigner,
-                        "signer index " + std::to_string(s.signer) +
-                            " is not in the committee of " + std::to_string(committee.size()));
+      return make_error(Errc::kUnknownSigner, "signer index " + std::to_string(s.signer) +
+                                                  " is not in the committee of " +
+                                                  std::to_string(committee.size()));
     }
     if (seen[s.signer]) {
       return make_error(Errc::kDuplicateSigner,

@@ -88,8 +88,8 @@ TEST(Pbft42NormalCase, DropsMessagesFromNonMembersAndGarbage) {
 
 TEST(Pbft42NormalCase, DropsVotesForOtherViewsAndOutsideTheWindow) {
   Cluster c(4);
-  Envelope old_view = sign_envelope(c.keys[2], 2, "unit", 0, MsgType::kPrepare,
-                                    Vote{0, 100, {}}.encode());
+  Envelope old_view =
+      sign_envelope(c.keys[2], 2, "unit", 0, MsgType::kPrepare, Vote{0, 100, {}}.encode());
   c.replicas[1]->on_message(as_view(old_view.encode()), c.now);
   EXPECT_EQ(c.replicas[1]->counters().dropped_out_of_window, 1u);
 }
@@ -103,8 +103,8 @@ TEST(Pbft42NormalCase, ValidationBeforePrepareRejectsAnInvalidBlock) {
   for (size_t i = 0; i < 4; ++i) c.replicas[i] = c.make(static_cast<ReplicaId>(i));
   // The primary alone (as a Byzantine primary would) proposes a request backups reject.
   Block b{1, c.now, 0, {Cluster::req(666, 1)}};
-  Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
-                              PrePrepare{0, 1, b}.encode());
+  Envelope pp =
+      sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 1, b}.encode());
   auto out = c.replicas[1]->on_message(as_view(pp.encode()), c.now);
   EXPECT_EQ(count_type(out, MsgType::kPrepare), 0u);
   EXPECT_EQ(c.replicas[1]->counters().dropped_invalid_block, 1u);
@@ -113,8 +113,8 @@ TEST(Pbft42NormalCase, ValidationBeforePrepareRejectsAnInvalidBlock) {
 TEST(Pbft42NormalCase, BlockTimeOutsideTheSkewBoundIsRejected) {
   Cluster c(4);
   Block b{1, c.now + c.cfg.max_clock_skew_ms + 1, 0, {Cluster::req(1, 1)}};
-  Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
-                              PrePrepare{0, 1, b}.encode());
+  Envelope pp =
+      sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 1, b}.encode());
   c.replicas[1]->on_message(as_view(pp.encode()), c.now);
   EXPECT_EQ(c.replicas[1]->counters().dropped_invalid_block, 1u);
 }
@@ -162,8 +162,8 @@ TEST(Pbft42NormalCase, PersistsEverySignedMessageBeforeSendingIt) {
         if (s->type == MsgType::kPrePrepare || s->type == MsgType::kPrepare ||
             s->type == MsgType::kCommit || s->type == MsgType::kCheckpoint ||
             s->type == MsgType::kViewChange || s->type == MsgType::kNewView) {
-          EXPECT_TRUE(persisted.count(*s->bytes)) << "replica " << r << " sent a "
-                                                   << msg_type_name(s->type) << " before persisting it";
+          EXPECT_TRUE(persisted.count(*s->bytes))
+              << "replica " << r << " sent a " << msg_type_name(s->type) << " before persisting it";
         }
       }
     }
@@ -244,8 +244,8 @@ TEST(Pbft44ViewChange, ANewViewWhoseOSetDoesNotFollowFromVIsRejected) {
   auto env = Envelope::decode(as_view(*nv->bytes));
   auto body = NewView::decode(as_view(env->body));
   Block forged{1, c.now, 1, {Cluster::req(9, 9)}};
-  body->pre_prepares.push_back(
-      sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kPrePrepare, PrePrepare{1, 99, forged}.encode()));
+  body->pre_prepares.push_back(sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kPrePrepare,
+                                             PrePrepare{1, 99, forged}.encode()));
   Envelope forged_nv = sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kNewView, body->encode());
   ReplicaConfig cfg = c.cfg;
   cfg.self = 3;

@@ -8,7 +8,9 @@
 namespace attestnet::crypto {
 namespace {
 
-Bytes hex(const std::string& s) { return *from_hex(s); }
+Bytes hex(const std::string& s) {
+  return *from_hex(s);
+}
 
 TEST(Ed25519, Rfc8032Section71KnownAnswers) {
   REQUIRE_VECTORS();

@@ -17,7 +17,8 @@ Bytes b64(const nlohmann::json& j) {
 std::vector<Hash32> reference_leaves() {
   std::vector<Hash32> out;
   auto j = test::load_json(test::vectors_dir() / "crypto/merkle-rfc9162/reference_tree.json");
-  for (const auto& l : j["leaves"]) out.push_back(merkle_leaf_hash(as_view(*from_hex(l.get<std::string>()))));
+  for (const auto& l : j["leaves"])
+    out.push_back(merkle_leaf_hash(as_view(*from_hex(l.get<std::string>()))));
   return out;
 }
 
@@ -34,7 +35,8 @@ TEST(Merkle, ReferenceTreeRootsForEverySize) {
 
 TEST(Merkle, GeneratedProofsVerifyForAllSizes) {
   std::vector<Hash32> leaves;
-  for (int i = 0; i < 40; ++i) leaves.push_back(merkle_leaf_hash(as_view(Bytes{static_cast<uint8_t>(i)})));
+  for (int i = 0; i < 40; ++i)
+    leaves.push_back(merkle_leaf_hash(as_view(Bytes{static_cast<uint8_t>(i)})));
   for (size_t n = 1; n <= leaves.size(); ++n) {
     std::vector<Hash32> d(leaves.begin(), leaves.begin() + n);
     Hash32 root = merkle_root(d);
@@ -62,7 +64,8 @@ TEST(Merkle, GeneratedProofsVerifyForAllSizes) {
 TEST(Merkle, InclusionVectors) {
   REQUIRE_VECTORS();
   size_t valid = 0, invalid = 0;
-  for (const auto& e : fs::recursive_directory_iterator(test::vectors_dir() / "crypto/merkle-rfc9162/inclusion")) {
+  for (const auto& e :
+       fs::recursive_directory_iterator(test::vectors_dir() / "crypto/merkle-rfc9162/inclusion")) {
     if (e.path().extension() != ".json") continue;
     auto j = test::load_json(e.path());
     std::vector<Bytes> proof;
@@ -81,7 +84,8 @@ TEST(Merkle, InclusionVectors) {
 TEST(Merkle, ConsistencyVectors) {
   REQUIRE_VECTORS();
   size_t valid = 0, invalid = 0;
-  for (const auto& e : fs::recursive_directory_iterator(test::vectors_dir() / "crypto/merkle-rfc9162/consistency")) {
+  for (const auto& e : fs::recursive_directory_iterator(test::vectors_dir() /
+                                                        "crypto/merkle-rfc9162/consistency")) {
     if (e.path().extension() != ".json") continue;
     auto j = test::load_json(e.path());
     std::vector<Bytes> proof;

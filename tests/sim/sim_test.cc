@@ -29,16 +29,30 @@ void run_seeds(uint32_t n, FaultMode m, uint64_t first, uint64_t count) {
   }
 }
 
-TEST(Simulator, NoFaultsCommitsEverything) { run_seeds(4, FaultMode::kNone, 1, seeds(20)); }
-TEST(Simulator, NetworkFaultsN4) { run_seeds(4, FaultMode::kNet, 1000, seeds(100)); }
-TEST(Simulator, CrashRestartN4) { run_seeds(4, FaultMode::kCrash, 2000, seeds(100)); }
-TEST(Simulator, ByzantineN4) { run_seeds(4, FaultMode::kByzantine, 3000, seeds(100)); }
-TEST(Simulator, AllFaultsN4Seeds1To200) { run_seeds(4, FaultMode::kAll, 1, seeds(200)); }
-TEST(Simulator, AllFaultsN7Seeds1To100) { run_seeds(7, FaultMode::kAll, 1, seeds(200) / 2); }
+TEST(Simulator, NoFaultsCommitsEverything) {
+  run_seeds(4, FaultMode::kNone, 1, seeds(20));
+}
+TEST(Simulator, NetworkFaultsN4) {
+  run_seeds(4, FaultMode::kNet, 1000, seeds(100));
+}
+TEST(Simulator, CrashRestartN4) {
+  run_seeds(4, FaultMode::kCrash, 2000, seeds(100));
+}
+TEST(Simulator, ByzantineN4) {
+  run_seeds(4, FaultMode::kByzantine, 3000, seeds(100));
+}
+TEST(Simulator, AllFaultsN4Seeds1To200) {
+  run_seeds(4, FaultMode::kAll, 1, seeds(200));
+}
+TEST(Simulator, AllFaultsN7Seeds1To100) {
+  run_seeds(7, FaultMode::kAll, 1, seeds(200) / 2);
+}
 TEST(Simulator, AllFaultsN7Seeds101To200) {
   run_seeds(7, FaultMode::kAll, 1 + seeds(200) / 2, seeds(200) / 2);
 }
-TEST(Simulator, AllFaultsN10) { run_seeds(10, FaultMode::kAll, 1, seeds(200) / 10); }
+TEST(Simulator, AllFaultsN10) {
+  run_seeds(10, FaultMode::kAll, 1, seeds(200) / 10);
+}
 
 // The checker must catch a broken protocol: quorums of f+1 let an equivocating primary split
 // the committee, and the agreement invariant must say so within 200 seeds.
