@@ -13,8 +13,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <filesystem>
+
 #include "consensus/replica.h"
 #include "core/hash.h"
+#include "ledger/store.h"
 
 namespace attestnet::sim {
 
@@ -139,7 +142,8 @@ struct Event {
 struct Node {
   crypto::SecretKey key;
   std::unique_ptr<consensus::Replica> replica;
-  std::vector<consensus::PersistRecord> disk;
+  std::vector<consensus::PersistRecord> disk;   // in-memory "disk" (no store_dir)
+  std::unique_ptr<ledger::ReplicaStore> store;  // the real store (store_dir)
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -168,6 +172,9 @@ class Simulation {
  private:
   // setup
   void setup();
+  std::string store_path(uint32_t i) const {
+    return o_.store_dir + "/replica-" + std::to_string(i);
+  }
   void plan_faults();
   consensus::ReplicaHooks hooks();
   // event loop
@@ -177,14 +184,15 @@ class Simulation {
   }
   void step(const Event& e);
   template <typename F>
-  Actions timed(F&& f) {
+  Actions timed(F&& f, double* also = nullptr) {
     if (!o_.measure_replica_cpu) return f();
     // A monotonic clock (vDSO, ~20 ns) rather than the thread CPU clock, which is a system
     // call here and would dominate what it measures. The simulator is single-threaded.
     auto a = std::chrono::steady_clock::now();
     Actions out = f();
-    res_.replica_cpu_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    res_.replica_cpu_seconds += d;
+    if (also) *also += d;
     return out;
   }
   void apply(uint32_t r, Actions actions);
@@ -301,6 +309,17 @@ void Simulation::setup() {
     auto c = cfg_;
     c.self = i;
     nodes_[i].replica = std::make_unique<consensus::Replica>(c, nodes_[i].key, hooks());
+    if (!o_.store_dir.empty()) {
+      std::string dir = store_path(i);
+      std::filesystem::remove_all(dir);
+      std::filesystem::create_directories(dir);
+      auto st = ledger::ReplicaStore::open(dir);
+      if (!st.ok()) {
+        violation("storage", st.error().to_string());
+        return;
+      }
+      nodes_[i].store = std::move(st).value();
+    }
   }
   plan_faults();
 }
@@ -496,7 +515,8 @@ void Simulation::step(const Event& e) {
       Node& nd = nodes_[e.target];
       if (!nd.up) return;
       apply(e.target,
-            timed([&] { return nd.replica->on_request(all_requests_[e.request_index], now_); }));
+            timed([&] { return nd.replica->on_request(all_requests_[e.request_index], now_); },
+                  &res_.replica_request_seconds));
       return;
     }
     case Event::kReply:
@@ -525,6 +545,7 @@ void Simulation::step(const Event& e) {
       trace(std::to_string(now_) + "ms CRASH replica " + std::to_string(e.target));
       nd.up = false;
       nd.replica.reset();
+      nd.store.reset();  // closes the database, as the process dying would
       ++res_.crashes;
       return;
     }
@@ -535,7 +556,24 @@ void Simulation::step(const Event& e) {
             std::to_string(nd.disk.size()) + " records");
       auto c = cfg_;
       c.self = e.target;
-      nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.disk);
+      std::vector<consensus::PersistRecord> records;
+      if (!o_.store_dir.empty()) {
+        auto st = ledger::ReplicaStore::open(store_path(e.target));
+        if (!st.ok()) {
+          violation("storage", "replica " + std::to_string(e.target) +
+                                   " cannot reopen its store: " + st.error().to_string());
+          return;
+        }
+        nd.store = std::move(st).value();
+        auto loaded = nd.store->load();
+        if (!loaded.ok()) {
+          violation("storage", "replica " + std::to_string(e.target) +
+                                   " cannot read its store: " + loaded.error().to_string());
+          return;
+        }
+        records = std::move(loaded).value();
+      }
+      nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.store ? records : nd.disk);
       nd.up = true;
       if (nd.replica->last_executed() != delivered_height_[e.target]) {
         violation("durability", "replica " + std::to_string(e.target) + " recovered to height " +
@@ -575,12 +613,22 @@ void Simulation::apply(uint32_t r, Actions actions) {
   for (auto& a : actions) {
     if (failed_) return;
     if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
-      nd.disk.push_back(std::move(p->record));
+      if (nd.store) {
+        Status st = nd.store->append(p->record);
+        if (!st.ok()) violation("storage", st.error().to_string());
+      } else {
+        nd.disk.push_back(std::move(p->record));
+      }
     } else if (auto* t = std::get_if<consensus::TruncateAction>(&a)) {
-      std::erase_if(nd.disk, [&](const consensus::PersistRecord& rec) {
-        return rec.kind == consensus::PersistRecord::Kind::kMessage && rec.seq != 0 &&
-               rec.seq <= t->stable_seq;
-      });
+      if (nd.store) {
+        Status st = nd.store->truncate(t->stable_seq);
+        if (!st.ok()) violation("storage", st.error().to_string());
+      } else {
+        std::erase_if(nd.disk, [&](const consensus::PersistRecord& rec) {
+          return rec.kind == consensus::PersistRecord::Kind::kMessage && rec.seq != 0 &&
+                 rec.seq <= t->stable_seq;
+        });
+      }
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
       send_from(r, *s);
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {

@@ -37,7 +37,10 @@ struct SimOptions {
   bool cache_signatures = true;         // share verified signatures across replicas (same results)
   bool validate_requests = true;        // client signatures checked by the validation hook
   uint32_t payload_bytes = 32;
-  bool trace = false;                               // print every event
+  bool trace = false;  // print every event
+  // When set, each replica persists to a real RocksDB store under this directory (created
+  // fresh), and a crash closes it and a restart reopens it; otherwise an in-memory list.
+  std::string store_dir;
   bool measure_replica_cpu = false;                 // time the replicas' own work (the bench)
   std::function<void(const std::string&)> narrate;  // human-readable story (the demo)
   // Forced scenario for the demo and named tests: replica 0 is a Byzantine primary that
@@ -62,7 +65,8 @@ struct SimResult {
   uint64_t crashes = 0;
   uint32_t byzantine = 0;
   std::string byzantine_kinds;
-  double replica_cpu_seconds = 0;  // CPU inside Replica entry points (measure_replica_cpu)
+  double replica_cpu_seconds = 0;      // time inside Replica entry points (measure_replica_cpu)
+  double replica_request_seconds = 0;  // of which on_request (request ingress)
 };
 
 SimResult run_simulation(const SimOptions& opts);

@@ -66,23 +66,24 @@ std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey k
 Actions Replica::on_request(const Request& req, uint64_t now_ms) {
   now_ = std::max(now_, now_ms);
   Hash32 id = req.id();
-  if (auto it = executed_requests_.find(id); it != executed_requests_.end()) {
-    // At-most-once: a retransmitted request gets the reply again, never a second execution.
-    out_.push_back(ReplyAction{req.client_id, id, it->second.first, it->second.second});
+  auto [it, inserted] = requests_.try_emplace(id);
+  RequestState& st = it->second;
+  if (!inserted) {
+    if (st.executed) {
+      // At-most-once: a retransmitted request gets the reply again, never a second execution.
+      out_.push_back(ReplyAction{req.client_id, id, st.height, st.view});
+    }
     return take_actions();
   }
-  if (pending_.count(id)) return take_actions();
-  if (pending_.size() >= cfg_.max_pending_requests) {
+  if (pending_count_ >= cfg_.max_pending_requests ||
+      (hooks_.validate && !hooks_.validate(req).ok())) {
+    requests_.erase(it);
     ++counters_.dropped_requests;
     return take_actions();
   }
-  if (hooks_.validate) {
-    if (!hooks_.validate(req).ok()) {
-      ++counters_.dropped_requests;
-      return take_actions();
-    }
-  }
-  pending_.emplace(id, PendingRequest{req, now_});
+  st.req = std::make_unique<Request>(req);
+  st.arrival_ms = now_;
+  ++pending_count_;
   pending_order_.push_back(id);
   if (!vc_deadline_ && active_) arm_request_timer();
   try_propose();
@@ -211,14 +212,13 @@ void Replica::try_propose() {
   while (next_seq_ <= stable_ + cfg_.window) {
     // pending_order_ holds proposal candidates in arrival order; ids that were executed or
     // already proposed are skipped lazily, so each id is looked at O(1) times.
-    while (!pending_order_.empty() &&
-           (!pending_.count(pending_order_.front()) || proposed_.count(pending_order_.front()))) {
+    const RequestState* front = nullptr;
+    while (!pending_order_.empty() && !(front = pending_request(pending_order_.front()))) {
       pending_order_.pop_front();
     }
     if (pending_order_.empty()) return;
     // The queue's size bounds the candidates: below a full batch, wait for the oldest's timer.
-    if (pending_order_.size() < cfg_.batch_max &&
-        now_ < pending_.at(pending_order_.front()).arrival_ms + cfg_.batch_wait_ms) {
+    if (pending_order_.size() < cfg_.batch_max && now_ < front->arrival_ms + cfg_.batch_wait_ms) {
       return;
     }
     std::vector<Hash32> batch;
@@ -226,9 +226,9 @@ void Replica::try_propose() {
     while (batch.size() < cfg_.batch_max && !pending_order_.empty()) {
       Hash32 id = pending_order_.front();
       pending_order_.pop_front();
-      auto it = pending_.find(id);
-      if (it == pending_.end() || proposed_.count(id)) continue;
-      oldest = std::min(oldest, it->second.arrival_ms);
+      const RequestState* st = pending_request(id);
+      if (!st) continue;
+      oldest = std::min(oldest, st->arrival_ms);
       batch.push_back(id);
     }
     if (batch.empty()) return;
@@ -243,7 +243,7 @@ void Replica::try_propose() {
     b.proposer = cfg_.self;
     b.requests.reserve(batch.size());
     for (const Hash32& id : batch) {
-      b.requests.push_back(pending_.at(id).req);
+      b.requests.push_back(*requests_.at(id).req);
       proposed_.insert(id);
     }
     last_proposed_time_ = b.block_time;
@@ -306,7 +306,7 @@ Status Replica::validate_block(const Block& b, Seq seq, const std::vector<Hash32
       return make_error(Errc::kBadValue,
                         "request " + short_hex(id) + " appears twice in the block");
     }
-    if (pending_.count(id) || executed_requests_.count(id)) continue;  // validated on arrival
+    if (requests_.count(id)) continue;  // validated on arrival
     if (hooks_.validate) {
       Status st = hooks_.validate(q);
       if (!st.ok()) {
@@ -524,10 +524,16 @@ void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
   for (size_t i = 0; i < b.requests.size(); ++i) {
     const Request& q = b.requests[i];
     const Hash32& id = ids[i];
-    if (executed_requests_.count(id)) continue;  // at-most-once
-    executed_requests_.emplace(id, std::make_pair(b.height, cb->view));
+    RequestState& st = requests_[id];
+    if (st.executed) continue;  // at-most-once
+    st.executed = true;
+    st.height = b.height;
+    st.view = cb->view;
+    if (st.req) {
+      st.req.reset();
+      --pending_count_;
+    }
     ++counters_.requests_executed;
-    pending_.erase(id);
     if (!proposed_.empty()) proposed_.erase(id);
     if (!replaying_) out_.push_back(ReplyAction{q.client_id, id, b.height, cb->view});
   }
@@ -633,7 +639,7 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
 // ---------------------------------------------------------------- §4.4 view changes
 
 void Replica::arm_request_timer() {
-  if (pending_.empty()) {
+  if (pending_count_ == 0) {
     vc_deadline_.reset();
     return;
   }
@@ -1056,12 +1062,20 @@ void Replica::handle_state_reply(const Envelope& env, const StateReply& r) {
   }
 }
 
+const Replica::RequestState* Replica::pending_request(const Hash32& id) const {
+  auto it = requests_.find(id);
+  if (it == requests_.end() || !it->second.req || proposed_.count(id)) return nullptr;
+  return &it->second;
+}
+
 void Replica::requeue_pending() {
   // A new view forgets what was proposed in the old one: every pending request is a candidate
   // again, oldest first.
   std::vector<std::pair<uint64_t, Hash32>> order;
-  order.reserve(pending_.size());
-  for (const auto& [id, p] : pending_) order.emplace_back(p.arrival_ms, id);
+  order.reserve(pending_count_);
+  for (const auto& [id, st] : requests_) {
+    if (st.req) order.emplace_back(st.arrival_ms, id);
+  }
   std::sort(order.begin(), order.end());
   pending_order_.clear();
   for (const auto& [t, id] : order) pending_order_.push_back(id);

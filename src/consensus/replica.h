@@ -147,7 +147,7 @@ class Replica {
   bool is_primary() const { return cfg_.primary(view_) == cfg_.self; }
   const ReplicaConfig& config() const { return cfg_; }
   const ReplicaCounters& counters() const { return counters_; }
-  size_t pending_requests() const { return pending_.size(); }
+  size_t pending_requests() const { return pending_count_; }
   std::shared_ptr<const CommittedBlock> committed_block(Seq height) const;
 
  private:
@@ -171,9 +171,12 @@ class Replica {
     Hash32 digest{};
     PreparedCertificate cert;
   };
-  struct PendingRequest {
-    Request req;
+  struct RequestState {
+    std::unique_ptr<Request> req;  // set while pending
     uint64_t arrival_ms = 0;
+    bool executed = false;
+    Seq height = 0;
+    View view = 0;
   };
   struct ValidViewChange {
     Envelope env;
@@ -221,6 +224,8 @@ class Replica {
                   const NewViewPlan& plan);
   void arm_request_timer();
   void requeue_pending();
+  // The pending, not yet proposed request with this id, or null.
+  const RequestState* pending_request(const Hash32& id) const;
   void remember_own_view_change(View v, const Envelope& env);
 
   // State transfer.
@@ -267,7 +272,6 @@ class Replica {
   std::map<Seq, std::shared_ptr<const CommittedBlock>> committed_;  // waiting for execution
   std::map<Seq, std::vector<Hash32>> request_ids_;                  // ids for committed_
   std::map<Seq, std::shared_ptr<const CommittedBlock>> ledger_;     // executed (served to peers)
-  std::unordered_map<Hash32, std::pair<Seq, View>, Hash32Hasher> executed_requests_;
   uint64_t last_progress_ms_ = 0;
 
   // Checkpoints.
@@ -278,7 +282,10 @@ class Replica {
   std::map<Seq, Hash32> own_checkpoint_digests_;
 
   // Requests and proposals.
-  std::unordered_map<Hash32, PendingRequest, Hash32Hasher> pending_;
+  // Every request this replica knows: pending (holding the request) or executed (at-most-once,
+  // with the height for repeated replies). One table, so each step costs one lookup.
+  std::unordered_map<Hash32, RequestState, Hash32Hasher> requests_;
+  size_t pending_count_ = 0;
   std::deque<Hash32> pending_order_;
   std::unordered_set<Hash32, Hash32Hasher> proposed_;  // request ids pre-prepared in this view
   Seq next_seq_ = 1;

@@ -1,0 +1,179 @@
+#include "ledger/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+namespace attestnet::ledger {
+namespace {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3;
+
+std::string be64(uint64_t v) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(v >> (56 - 8 * i));
+  return k;
+}
+
+uint64_t from_be64(const rocksdb::Slice& s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8 && i < s.size(); ++i) v = v << 8 | static_cast<uint8_t>(s[i]);
+  return v;
+}
+
+Error io_error(const std::string& what, const rocksdb::Status& st) {
+  return make_error(Errc::kIo, what + ": " + st.ToString());
+}
+
+std::string encode_record(const consensus::PersistRecord& rec, ByteView payload) {
+  Writer w(payload.size() + 24);
+  w.u8(static_cast<uint8_t>(rec.kind)).u64(rec.seq).u64(rec.view).bytes(payload);
+  return std::string(w.data().begin(), w.data().end());
+}
+
+}  // namespace
+
+ReplicaStore::~ReplicaStore() {
+  for (auto* h : cfs_) {
+    if (db_ && h) db_->DestroyColumnFamilyHandle(h);
+  }
+}
+
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open(const std::string& dir) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+      {rocksdb::kDefaultColumnFamilyName, {}}, {"consensus", {}}, {"blocks", {}}, {"meta", {}}};
+  std::unique_ptr<ReplicaStore> s(new ReplicaStore());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status st = rocksdb::DB::Open(opts, dir, descs, &s->cfs_, &raw);
+  if (!st.ok()) return io_error("cannot open the store at " + dir, st);
+  s->db_.reset(raw);
+
+  std::string version;
+  st = s->db_->Get({}, s->cfs_[kMeta], "format", &version);
+  if (st.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    st = s->db_->Put(wo, s->cfs_[kMeta], "format", be64(kFormatVersion));
+    if (!st.ok()) return io_error("cannot write the store's format version", st);
+  } else if (!st.ok()) {
+    return io_error("cannot read the store's format version", st);
+  } else if (from_be64(version) != kFormatVersion) {
+    return make_error(Errc::kBadVersion, "store at " + dir + " has format version " +
+                                             std::to_string(from_be64(version)) +
+                                             ", this build reads version " +
+                                             std::to_string(kFormatVersion));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(s->db_->NewIterator({}, s->cfs_[kConsensus]));
+  it->SeekToLast();
+  if (it->Valid()) s->next_index_ = from_be64(it->key()) + 1;
+  std::unique_ptr<rocksdb::Iterator> bt(s->db_->NewIterator({}, s->cfs_[kBlocks]));
+  bt->SeekToLast();
+  if (bt->Valid()) s->highest_block_ = from_be64(bt->key());
+  return s;
+}
+
+Status ReplicaStore::write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes) {
+  rocksdb::WriteBatch batch;
+  if (block_bytes) {
+    Writer ref(8);
+    ref.u64(rec.seq);
+    batch.Put(
+        cfs_[kBlocks], be64(rec.seq),
+        rocksdb::Slice(reinterpret_cast<const char*>(block_bytes->data()), block_bytes->size()));
+    batch.Put(cfs_[kConsensus], be64(next_index_), encode_record(rec, as_view(ref.data())));
+  } else {
+    batch.Put(cfs_[kConsensus], be64(next_index_), encode_record(rec, as_view(rec.bytes)));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return io_error("cannot persist a consensus record", st);
+  ++next_index_;
+  if (block_bytes) highest_block_ = std::max(highest_block_, rec.seq);
+  return {};
+}
+
+Status ReplicaStore::append(const consensus::PersistRecord& rec) {
+  if (rec.kind == consensus::PersistRecord::Kind::kCommitted) return write_record(rec, &rec.bytes);
+  return write_record(rec, nullptr);
+}
+
+Status ReplicaStore::truncate(consensus::Seq stable_seq) {
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice v = it->value();
+    Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+    auto kind = r.u8();
+    auto seq = r.u64();
+    if (!kind.ok() || !seq.ok()) continue;
+    if (*kind == static_cast<uint8_t>(consensus::PersistRecord::Kind::kMessage) && *seq != 0 &&
+        *seq <= stable_seq) {
+      batch.Delete(cfs_[kConsensus], it->key());
+    }
+  }
+  if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return io_error("cannot truncate the consensus log", st);
+  return {};
+}
+
+Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
+  std::vector<consensus::PersistRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice v = it->value();
+    Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+    consensus::PersistRecord rec;
+    ATN_TRY(uint8_t kind, r.u8());
+    if (kind < 1 || kind > 3) {
+      return make_error(Errc::kBadValue, "consensus record " +
+                                             std::to_string(from_be64(it->key())) +
+                                             " has unknown kind " + std::to_string(kind));
+    }
+    rec.kind = static_cast<consensus::PersistRecord::Kind>(kind);
+    ATN_TRY(rec.seq, r.u64());
+    ATN_TRY(rec.view, r.u64());
+    ATN_TRY(rec.bytes, r.bytes());
+    ATN_CHECK(r.finish());
+    if (rec.kind == consensus::PersistRecord::Kind::kCommitted) {
+      std::string block;
+      rocksdb::Status st = db_->Get({}, cfs_[kBlocks], be64(rec.seq), &block);
+      if (!st.ok()) {
+        return make_error(Errc::kNotFound,
+                          "the consensus log references block " + std::to_string(rec.seq) +
+                              ", which the blocks column family lacks: " + st.ToString());
+      }
+      rec.bytes.assign(block.begin(), block.end());
+    }
+    out.push_back(std::move(rec));
+  }
+  if (!it->status().ok()) return io_error("cannot read the consensus log", it->status());
+  return out;
+}
+
+Result<consensus::CommittedBlock> ReplicaStore::block(consensus::Seq height) const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kBlocks], be64(height), &v);
+  if (st.IsNotFound()) {
+    return make_error(Errc::kNotFound, "no committed block at height " + std::to_string(height));
+  }
+  if (!st.ok()) return io_error("cannot read block " + std::to_string(height), st);
+  Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()),
+           consensus::kMaxMessageBytes);
+  ATN_TRY(consensus::CommittedBlock cb, consensus::CommittedBlock::decode(r));
+  ATN_CHECK(r.finish());
+  if (cb.block.height != height) {
+    return make_error(Errc::kBadValue, "the block stored at height " + std::to_string(height) +
+                                           " says it is height " + std::to_string(cb.block.height));
+  }
+  return cb;
+}
+
+}  // namespace attestnet::ledger

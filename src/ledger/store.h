@@ -1,0 +1,57 @@
+// Durable storage for one replica on RocksDB (Debian's librocksdb-dev).
+//
+// Column families:
+//   consensus  key u64 big-endian record index -> PersistRecord   (the replica's write-ahead log)
+//   blocks     key u64 big-endian height       -> CommittedBlock  (the ledger of committed blocks)
+//   meta       small values (format version)
+//
+// Every write is one WriteBatch with sync=true: a record the replica asked to persist is on disk
+// before the host carries out the next action ("persist before send"). A committed block is
+// written to `blocks` and referenced from `consensus` (8 bytes) in the same batch, so it is
+// stored once. Truncation drops message records at or below a stable checkpoint.
+//
+// Record encoding in `consensus`: kind:u8 seq:u64 view:u64 bytes (for kCommitted: the height).
+//
+// REQUIRES: one writer (the node's storage thread, or the simulator).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "consensus/replica.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace attestnet::ledger {
+
+class ReplicaStore {
+ public:
+  // Opens (creating if missing) the store in `dir`. A store written by another format version, or
+  // whose block records do not decode, is refused with the reason.
+  static Result<std::unique_ptr<ReplicaStore>> open(const std::string& dir);
+  ~ReplicaStore();
+  ReplicaStore(const ReplicaStore&) = delete;
+  ReplicaStore& operator=(const ReplicaStore&) = delete;
+
+  Status append(const consensus::PersistRecord& rec);
+  Status truncate(consensus::Seq stable_seq);
+  // The records to hand to Replica::recover, in the order they were appended.
+  Result<std::vector<consensus::PersistRecord>> load() const;
+  Result<consensus::CommittedBlock> block(consensus::Seq height) const;
+  consensus::Seq highest_block() const { return highest_block_; }
+
+ private:
+  ReplicaStore() = default;
+  Status write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;  // default, consensus, blocks, meta
+  uint64_t next_index_ = 0;
+  consensus::Seq highest_block_ = 0;
+};
+
+}  // namespace attestnet::ledger

@@ -1,0 +1,101 @@
+#include "ledger/store.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sim/simulator.h"
+
+namespace attestnet::ledger {
+namespace {
+
+using consensus::PersistRecord;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("attestnet-store-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  static PersistRecord msg(consensus::Seq seq, uint8_t b) {
+    return PersistRecord{PersistRecord::Kind::kMessage, seq, 0, Bytes{b, b}};
+  }
+  static PersistRecord committed(consensus::Seq h) {
+    consensus::CommittedBlock cb;
+    cb.block = consensus::Block{h, 1000 + h, 0, {consensus::Request{1, h, Bytes{1}}}};
+    Writer w;
+    cb.encode(w);
+    return PersistRecord{PersistRecord::Kind::kCommitted, h, 0, std::move(w).take()};
+  }
+  std::filesystem::path dir;
+};
+
+TEST_F(StoreTest, RecordsSurviveReopenInOrder) {
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    ASSERT_TRUE((*s)->append(msg(1, 1)).ok());
+    ASSERT_TRUE((*s)->append(committed(1)).ok());
+    ASSERT_TRUE((*s)->append(msg(0, 2)).ok());
+  }
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  auto recs = (*s)->load();
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 3u);
+  EXPECT_EQ((*recs)[0].bytes, Bytes({1, 1}));
+  EXPECT_EQ((*recs)[1].kind, PersistRecord::Kind::kCommitted);
+  EXPECT_EQ((*recs)[1].bytes, committed(1).bytes) << "the block comes back from the blocks CF";
+  EXPECT_EQ((*recs)[2].bytes, Bytes({2, 2}));
+  EXPECT_EQ((*s)->highest_block(), 1u);
+  auto b = (*s)->block(1);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->block.block_time, 1001u);
+  EXPECT_EQ((*s)->block(2).error().code, Errc::kNotFound);
+}
+
+TEST_F(StoreTest, TruncateDropsOnlyMessagesAtOrBelowTheCheckpoint) {
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  for (auto r : {msg(1, 1), msg(2, 2), committed(1), msg(0, 9), msg(5, 5)})
+    ASSERT_TRUE((*s)->append(r).ok());
+  ASSERT_TRUE((*s)->truncate(2).ok());
+  auto recs = (*s)->load();
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 3u);  // the committed block, the view-change record (seq 0), seq 5
+  EXPECT_EQ((*recs)[0].kind, PersistRecord::Kind::kCommitted);
+  EXPECT_EQ((*recs)[1].bytes, Bytes({9, 9}));
+  EXPECT_EQ((*recs)[2].seq, 5u);
+}
+
+TEST_F(StoreTest, RefusesADirectoryItCannotOpen) {
+  std::filesystem::create_directories(dir.parent_path());
+  {
+    std::ofstream f(dir);  // a file where the store's directory should be
+    f << "x";
+  }
+  auto s = ReplicaStore::open(dir);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::kIo);
+}
+
+TEST_F(StoreTest, SimulatorCrashModeOnTheRealStore) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    sim::SimOptions o;
+    o.faults = seed % 2 ? sim::FaultMode::kCrash : sim::FaultMode::kAll;
+    o.seed = seed;
+    o.store_dir = dir.string();
+    sim::SimResult r = sim::run_simulation(o);
+    ASSERT_TRUE(r.ok) << "seed " << seed << ": " << r.invariant << ": " << r.detail;
+    EXPECT_GT(r.crashes, 0u);
+  }
+}
+
+}  // namespace
+}  // namespace attestnet::ledger
