@@ -26,6 +26,12 @@ const char* errc_name(Errc c) {
       return "below-threshold";
     case Errc::kProofMismatch:
       return "proof-mismatch";
+    case Errc::kWrongChain:
+      return "wrong-chain";
+    case Errc::kCommitteeMismatch:
+      return "committee-mismatch";
+    case Errc::kRecordMismatch:
+      return "record-mismatch";
     case Errc::kNotFound:
       return "not-found";
     case Errc::kIo:

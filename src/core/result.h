@@ -9,17 +9,20 @@
 namespace attestnet {
 
 enum class Errc {
-  kTruncated,        // input ended before a field was complete
-  kTrailingBytes,    // input has bytes after the last field
-  kOversize,         // a length exceeds the caller's limit
-  kBadTag,           // the type tag is not the one expected
-  kBadVersion,       // the version is not one this build understands
-  kBadValue,         // a field has a value outside its domain
-  kBadSignature,     // a signature does not verify
-  kUnknownSigner,    // a signer is not a member of the committee
-  kDuplicateSigner,  // a signer appears twice
-  kBelowThreshold,   // fewer valid signatures than the threshold
-  kProofMismatch,    // a Merkle proof does not lead to the expected root
+  kTruncated,          // input ended before a field was complete
+  kTrailingBytes,      // input has bytes after the last field
+  kOversize,           // a length exceeds the caller's limit
+  kBadTag,             // the type tag is not the one expected
+  kBadVersion,         // the version is not one this build understands
+  kBadValue,           // a field has a value outside its domain
+  kBadSignature,       // a signature does not verify
+  kUnknownSigner,      // a signer is not a member of the committee
+  kDuplicateSigner,    // a signer appears twice
+  kBelowThreshold,     // fewer valid signatures than the threshold
+  kProofMismatch,      // a Merkle proof does not lead to the expected root
+  kWrongChain,         // an object of another chain (chain id differs)
+  kCommitteeMismatch,  // signed by a committee the trust anchor does not lead to
+  kRecordMismatch,     // a record does not hash to the value it is presented with
   kNotFound,
   kIo,
   kInvalidArgument,

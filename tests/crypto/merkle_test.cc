@@ -110,3 +110,52 @@ TEST(Merkle, RejectsWrongLengthsWithReason) {
 
 }  // namespace
 }  // namespace attestnet::crypto
+
+#include "crypto/merkle_log.h"
+
+namespace attestnet::crypto {
+namespace {
+
+TEST(MerkleFrontier, RootMatchesTheFullTreeAtEverySize) {
+  MerkleFrontier f;
+  std::vector<Hash32> leaves;
+  EXPECT_EQ(f.root(), merkle_empty_root());
+  for (int i = 0; i < 300; ++i) {
+    Hash32 h =
+        merkle_leaf_hash(as_view(Bytes{static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)}));
+    leaves.push_back(h);
+    f.append(h);
+    ASSERT_EQ(f.size(), leaves.size());
+    ASSERT_EQ(f.root(), merkle_root(leaves)) << "size " << leaves.size();
+  }
+}
+
+TEST(MerkleFrontier, ReferenceTreeRoots) {
+  REQUIRE_VECTORS();
+  auto j = test::load_json(test::vectors_dir() / "crypto/merkle-rfc9162/reference_tree.json");
+  MerkleFrontier f;
+  size_t n = 0;
+  for (const auto& l : j["leaves"]) {
+    f.append(merkle_leaf_hash(as_view(*from_hex(l.get<std::string>()))));
+    ++n;
+    EXPECT_EQ(to_hex(f.root()), j["roots_by_size"][std::to_string(n)].get<std::string>());
+  }
+}
+
+TEST(MerkleFrontier, EncodingRoundTripsAndRejectsInconsistentState) {
+  MerkleFrontier f;
+  for (int i = 0; i < 13; ++i) f.append(merkle_leaf_hash(as_view(Bytes{static_cast<uint8_t>(i)})));
+  Writer w;
+  f.encode(w);
+  Reader r(as_view(w.data()));
+  auto back = MerkleFrontier::decode(r);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, f);
+  Bytes bad = w.data();
+  bad[3] = 16;  // size 16 has 1 set bit, the encoding carries 3 peaks
+  Reader r2(as_view(bad));
+  EXPECT_EQ(MerkleFrontier::decode(r2).error().code, Errc::kBadValue);
+}
+
+}  // namespace
+}  // namespace attestnet::crypto

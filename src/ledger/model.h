@@ -1,0 +1,120 @@
+// The ledger's data model (DESIGN.md §3): attestation records, block headers, the certificate
+// that signs a header, the committee and the genesis trust anchor. Pure values with canonical
+// encodings (core/codec.h); hashes are domain-separated SHA-256.
+//
+//   AttestationRecord  tag 0x0301 v1
+//     request_id[32] vm_id:str platform:str
+//     n:u32 { name:str digest:bytes }*n              measurements by component
+//     vm_public_key[32] vm_signature[64]
+//     verdict:u8 policy_id:str policy_version:u32
+//     m:u32 { name:str value:str }*m                  claims
+//     k:u32 { reason:str }*k                          a reason for every failed rule
+//     timestamp:u64                                   block time, ms since the Unix epoch
+//   leaf hash = RFC 9162 leaf hash of the encoding; all records since genesis form ONE log.
+//
+//   BlockHeader        tag 0x0302 v1
+//     chain_id:str height:u64 epoch:u64 view:u64 prev_hash[32]
+//     log_size:u64 log_root[32] state_root[32] committee_hash[32] next_committee_hash[32]
+//     block_time:u64 proposer:u32 payload_digest[32]
+//   hash = H("attestnet/header", encoding)
+//
+//   Certificate message  tag 0x0303 v1 | chain_id:str | epoch:u64 | view:u64 | height:u64 |
+//                        header_hash[32]
+//   HeaderCertificate    tag 0x0304 v1 | bitmap:bytes (ceil(n/8), bit i = member i signed) |
+//                        signature[64] per set bit, in member order
+//   The message is fixed per block so a threshold signature can later replace the bitmap and
+//   signatures without changing what is signed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/codec.h"
+#include "crypto/ed25519.h"
+#include "crypto/quorum.h"
+
+namespace attestnet::ledger {
+
+enum class Verdict : uint8_t { kNone = 0, kAffirming = 1, kWarning = 2, kContraindicated = 3 };
+const char* verdict_name(Verdict v);
+
+struct Measurement {
+  std::string name;
+  Bytes digest;
+  bool operator==(const Measurement&) const = default;
+};
+struct Claim {
+  std::string name;
+  std::string value;
+  bool operator==(const Claim&) const = default;
+};
+
+struct AttestationRecord {
+  static constexpr uint16_t kTag = 0x0301;
+  Hash32 request_id{};
+  std::string vm_id;
+  std::string platform;
+  std::vector<Measurement> measurements;
+  crypto::PublicKey vm_public_key{};
+  crypto::Signature vm_signature{};
+  Verdict verdict = Verdict::kNone;
+  std::string policy_id;
+  uint32_t policy_version = 0;
+  std::vector<Claim> claims;
+  std::vector<std::string> reasons;
+  uint64_t timestamp = 0;
+
+  Bytes encode() const;
+  static Result<AttestationRecord> decode(ByteView in);
+  Hash32 leaf_hash() const;
+  bool operator==(const AttestationRecord&) const = default;
+};
+
+struct Committee {
+  static constexpr uint16_t kTag = 0x0305;
+  uint64_t epoch = 0;
+  std::vector<crypto::PublicKey> members;
+  size_t f() const { return members.empty() ? 0 : (members.size() - 1) / 3; }
+  size_t threshold() const { return 2 * f() + 1; }
+  Hash32 hash() const;  // H("attestnet/committee", tag v1 epoch n keys)
+};
+
+struct BlockHeader {
+  static constexpr uint16_t kTag = 0x0302;
+  std::string chain_id;
+  uint64_t height = 0;
+  uint64_t epoch = 0;
+  uint64_t view = 0;
+  Hash32 prev_hash{};
+  uint64_t log_size = 0;
+  Hash32 log_root{};
+  Hash32 state_root{};
+  Hash32 committee_hash{};
+  Hash32 next_committee_hash{};
+  uint64_t block_time = 0;
+  uint32_t proposer = 0;
+  Hash32 payload_digest{};  // the consensus block (its requests) this header executes
+
+  Bytes encode() const;
+  static Result<BlockHeader> decode(ByteView in);
+  Hash32 hash() const;
+  bool operator==(const BlockHeader&) const = default;
+};
+
+Bytes certificate_message(const std::string& chain_id, uint64_t epoch, uint64_t view,
+                          uint64_t height, const Hash32& header_hash);
+
+struct HeaderCertificate {
+  static constexpr uint16_t kTag = 0x0304;
+  crypto::QuorumCertificate sigs;  // signer indices + signatures; encoded as a bitmap
+
+  Bytes encode(size_t committee_size) const;
+  static Result<HeaderCertificate> decode(ByteView in, size_t committee_size);
+};
+
+// Signs the header's certificate message as committee member `index`.
+void sign_header(HeaderCertificate& cert, const BlockHeader& h, const crypto::SecretKey& key,
+                 uint32_t index);
+Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c);
+
+}  // namespace attestnet::ledger
