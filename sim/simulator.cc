@@ -203,6 +203,12 @@ class Simulation {
   // checker
   void check_honest_signature(uint32_t r, const Bytes& bytes);
   void check_delivery(uint32_t r, const consensus::DeliverAction& d);
+  void check_header_certificate(uint32_t r, const consensus::HeaderCertifiedAction& hc);
+  static Hash32 header_digest(Seq h, const Hash32& state) {
+    Writer w;
+    w.u64(h).hash(state);
+    return hash_domain("attestnet/sim-header", as_view(w.data()));
+  }
   bool all_done() const;
   void violation(const std::string& inv, const std::string& detail);
   void trace(const std::string& s);
@@ -247,6 +253,7 @@ class Simulation {
   // checker state
   std::map<Seq, Hash32> committed_;
   std::map<Seq, std::vector<Hash32>> ids_by_height_;
+  std::map<Seq, Hash32> certified_headers_;
   std::vector<Seq> delivered_height_;
   std::vector<std::unordered_set<Hash32, Hash32Hasher>> delivered_requests_;
   std::map<std::tuple<uint32_t, uint8_t, View, Seq>, Hash32> honest_signed_;
@@ -501,7 +508,7 @@ void Simulation::step(const Event& e) {
       {
         // Envelope layout: tag:u16 version:u8 type:u8 ... (messages.h)
         const Bytes& b = *e.bytes;
-        std::string what = b.size() > 3 && b[3] >= 1 && b[3] <= 10
+        std::string what = b.size() > 3 && b[3] >= 1 && b[3] <= consensus::kMaxMsgType
                                ? consensus::msg_type_name(static_cast<MsgType>(b[3]))
                                : "garbage";
         trace(std::to_string(now_) + "ms " + std::to_string(e.from) + "->" +
@@ -610,6 +617,7 @@ void Simulation::on_reply(const Event& e) {
 
 void Simulation::apply(uint32_t r, Actions actions) {
   Node& nd = nodes_[r];
+  std::vector<std::pair<Seq, Hash32>> executed;
   for (auto& a : actions) {
     if (failed_) return;
     if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
@@ -633,6 +641,12 @@ void Simulation::apply(uint32_t r, Actions actions) {
       send_from(r, *s);
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
       if (honest(r)) check_delivery(r, *d);
+      // The simulated application's "ledger header" is a digest of the replicated state: the
+      // same on every correct replica, as a real header is.
+      executed.emplace_back(d->block->block.height,
+                            header_digest(d->block->block.height, d->state_digest));
+    } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
+      if (honest(r)) check_header_certificate(r, *hc);
     } else if (auto* rp = std::get_if<consensus::ReplyAction>(&a)) {
       auto it = request_index_.find(rp->request_id);
       if (it == request_index_.end()) continue;
@@ -642,6 +656,10 @@ void Simulation::apply(uint32_t r, Actions actions) {
       if (nd.byz != ByzKind::kNone) e.height += 1000000;  // a lying replica's reply
       push(e);
     }
+  }
+  for (const auto& [h, digest] : executed) {
+    if (failed_ || !nd.replica) break;
+    apply(r, timed([&] { return nd.replica->on_executed(h, digest, now_); }));
   }
   if (honest(r) && nd.replica) {
     auto& rep = *nd.replica;
@@ -731,6 +749,14 @@ void Simulation::send_from(uint32_t r, const consensus::SendAction& sa) {
       }
       [[fallthrough]];
     case ByzKind::kConflictingVotes:
+      if (env.ok() && env->type == MsgType::kHeaderVote) {
+        auto v = consensus::HeaderVote::decode(as_view(env->body));
+        if (!v.ok()) return;
+        for (auto& b : v->header_digest) b = static_cast<uint8_t>(rng_());  // a lying execution
+        auto bytes = mk(resign(r, env->type, v->encode()));
+        for (uint32_t t : targets) net_send(r, t, bytes);
+        return;
+      }
       if (env.ok() && (env->type == MsgType::kPrepare || env->type == MsgType::kCommit)) {
         auto v = consensus::Vote::decode(as_view(env->body));
         if (!v.ok()) return;
@@ -880,6 +906,26 @@ void Simulation::check_delivery(uint32_t r, const consensus::DeliverAction& d) {
       return;
     }
     delivered_requests_[r].insert(id);
+  }
+}
+
+void Simulation::check_header_certificate(uint32_t r, const consensus::HeaderCertifiedAction& hc) {
+  ++res_.headers_certified;
+  auto [it, inserted] = certified_headers_.emplace(hc.height, hc.header_digest);
+  if (!inserted && it->second != hc.header_digest) {
+    violation("header-agreement", "height " + std::to_string(hc.height) + ": replica " +
+                                      std::to_string(r) + " certified header " +
+                                      short_hex(hc.header_digest) + ", another certified " +
+                                      short_hex(it->second));
+    return;
+  }
+  Bytes msg = consensus::header_vote_message(cfg_.chain_id, cfg_.epoch, hc.height, hc.view,
+                                             hc.header_digest);
+  Status st = crypto::verify_quorum(hc.cert, cfg_.committee, cfg_.quorum(), as_view(msg));
+  if (!st.ok()) {
+    violation("certificate", "header certificate for height " + std::to_string(hc.height) +
+                                 " at replica " + std::to_string(r) + ": " +
+                                 st.error().to_string());
   }
 }
 

@@ -63,6 +63,7 @@ struct SimResult {
   uint64_t messages = 0;
   uint64_t dropped_by_replicas = 0;
   uint64_t crashes = 0;
+  uint64_t headers_certified = 0;  // (height, replica) pairs that gathered a header certificate
   uint32_t byzantine = 0;
   std::string byzantine_kinds;
   double replica_cpu_seconds = 0;      // time inside Replica entry points (measure_replica_cpu)

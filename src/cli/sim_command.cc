@@ -143,7 +143,7 @@ int run_sim(const SimArgs& a) {
         std::printf(
             "seed %llu: ok; %llu requests committed in %llu blocks; %llu view changes "
             "(highest view %llu); %llu messages; %llu crashes; byzantine: %s; healed at "
-            "%llu ms, done at %llu ms\n",
+            "%llu ms, done at %llu ms; %llu header certificates (replica x height)\n",
             static_cast<unsigned long long>(s),
             static_cast<unsigned long long>(r.committed_requests),
             static_cast<unsigned long long>(r.blocks),
@@ -152,7 +152,8 @@ int run_sim(const SimArgs& a) {
             static_cast<unsigned long long>(r.messages), static_cast<unsigned long long>(r.crashes),
             r.byzantine_kinds.empty() ? "none" : r.byzantine_kinds.c_str(),
             static_cast<unsigned long long>(r.heal_time_ms),
-            static_cast<unsigned long long>(r.end_time_ms));
+            static_cast<unsigned long long>(r.end_time_ms),
+            static_cast<unsigned long long>(r.headers_certified));
       }
     } else {
       ++violations;

@@ -51,6 +51,8 @@ const char* msg_type_name(MsgType t) {
       return "StateRequest";
     case MsgType::kStateReply:
       return "StateReply";
+    case MsgType::kHeaderVote:
+      return "HeaderVote";
   }
   return "Unknown";
 }
@@ -130,7 +132,7 @@ Result<Envelope> Envelope::decode(Reader& r) {
   ATN_CHECK(r.header(kTag, 1, 1, "protocol message"));
   Envelope e;
   ATN_TRY(uint8_t t, r.u8());
-  if (t < 1 || t > static_cast<uint8_t>(MsgType::kStateReply)) {
+  if (t < 1 || t > kMaxMsgType) {
     return make_error(Errc::kBadValue, "unknown protocol message type " + std::to_string(t));
   }
   e.type = static_cast<MsgType>(t);
@@ -168,6 +170,28 @@ Bytes commit_vote_message(const std::string& chain_id, uint64_t epoch, View v, S
                           const Hash32& block_digest) {
   Vote vote{v, height, block_digest};
   return signing_message(chain_id, epoch, MsgType::kCommit, as_view(vote.encode()));
+}
+
+Bytes header_vote_message(const std::string& chain_id, uint64_t epoch, Seq height, View v,
+                          const Hash32& header_digest) {
+  HeaderVote hv{height, v, header_digest};
+  return signing_message(chain_id, epoch, MsgType::kHeaderVote, as_view(hv.encode()));
+}
+
+Bytes HeaderVote::encode() const {
+  Writer w(48);
+  w.u64(height).u64(view).hash(header_digest);
+  return std::move(w).take();
+}
+
+Result<HeaderVote> HeaderVote::decode(ByteView in) {
+  Reader r(in);
+  HeaderVote h;
+  ATN_TRY(h.height, r.u64());
+  ATN_TRY(h.view, r.u64());
+  ATN_TRY(h.header_digest, r.hash());
+  ATN_CHECK(r.finish());
+  return h;
 }
 
 // ---- bodies ----

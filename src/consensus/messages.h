@@ -24,6 +24,9 @@
 //   StateRequest from_seq:u64
 //   StateReply  n:u32 CommittedBlock*n  has_proof:bool [stable_seq:u64 n:u32 Envelope*n]
 //   CommittedBlock := view:u64 Block CommitCertificate
+//   HeaderVote  height:u64 view:u64 header_digest[32]
+//               signed after executing `height`: the application's digest of the ledger header
+//               that block produced. 2f+1 matching votes are the header's certificate.
 #pragma once
 
 #include <memory>
@@ -58,7 +61,9 @@ enum class MsgType : uint8_t {
   kStatus = 8,
   kStateRequest = 9,
   kStateReply = 10,
+  kHeaderVote = 11,
 };
+constexpr uint8_t kMaxMsgType = 11;
 const char* msg_type_name(MsgType t);
 
 struct Request {
@@ -188,6 +193,18 @@ struct StateReply {
   Bytes encode() const;
   static Result<StateReply> decode(ByteView in);
 };
+
+struct HeaderVote {
+  Seq height = 0;
+  View view = 0;  // the view the block committed in
+  Hash32 header_digest{};
+  Bytes encode() const;
+  static Result<HeaderVote> decode(ByteView in);
+};
+
+// The exact bytes a header certificate's signatures cover, for a light client.
+Bytes header_vote_message(const std::string& chain_id, uint64_t epoch, Seq height, View view,
+                          const Hash32& header_digest);
 
 // The exact bytes a CommitCertificate's signatures cover, for a light client.
 Bytes commit_vote_message(const std::string& chain_id, uint64_t epoch, View view, Seq height,

@@ -138,6 +138,61 @@ Actions Replica::on_tick(uint64_t now_ms) {
   return take_actions();
 }
 
+Actions Replica::on_executed(Seq height, const Hash32& header_digest, uint64_t now_ms) {
+  now_ = std::max(now_, now_ms);
+  auto block = ledger_.find(height);
+  if (block == ledger_.end() || height <= headers_certified_below_) return take_actions();
+  HeaderVotes& hv = header_votes_[height];
+  if (hv.own) return take_actions();
+  if (!record_signature(MsgType::kHeaderVote, 0, height, header_digest)) return take_actions();
+  hv.own = header_digest;
+  hv.view = block->second->view;
+  HeaderVote v{height, hv.view, header_digest};
+  Envelope env = sign(MsgType::kHeaderVote, v.encode());
+  send(env);
+  hv.votes[cfg_.self] = {v, env.sig};
+  check_header_certified(height);
+  return take_actions();
+}
+
+void Replica::handle_header_vote(const Envelope& env, const HeaderVote& v) {
+  if (replaying_ || v.height <= headers_certified_below_ ||
+      v.height > last_executed_ + cfg_.window) {
+    ++counters_.dropped_out_of_window;
+    return;
+  }
+  HeaderVotes& hv = header_votes_[v.height];
+  if (hv.votes.count(env.sender)) return;
+  hv.votes[env.sender] = {v, env.sig};
+  check_header_certified(v.height);
+}
+
+void Replica::check_header_certified(Seq height) {
+  auto it = header_votes_.find(height);
+  if (it == header_votes_.end() || it->second.certified || !it->second.own) return;
+  HeaderVotes& hv = it->second;
+  crypto::QuorumCertificate cert;
+  size_t others = 0;
+  for (const auto& [id, vs] : hv.votes) {
+    if (vs.first.header_digest == *hv.own && vs.first.view == hv.view) {
+      if (cert.sigs.size() < cfg_.quorum()) cert.add(id, vs.second);
+    } else {
+      ++others;
+    }
+  }
+  if (others >= cfg_.quorum()) ++counters_.execution_divergence;
+  if (cert.sigs.size() < cfg_.quorum()) return;
+  hv.certified = true;
+  ++counters_.headers_certified;
+  out_.push_back(HeaderCertifiedAction{height, hv.view, *hv.own, std::move(cert)});
+  while (true) {
+    auto first = header_votes_.find(headers_certified_below_ + 1);
+    if (first == header_votes_.end() || !first->second.certified) break;
+    header_votes_.erase(first);
+    ++headers_certified_below_;
+  }
+}
+
 std::shared_ptr<const CommittedBlock> Replica::committed_block(Seq height) const {
   auto it = ledger_.find(height);
   return it == ledger_.end() ? nullptr : it->second;
@@ -194,6 +249,12 @@ void Replica::handle(const Envelope& env) {
       auto r = StateReply::decode(as_view(env.body));
       if (!r.ok()) break;
       handle_state_reply(env, *r);
+      return;
+    }
+    case MsgType::kHeaderVote: {
+      auto v = HeaderVote::decode(as_view(env.body));
+      if (!v.ok()) break;
+      handle_header_vote(env, *v);
       return;
     }
     case MsgType::kRequest:
@@ -622,6 +683,13 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
   checkpoints_.erase(checkpoints_.begin(), checkpoints_.upper_bound(seq));
   own_checkpoint_digests_.erase(own_checkpoint_digests_.begin(),
                                 own_checkpoint_digests_.upper_bound(seq));
+  // Header votes far below the checkpoint that never completed are given up (a replica that
+  // fetched those blocks by state transfer must fetch their certificates with them).
+  if (seq > cfg_.window) {
+    Seq floor = seq - cfg_.window;
+    header_votes_.erase(header_votes_.begin(), header_votes_.upper_bound(floor));
+    headers_certified_below_ = std::max(headers_certified_below_, floor);
+  }
   for (auto it = signed_.begin(); it != signed_.end();) {
     it = std::get<2>(it->first) <= seq ? signed_.erase(it) : std::next(it);
   }

@@ -92,7 +92,15 @@ struct ReplyAction {
 struct TruncateAction {
   Seq stable_seq = 0;
 };
-using Action = std::variant<SendAction, PersistAction, DeliverAction, ReplyAction, TruncateAction>;
+// 2f+1 members signed the same header digest for this height (after on_executed).
+struct HeaderCertifiedAction {
+  Seq height = 0;
+  View view = 0;
+  Hash32 header_digest{};
+  crypto::QuorumCertificate cert;  // signatures over header_vote_message(...)
+};
+using Action = std::variant<SendAction, PersistAction, DeliverAction, ReplyAction, TruncateAction,
+                            HeaderCertifiedAction>;
 using Actions = std::vector<Action>;
 
 struct ReplicaHooks {
@@ -122,6 +130,8 @@ struct ReplicaCounters {
   uint64_t requests_executed = 0;
   uint64_t state_transfer_blocks = 0;
   uint64_t checkpoints_stable = 0;
+  uint64_t headers_certified = 0;
+  uint64_t execution_divergence = 0;  // must stay 0: our execution differs from a quorum's
 };
 
 class Replica {
@@ -137,6 +147,11 @@ class Replica {
   Actions on_request(const Request& req, uint64_t now_ms);
   Actions on_message(ByteView envelope_bytes, uint64_t now_ms);
   Actions on_tick(uint64_t now_ms);
+  // The host executed the block at `height` (delivered earlier) into a ledger header whose
+  // digest is `header_digest`: sign it and gather 2f+1 matching signatures. Execution is
+  // deterministic, so every correct replica signs the same digest; a replica whose digest
+  // differs from a 2f+1 quorum's counts it as `execution_divergence`.
+  Actions on_executed(Seq height, const Hash32& header_digest, uint64_t now_ms);
 
   // Introspection (tests, status, metrics).
   View view() const { return view_; }
@@ -193,6 +208,8 @@ class Replica {
   void handle_status(const Envelope& env, const StatusMsg& s);
   void handle_state_request(const Envelope& env, const StateRequest& r);
   void handle_state_reply(const Envelope& env, const StateReply& r);
+  void handle_header_vote(const Envelope& env, const HeaderVote& v);
+  void check_header_certified(Seq height);
 
   // Normal case.
   void try_propose();
@@ -273,6 +290,16 @@ class Replica {
   std::map<Seq, std::vector<Hash32>> request_ids_;                  // ids for committed_
   std::map<Seq, std::shared_ptr<const CommittedBlock>> ledger_;     // executed (served to peers)
   uint64_t last_progress_ms_ = 0;
+
+  // Header certificates: votes by height (bounded to the window above what we executed).
+  struct HeaderVotes {
+    std::optional<Hash32> own;
+    View view = 0;
+    bool certified = false;
+    std::map<ReplicaId, std::pair<HeaderVote, crypto::Signature>> votes;
+  };
+  std::map<Seq, HeaderVotes> header_votes_;
+  Seq headers_certified_below_ = 0;  // every height <= this is certified here
 
   // Checkpoints.
   Seq stable_ = 0;

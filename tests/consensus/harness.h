@@ -38,6 +38,7 @@ class Cluster {
     disks.resize(n);
     delivered.resize(n);
     actions.resize(n);
+    certified.resize(n);
     up.assign(n, true);
     for (size_t i = 0; i < n; ++i) replicas.push_back(make(static_cast<ReplicaId>(i)));
   }
@@ -67,6 +68,8 @@ class Cluster {
         }
       } else if (auto* d = std::get_if<DeliverAction>(&x)) {
         delivered[r].push_back(d->block);
+      } else if (auto* h = std::get_if<HeaderCertifiedAction>(&x)) {
+        certified[r].push_back(*h);
       }
     }
   }
@@ -108,6 +111,7 @@ class Cluster {
   std::vector<std::vector<PersistRecord>> disks;
   std::vector<std::vector<std::shared_ptr<const CommittedBlock>>> delivered;
   std::vector<Actions> actions;
+  std::vector<std::vector<HeaderCertifiedAction>> certified;
   std::vector<bool> up;
   std::deque<Packet> net;
   uint64_t now = 1000;

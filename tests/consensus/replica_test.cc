@@ -332,5 +332,45 @@ TEST(PbftRecovery, ARestartedPrimaryDoesNotReuseASequenceNumber) {
   for (Seq s : seqs) EXPECT_GE(s, 2u) << "seq 1 was signed before the crash";
 }
 
+// ---- header certificates (the ledger's certificate, signed after execution)
+
+TEST(PbftHeaderCertificate, TwoFPlusOneMatchingExecutionsCertifyTheHeader) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  Hash32 digest{7};
+  for (ReplicaId r = 0; r < 4; ++r) c.absorb(r, c.replicas[r]->on_executed(1, digest, c.now));
+  c.run();
+  for (size_t r = 0; r < 4; ++r) {
+    ASSERT_EQ(c.certified[r].size(), 1u) << "replica " << r;
+    const auto& hc = c.certified[r][0];
+    EXPECT_EQ(hc.header_digest, digest);
+    Bytes msg = header_vote_message("unit", 0, 1, hc.view, digest);
+    EXPECT_TRUE(crypto::verify_quorum(hc.cert, c.cfg.committee, 3, as_view(msg)).ok());
+  }
+}
+
+TEST(PbftHeaderCertificate, AReplicaWhoseExecutionDivergesNoticesAndOthersStillCertify) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  for (ReplicaId r = 0; r < 4; ++r) {
+    c.absorb(r, c.replicas[r]->on_executed(1, r == 3 ? Hash32{9} : Hash32{7}, c.now));
+  }
+  c.run();
+  for (size_t r = 0; r < 3; ++r) EXPECT_EQ(c.certified[r].size(), 1u);
+  EXPECT_TRUE(c.certified[3].empty());
+  EXPECT_EQ(c.replicas[3]->counters().execution_divergence, 1u);
+}
+
+TEST(PbftHeaderCertificate, AReplicaNeverSignsTwoDigestsForOneHeight) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  c.absorb(1, c.replicas[1]->on_executed(1, Hash32{7}, c.now));
+  auto second = c.replicas[1]->on_executed(1, Hash32{8}, c.now);
+  EXPECT_TRUE(second.empty());
+}
+
 }  // namespace
 }  // namespace attestnet::consensus
