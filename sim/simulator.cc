@@ -15,8 +15,12 @@
 
 #include <filesystem>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include "consensus/replica.h"
 #include "core/hash.h"
+
+#include "ledger/builder.h"
 #include "ledger/store.h"
 
 namespace attestnet::sim {
@@ -142,8 +146,9 @@ struct Event {
 struct Node {
   crypto::SecretKey key;
   std::unique_ptr<consensus::Replica> replica;
-  std::vector<consensus::PersistRecord> disk;   // in-memory "disk" (no store_dir)
-  std::unique_ptr<ledger::ReplicaStore> store;  // the real store (store_dir)
+  std::vector<consensus::PersistRecord> disk;      // in-memory "disk" (no store_dir)
+  std::unique_ptr<ledger::ReplicaStore> store;     // the real store (store_dir)
+  std::unique_ptr<ledger::LedgerBuilder> builder;  // executes delivered blocks into headers
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -204,10 +209,20 @@ class Simulation {
   void check_honest_signature(uint32_t r, const Bytes& bytes);
   void check_delivery(uint32_t r, const consensus::DeliverAction& d);
   void check_header_certificate(uint32_t r, const consensus::HeaderCertifiedAction& hc);
-  static Hash32 header_digest(Seq h, const Hash32& state) {
-    Writer w;
-    w.u64(h).hash(state);
-    return hash_domain("attestnet/sim-header", as_view(w.data()));
+  // The simulator's test application: every request becomes a record of platform "sim" whose
+  // one measurement is the payload's digest. (Real appraisal is evidence/ and policy/.)
+  static std::optional<ledger::AttestationRecord> sim_record(const Request& q, uint64_t time) {
+    ledger::AttestationRecord r;
+    r.request_id = q.id();
+    r.vm_id = "sim-client-" + std::to_string(q.client_id);
+    r.platform = "sim";
+    Hash32 d = sha256(as_view(q.payload));
+    r.measurements = {{"payload", Bytes(d.begin(), d.end())}};
+    r.verdict = ledger::Verdict::kAffirming;
+    r.policy_id = "sim-test";
+    r.policy_version = 1;
+    r.timestamp = time;
+    return r;
   }
   bool all_done() const;
   void violation(const std::string& inv, const std::string& detail);
@@ -254,6 +269,8 @@ class Simulation {
   std::map<Seq, Hash32> committed_;
   std::map<Seq, std::vector<Hash32>> ids_by_height_;
   std::map<Seq, Hash32> certified_headers_;
+  ledger::Genesis genesis_;
+  std::optional<uint64_t> drain_until_;
   std::vector<Seq> delivered_height_;
   std::vector<std::unordered_set<Hash32, Hash32Hasher>> delivered_requests_;
   std::map<std::tuple<uint32_t, uint8_t, View, Seq>, Hash32> honest_signed_;
@@ -281,6 +298,18 @@ void Simulation::setup() {
     nodes_[i].key =
         crypto::SecretKey::from_seed(crypto::test_seed("sim-replica-" + std::to_string(i)));
     cfg_.committee.push_back(nodes_[i].key.public_key());
+  }
+  genesis_.chain_id = cfg_.chain_id;
+  for (uint32_t i = 0; i < n; ++i) {
+    genesis_.members.push_back({"replica-" + std::to_string(i), cfg_.committee[i], "sim"});
+  }
+  genesis_.checkpoint_interval = cfg_.checkpoint_interval;
+  for (uint32_t i = 0; i < n; ++i) {
+    nodes_[i].builder = std::make_unique<ledger::LedgerBuilder>(genesis_, sim_record);
+  }
+  if (!o_.store_dir.empty()) {
+    std::filesystem::create_directories(o_.store_dir);
+    std::ofstream(o_.store_dir + "/genesis.json") << genesis_.to_json().dump(2) << "\n";
   }
   delivered_height_.assign(n, 0);
   delivered_requests_.assign(n, {});
@@ -457,7 +486,13 @@ SimResult Simulation::run() {
     now_ = e.time;
     if (now_ > deadline) break;
     step(e);
-    if (!failed_ && now_ >= heal_ && all_done()) break;
+    if (!failed_ && now_ >= heal_ && all_done()) {
+      // With a data directory, let in-flight header votes land so the stored ledger is
+      // complete; otherwise stop at once.
+      if (o_.store_dir.empty()) break;
+      if (!drain_until_) drain_until_ = now_ + 1000;
+      if (now_ >= *drain_until_) break;
+    }
   }
   res_.end_time_ms = now_;
   for (uint32_t i = 0; i < o_.replicas; ++i) {
@@ -579,6 +614,23 @@ void Simulation::step(const Event& e) {
           return;
         }
         records = std::move(loaded).value();
+        // The ledger resumes after the last header it stored.
+        if (Seq last = nd.store->highest_header(); last > 0) {
+          auto hf = nd.store->header(last);
+          if (!hf.ok()) {
+            violation("storage", hf.error().to_string());
+            return;
+          }
+          auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+          Reader fr(as_view(hf->second));
+          auto frontier = crypto::MerkleFrontier::decode(fr);
+          if (!hdr.ok() || !frontier.ok()) {
+            violation("storage", "replica " + std::to_string(e.target) +
+                                     " stored a header it cannot read back");
+            return;
+          }
+          nd.builder->resume(*hdr, *frontier);
+        }
       }
       nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.store ? records : nd.disk);
       nd.up = true;
@@ -641,12 +693,22 @@ void Simulation::apply(uint32_t r, Actions actions) {
       send_from(r, *s);
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
       if (honest(r)) check_delivery(r, *d);
-      // The simulated application's "ledger header" is a digest of the replicated state: the
-      // same on every correct replica, as a real header is.
-      executed.emplace_back(d->block->block.height,
-                            header_digest(d->block->block.height, d->state_digest));
+      // Execute the block into the ledger; replicas then certify the header it produced.
+      ledger::BuiltBlock built = nd.builder->apply(*d->block, d->state_digest, d->block_time);
+      if (nd.store) {
+        Writer fw;
+        nd.builder->log().encode(fw);
+        Status st = nd.store->put_header(built.header.height, as_view(built.header.encode()),
+                                         as_view(fw.data()));
+        if (!st.ok()) violation("storage", st.error().to_string());
+      }
+      executed.emplace_back(built.header.height, built.header.hash());
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
       if (honest(r)) check_header_certificate(r, *hc);
+      if (nd.store) {
+        Status st = nd.store->put_certificate(hc->height, hc->view, hc->cert);
+        if (!st.ok()) violation("storage", st.error().to_string());
+      }
     } else if (auto* rp = std::get_if<consensus::ReplyAction>(&a)) {
       auto it = request_index_.find(rp->request_id);
       if (it == request_index_.end()) continue;

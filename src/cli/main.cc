@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "attestnet 0.1.0");
   attestnet::cli::add_sim_command(app);
+  attestnet::cli::add_ledger_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,12 +1,11 @@
 #include "ledger/model.h"
 
+#include "consensus/messages.h"
 #include "core/hash.h"
 #include "crypto/merkle.h"
 
 namespace attestnet::ledger {
 namespace {
-
-constexpr uint16_t kCertMsgTag = 0x0303;
 
 Result<crypto::PublicKey> read_key(Reader& r) {
   ATN_TRY(Bytes b, r.fixed(32));
@@ -135,9 +134,7 @@ Hash32 BlockHeader::hash() const {
 
 Bytes certificate_message(const std::string& chain_id, uint64_t epoch, uint64_t view,
                           uint64_t height, const Hash32& header_hash) {
-  Writer w(96);
-  w.header(kCertMsgTag, 1).str(chain_id).u64(epoch).u64(view).u64(height).hash(header_hash);
-  return std::move(w).take();
+  return consensus::header_vote_message(chain_id, epoch, height, view, header_hash);
 }
 
 Bytes HeaderCertificate::encode(size_t committee_size) const {

@@ -18,8 +18,9 @@
 //     block_time:u64 proposer:u32 payload_digest[32]
 //   hash = H("attestnet/header", encoding)
 //
-//   Certificate message  tag 0x0303 v1 | chain_id:str | epoch:u64 | view:u64 | height:u64 |
-//                        header_hash[32]
+//   Certificate message  exactly what replicas sign in a HeaderVote (consensus/messages.h):
+//                        0x0202 v1 | chain_id:str | epoch:u64 | type 11 | height:u64 |
+//                        view:u64 | header_hash[32]
 //   HeaderCertificate    tag 0x0304 v1 | bitmap:bytes (ceil(n/8), bit i = member i signed) |
 //                        signature[64] per set bit, in member order
 //   The message is fixed per block so a threshold signature can later replace the bitmap and

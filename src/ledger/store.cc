@@ -8,7 +8,7 @@ namespace attestnet::ledger {
 namespace {
 
 constexpr uint32_t kFormatVersion = 1;
-constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3;
+constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5;
 
 std::string be64(uint64_t v) {
   std::string k(8, '\0');
@@ -41,19 +41,37 @@ ReplicaStore::~ReplicaStore() {
 }
 
 Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open(const std::string& dir) {
+  return open_impl(dir, false);
+}
+
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_read_only(const std::string& dir) {
+  return open_impl(dir, true);
+}
+
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string& dir,
+                                                              bool read_only) {
   rocksdb::Options opts;
-  opts.create_if_missing = true;
-  opts.create_missing_column_families = true;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-      {rocksdb::kDefaultColumnFamilyName, {}}, {"consensus", {}}, {"blocks", {}}, {"meta", {}}};
+  opts.create_if_missing = !read_only;
+  opts.create_missing_column_families = !read_only;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, {}},
+                                                        {"consensus", {}},
+                                                        {"blocks", {}},
+                                                        {"meta", {}},
+                                                        {"headers", {}},
+                                                        {"certs", {}}};
   std::unique_ptr<ReplicaStore> s(new ReplicaStore());
+  s->read_only_ = read_only;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status st = rocksdb::DB::Open(opts, dir, descs, &s->cfs_, &raw);
+  rocksdb::Status st = read_only ? rocksdb::DB::OpenForReadOnly(opts, dir, descs, &s->cfs_, &raw)
+                                 : rocksdb::DB::Open(opts, dir, descs, &s->cfs_, &raw);
   if (!st.ok()) return io_error("cannot open the store at " + dir, st);
   s->db_.reset(raw);
 
   std::string version;
   st = s->db_->Get({}, s->cfs_[kMeta], "format", &version);
+  if (st.IsNotFound() && read_only) {
+    return make_error(Errc::kNotFound, "the store at " + dir + " has no format version");
+  }
   if (st.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -73,7 +91,67 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open(const std::string& dir)
   std::unique_ptr<rocksdb::Iterator> bt(s->db_->NewIterator({}, s->cfs_[kBlocks]));
   bt->SeekToLast();
   if (bt->Valid()) s->highest_block_ = from_be64(bt->key());
+  std::unique_ptr<rocksdb::Iterator> ht(s->db_->NewIterator({}, s->cfs_[kHeaders]));
+  ht->SeekToLast();
+  if (ht->Valid()) s->highest_header_ = from_be64(ht->key());
   return s;
+}
+
+Status ReplicaStore::put_header(consensus::Seq height, ByteView header, ByteView frontier) {
+  Writer w(header.size() + frontier.size() + 8);
+  w.bytes(header).bytes(frontier);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st =
+      db_->Put(wo, cfs_[kHeaders], be64(height),
+               rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
+  if (!st.ok()) return io_error("cannot persist header " + std::to_string(height), st);
+  highest_header_ = std::max(highest_header_, height);
+  return {};
+}
+
+Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view,
+                                     const crypto::QuorumCertificate& cert) {
+  Writer w;
+  w.u64(view);
+  cert.encode(w);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st =
+      db_->Put(wo, cfs_[kCerts], be64(height),
+               rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
+  if (!st.ok())
+    return io_error("cannot persist the certificate of header " + std::to_string(height), st);
+  return {};
+}
+
+Result<std::pair<Bytes, Bytes>> ReplicaStore::header(consensus::Seq height) const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kHeaders], be64(height), &v);
+  if (st.IsNotFound())
+    return make_error(Errc::kNotFound, "no header at height " + std::to_string(height));
+  if (!st.ok()) return io_error("cannot read header " + std::to_string(height), st);
+  Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+  ATN_TRY(Bytes h, r.bytes());
+  ATN_TRY(Bytes f, r.bytes());
+  ATN_CHECK(r.finish());
+  return std::make_pair(std::move(h), std::move(f));
+}
+
+Result<std::pair<consensus::View, crypto::QuorumCertificate>> ReplicaStore::certificate(
+    consensus::Seq height) const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kCerts], be64(height), &v);
+  if (st.IsNotFound()) {
+    return make_error(Errc::kNotFound, "no certificate for header " + std::to_string(height));
+  }
+  if (!st.ok())
+    return io_error("cannot read the certificate of header " + std::to_string(height), st);
+  Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+  ATN_TRY(consensus::View view, r.u64());
+  ATN_TRY(crypto::QuorumCertificate qc, crypto::QuorumCertificate::decode(r));
+  ATN_CHECK(r.finish());
+  return std::make_pair(view, std::move(qc));
 }
 
 Status ReplicaStore::write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes) {

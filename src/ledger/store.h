@@ -4,6 +4,8 @@
 //   consensus  key u64 big-endian record index -> PersistRecord   (the replica's write-ahead log)
 //   blocks     key u64 big-endian height       -> CommittedBlock  (the ledger of committed blocks)
 //   meta       small values (format version)
+//   headers    key u64 big-endian height       -> header:bytes frontier:bytes (log after it)
+//   certs      key u64 big-endian height       -> view:u64 QuorumCertificate (header certificate)
 //
 // Every write is one WriteBatch with sync=true: a record the replica asked to persist is on disk
 // before the host carries out the next action ("persist before send"). A committed block is
@@ -33,6 +35,8 @@ class ReplicaStore {
   // Opens (creating if missing) the store in `dir`. A store written by another format version, or
   // whose block records do not decode, is refused with the reason.
   static Result<std::unique_ptr<ReplicaStore>> open(const std::string& dir);
+  // Read-only view, safe while a node has the store open for writing (auditing, the CLI).
+  static Result<std::unique_ptr<ReplicaStore>> open_read_only(const std::string& dir);
   ~ReplicaStore();
   ReplicaStore(const ReplicaStore&) = delete;
   ReplicaStore& operator=(const ReplicaStore&) = delete;
@@ -44,14 +48,28 @@ class ReplicaStore {
   Result<consensus::CommittedBlock> block(consensus::Seq height) const;
   consensus::Seq highest_block() const { return highest_block_; }
 
+  // The ledger: the header built from block `height` with the log frontier after it, and the
+  // header's certificate once 2f+1 replicas signed it.
+  Status put_header(consensus::Seq height, ByteView header, ByteView frontier);
+  Status put_certificate(consensus::Seq height, consensus::View view,
+                         const crypto::QuorumCertificate& cert);
+  Result<std::pair<Bytes, Bytes>> header(consensus::Seq height) const;  // header, frontier
+  Result<std::pair<consensus::View, crypto::QuorumCertificate>> certificate(
+      consensus::Seq height) const;
+  consensus::Seq highest_header() const { return highest_header_; }
+
  private:
   ReplicaStore() = default;
+  static Result<std::unique_ptr<ReplicaStore>> open_impl(const std::string& dir, bool read_only);
   Status write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes);
 
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;  // default, consensus, blocks, meta
+  std::vector<rocksdb::ColumnFamilyHandle*>
+      cfs_;  // default, consensus, blocks, meta, headers, certs
   uint64_t next_index_ = 0;
   consensus::Seq highest_block_ = 0;
+  consensus::Seq highest_header_ = 0;
+  bool read_only_ = false;
 };
 
 }  // namespace attestnet::ledger

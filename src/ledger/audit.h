@@ -1,0 +1,26 @@
+// Auditing a stored chain from genesis: every header's height, chain id, link to the previous
+// header (the first links to the genesis hash), committee, log growth, the consensus block it
+// executed (digest and commit certificate) and its own header certificate.
+#pragma once
+
+#include <functional>
+
+#include "ledger/response.h"
+#include "ledger/store.h"
+
+namespace attestnet::ledger {
+
+struct AuditSummary {
+  uint64_t headers = 0;
+  uint64_t certified = 0;             // headers whose certificate is stored and verifies
+  std::vector<uint64_t> uncertified;  // heights whose certificate this store lacks
+  uint64_t log_size = 0;
+  Hash32 tip{};
+};
+
+// Fails at the first broken height with the height and the reason in the error.
+// `progress(height, total)` is called every 10,000 headers.
+Result<AuditSummary> audit_chain(const ReplicaStore& store, const Genesis& genesis,
+                                 const std::function<void(uint64_t, uint64_t)>& progress = {});
+
+}  // namespace attestnet::ledger

@@ -1,0 +1,50 @@
+// Executes committed consensus blocks into the ledger: each block's requests become
+// AttestationRecords appended to the one RFC 9162 log, and a BlockHeader chains to the previous
+// header (the first to the genesis hash) and carries the log's size and root after the block.
+// Deterministic: every correct replica builds the same header from the same block, so 2f+1 of
+// them can certify it (HeaderVote, docs/consensus.md).
+#pragma once
+
+#include <functional>
+#include <optional>
+
+#include "consensus/messages.h"
+#include "crypto/merkle_log.h"
+#include "ledger/response.h"
+
+namespace attestnet::ledger {
+
+// The application's deterministic execution of one request into a record (state/ appraises
+// evidence here); nullopt for requests that produce no record.
+using RecordFn =
+    std::function<std::optional<AttestationRecord>(const consensus::Request&, uint64_t block_time)>;
+
+struct BuiltBlock {
+  BlockHeader header;
+  std::vector<AttestationRecord> records;
+};
+
+class LedgerBuilder {
+ public:
+  LedgerBuilder(const Genesis& genesis, RecordFn to_record);
+
+  // REQUIRES: cb.block.height == next_height().
+  BuiltBlock apply(const consensus::CommittedBlock& cb, const Hash32& state_root,
+                   uint64_t block_time);
+
+  uint64_t next_height() const { return height_ + 1; }
+  const Hash32& tip_hash() const { return tip_; }
+  const crypto::MerkleFrontier& log() const { return log_; }
+  // Resume after a restart from the last stored header and the log frontier after it.
+  void resume(const BlockHeader& last, const crypto::MerkleFrontier& log);
+
+ private:
+  std::string chain_id_;
+  Hash32 committee_hash_;
+  RecordFn to_record_;
+  uint64_t height_ = 0;
+  Hash32 tip_;
+  crypto::MerkleFrontier log_;
+};
+
+}  // namespace attestnet::ledger
