@@ -20,6 +20,7 @@
 #include "consensus/replica.h"
 #include "core/hash.h"
 
+#include "crypto/merkle.h"
 #include "ledger/builder.h"
 #include "ledger/store.h"
 
@@ -698,8 +699,14 @@ void Simulation::apply(uint32_t r, Actions actions) {
       if (nd.store) {
         Writer fw;
         nd.builder->log().encode(fw);
-        Status st = nd.store->put_header(built.header.height, as_view(built.header.encode()),
-                                         as_view(fw.data()));
+        std::vector<ledger::ReplicaStore::NewRecord> recs;
+        for (const auto& rec : built.records) {
+          Bytes enc = rec.encode();
+          recs.push_back({enc, crypto::merkle_leaf_hash(as_view(enc)), rec.request_id, rec.vm_id});
+        }
+        Status st = nd.store->put_ledger_block(built.header.height, as_view(built.header.encode()),
+                                               as_view(fw.data()),
+                                               built.header.log_size - built.records.size(), recs);
         if (!st.ok()) violation("storage", st.error().to_string());
       }
       executed.emplace_back(built.header.height, built.header.hash());

@@ -7,6 +7,7 @@ namespace attestnet::cli {
 // Each add_* registers a subcommand whose callback stores its exit code.
 void add_sim_command(CLI::App& app);
 void add_ledger_command(CLI::App& app);
+void add_verify_command(CLI::App& app);
 int exit_code();
 void set_exit_code(int code);
 

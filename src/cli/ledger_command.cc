@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "ledger/audit.h"
+#include "ledger/prover.h"
 
 namespace attestnet::cli {
 namespace {
@@ -14,6 +15,11 @@ namespace {
 struct LedgerArgs {
   std::string data;
   std::string genesis;
+  std::string request_id;
+  std::string out;
+  std::string file;
+  uint64_t height = 0;
+  bool json = false;
 };
 
 Result<ledger::Genesis> load_genesis(const std::string& path) {
@@ -67,7 +73,151 @@ int verify_chain(const LedgerArgs& a) {
   return 0;
 }
 
+int show(const LedgerArgs& a) {
+  auto store = ledger::ReplicaStore::open_read_only(a.data);
+  if (!store.ok()) {
+    std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());
+    return 2;
+  }
+  uint64_t h = a.height == 0 ? (*store)->highest_header() : a.height;
+  auto hf = (*store)->header(h);
+  if (!hf.ok()) {
+    std::fprintf(stderr, "%s\n", hf.error().to_string().c_str());
+    return 1;
+  }
+  auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+  if (!hdr.ok()) {
+    std::fprintf(stderr, "height %llu: %s\n", static_cast<unsigned long long>(h),
+                 hdr.error().to_string().c_str());
+    return 1;
+  }
+  std::printf(
+      "height %llu  hash %s\n  chain %s epoch %llu view %llu time %llu proposer %u\n"
+      "  prev %s\n  log size %llu root %s\n  certificate: %s\n",
+      static_cast<unsigned long long>(h), to_hex(hdr->hash()).c_str(), hdr->chain_id.c_str(),
+      static_cast<unsigned long long>(hdr->epoch), static_cast<unsigned long long>(hdr->view),
+      static_cast<unsigned long long>(hdr->block_time), hdr->proposer,
+      to_hex(hdr->prev_hash).c_str(), static_cast<unsigned long long>(hdr->log_size),
+      to_hex(hdr->log_root).c_str(), (*store)->certificate(h).ok() ? "stored" : "none");
+  auto block = (*store)->block(h);
+  if (block.ok()) {
+    for (const auto& q : block->block.requests) {
+      auto rec = (*store)->record_by_request(q.id());
+      if (!rec.ok()) continue;
+      auto r = ledger::AttestationRecord::decode(as_view(rec->second));
+      if (!r.ok()) continue;
+      std::printf("  record %llu  request %s  vm %s  platform %s  verdict %s\n",
+                  static_cast<unsigned long long>(rec->first), to_hex(r->request_id).c_str(),
+                  r->vm_id.c_str(), r->platform.c_str(), ledger::verdict_name(r->verdict));
+    }
+  }
+  return 0;
+}
+
+int proof(const LedgerArgs& a) {
+  auto g = load_genesis(a.genesis);
+  if (!g.ok()) {
+    std::fprintf(stderr, "genesis: %s\n", g.error().to_string().c_str());
+    return 2;
+  }
+  auto id = from_hex(a.request_id);
+  if (!id || id->size() != 32) {
+    std::fprintf(stderr, "REQUEST_ID must be 64 hex digits\n");
+    return 2;
+  }
+  Hash32 rid;
+  std::copy(id->begin(), id->end(), rid.begin());
+  auto store = ledger::ReplicaStore::open_read_only(a.data);
+  if (!store.ok()) {
+    std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());
+    return 2;
+  }
+  auto resp = ledger::build_response(**store, *g, rid);
+  if (!resp.ok()) {
+    std::fprintf(stderr, "%s\n", resp.error().to_string().c_str());
+    return 1;
+  }
+  size_t n = g->members.size();
+  std::string text = resp->to_json(n).dump(2) + "\n";
+  if (a.out.empty()) {
+    std::fputs(text.c_str(), stdout);
+  } else {
+    std::ofstream(a.out) << text;
+    std::printf(
+        "wrote %s: record %llu proven into header %llu (%zu proof hashes, %zu signatures)\n",
+        a.out.c_str(), static_cast<unsigned long long>(resp->leaf_index),
+        static_cast<unsigned long long>(resp->header.height), resp->inclusion_proof.size(),
+        resp->certificate.sigs.sigs.size());
+  }
+  return 0;
+}
+
+int verify(const LedgerArgs& a) {
+  auto g = load_genesis(a.genesis);
+  if (!g.ok()) {
+    std::fprintf(stderr, "genesis: %s\n", g.error().to_string().c_str());
+    return 2;
+  }
+  std::ifstream in(a.file);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s\n", a.file.c_str());
+    return 2;
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    std::fprintf(stderr, "%s is not JSON: %s\n", a.file.c_str(), e.what());
+    return 2;
+  }
+  auto resp = ledger::AttestationResponse::from_json(j, g->members.size());
+  Result<ledger::AttestationRecord> rec = resp.ok()
+                                              ? ledger::verify_response(*resp, *g)
+                                              : Result<ledger::AttestationRecord>(resp.error());
+  if (a.json) {
+    nlohmann::json o;
+    o["valid"] = rec.ok();
+    if (rec.ok()) {
+      o["vm_id"] = rec->vm_id;
+      o["platform"] = rec->platform;
+      o["verdict"] = ledger::verdict_name(rec->verdict);
+      o["height"] = resp->header.height;
+      o["block_time"] = resp->header.block_time;
+    } else {
+      o["error"] = errc_name(rec.error().code);
+      o["reason"] = rec.error().reason;
+    }
+    std::printf("%s\n", o.dump(2).c_str());
+    return rec.ok() ? 0 : 1;
+  }
+  if (!rec.ok()) {
+    std::printf("INVALID %s\n", rec.error().to_string().c_str());
+    return 1;
+  }
+  std::printf("VALID: vm %s (%s) verdict %s, policy %s v%u\n", rec->vm_id.c_str(),
+              rec->platform.c_str(), ledger::verdict_name(rec->verdict), rec->policy_id.c_str(),
+              rec->policy_version);
+  for (const auto& m : rec->measurements) {
+    std::printf("  measurement %s = %s\n", m.name.c_str(), to_hex(as_view(m.digest)).c_str());
+  }
+  std::printf("  in block %llu (time %llu) of chain %s, certified by %zu of %zu members\n",
+              static_cast<unsigned long long>(resp->header.height),
+              static_cast<unsigned long long>(resp->header.block_time), g->chain_id.c_str(),
+              resp->certificate.sigs.sigs.size(), g->members.size());
+  return 0;
+}
+
 }  // namespace
+
+void add_verify_command(CLI::App& app) {
+  auto args = std::make_shared<LedgerArgs>();
+  CLI::App* v =
+      app.add_subcommand("verify", "Check an attestation response offline against a genesis file");
+  v->add_option("response", args->file, "The response JSON file")->required();
+  v->add_option("--genesis", args->genesis, "The genesis JSON file")->required();
+  v->add_flag("--json", args->json, "Machine-readable output");
+  v->callback([args] { set_exit_code(verify(*args)); });
+}
 
 void add_ledger_command(CLI::App& app) {
   CLI::App* ledger = app.add_subcommand("ledger", "Read and audit a node's ledger (read-only)");
@@ -78,6 +228,18 @@ void add_ledger_command(CLI::App& app) {
   vc->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
   vc->add_option("--genesis", args->genesis, "The genesis JSON file")->required();
   vc->callback([args] { set_exit_code(verify_chain(*args)); });
+  CLI::App* sh =
+      ledger->add_subcommand("show", "Print a header and its records (default: the tip)");
+  sh->add_option("height", args->height, "Block height");
+  sh->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
+  sh->callback([args] { set_exit_code(show(*args)); });
+  CLI::App* pr = ledger->add_subcommand(
+      "proof", "Build the attestation response for a request: record, certified header, proof");
+  pr->add_option("request_id", args->request_id, "Request id (64 hex digits)")->required();
+  pr->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
+  pr->add_option("--genesis", args->genesis, "The genesis JSON file")->required();
+  pr->add_option("--out", args->out, "Write the response JSON here");
+  pr->callback([args] { set_exit_code(proof(*args)); });
 }
 
 }  // namespace attestnet::cli

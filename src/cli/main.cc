@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "attestnet 0.1.0");
   attestnet::cli::add_sim_command(app);
   attestnet::cli::add_ledger_command(app);
+  attestnet::cli::add_verify_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,7 @@
 #include "ledger/store.h"
 
+#include <map>
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -8,7 +10,13 @@ namespace attestnet::ledger {
 namespace {
 
 constexpr uint32_t kFormatVersion = 1;
-constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5;
+constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5, kRecords = 6,
+                 kByRequest = 7, kByVm = 8, kTiles = 9;
+constexpr uint64_t kTileWidth = 256;
+
+rocksdb::Slice slice(ByteView b) {
+  return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
+}
 
 std::string be64(uint64_t v) {
   std::string k(8, '\0');
@@ -58,7 +66,11 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
                                                         {"blocks", {}},
                                                         {"meta", {}},
                                                         {"headers", {}},
-                                                        {"certs", {}}};
+                                                        {"certs", {}},
+                                                        {"records", {}},
+                                                        {"by_request", {}},
+                                                        {"by_vm", {}},
+                                                        {"tiles", {}}};
   std::unique_ptr<ReplicaStore> s(new ReplicaStore());
   s->read_only_ = read_only;
   rocksdb::DB* raw = nullptr;
@@ -108,6 +120,94 @@ Status ReplicaStore::put_header(consensus::Seq height, ByteView header, ByteView
   if (!st.ok()) return io_error("cannot persist header " + std::to_string(height), st);
   highest_header_ = std::max(highest_header_, height);
   return {};
+}
+
+Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, ByteView frontier,
+                                      uint64_t first_leaf, const std::vector<NewRecord>& records) {
+  rocksdb::WriteBatch batch;
+  Writer hw(header.size() + frontier.size() + 8);
+  hw.bytes(header).bytes(frontier);
+  batch.Put(cfs_[kHeaders], be64(height), slice(as_view(hw.data())));
+  std::map<uint64_t, std::string> tiles;  // tile index -> contents after this block
+  for (size_t i = 0; i < records.size(); ++i) {
+    uint64_t leaf = first_leaf + i;
+    const NewRecord& r = records[i];
+    batch.Put(cfs_[kRecords], be64(leaf), slice(as_view(r.encoded)));
+    batch.Put(cfs_[kByRequest], slice(as_view(r.request_id)), be64(leaf));
+    batch.Put(cfs_[kByVm], r.vm_id + std::string(1, '\0') + be64(leaf), "");
+    uint64_t t = leaf / kTileWidth;
+    if (!tiles.count(t)) {
+      std::string cur;
+      rocksdb::Status st = db_->Get({}, cfs_[kTiles], be64(t), &cur);
+      if (!st.ok() && !st.IsNotFound())
+        return io_error("cannot read tile " + std::to_string(t), st);
+      tiles[t] = std::move(cur);
+    }
+    std::string& tile = tiles[t];
+    if (tile.size() != (leaf % kTileWidth) * 32) {
+      return make_error(Errc::kBadValue, "tile " + std::to_string(t) + " holds " +
+                                             std::to_string(tile.size() / 32) + " hashes; leaf " +
+                                             std::to_string(leaf) + " does not extend it");
+    }
+    tile.append(reinterpret_cast<const char*>(r.leaf_hash.data()), 32);
+  }
+  for (const auto& [t, contents] : tiles) batch.Put(cfs_[kTiles], be64(t), contents);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return io_error("cannot persist the ledger of block " + std::to_string(height), st);
+  highest_header_ = std::max(highest_header_, height);
+  return {};
+}
+
+Result<std::pair<uint64_t, Bytes>> ReplicaStore::record_by_request(const Hash32& request_id) const {
+  std::string idx;
+  rocksdb::Status st = db_->Get({}, cfs_[kByRequest], slice(as_view(request_id)), &idx);
+  if (st.IsNotFound()) {
+    return make_error(Errc::kNotFound, "no record for request " + to_hex(request_id));
+  }
+  if (!st.ok()) return io_error("cannot read the request index", st);
+  uint64_t leaf = from_be64(idx);
+  std::string rec;
+  st = db_->Get({}, cfs_[kRecords], be64(leaf), &rec);
+  if (!st.ok()) {
+    return make_error(Errc::kNotFound, "the request index names record " + std::to_string(leaf) +
+                                           ", which is missing: " + st.ToString());
+  }
+  return std::make_pair(leaf, Bytes(rec.begin(), rec.end()));
+}
+
+Result<std::vector<uint64_t>> ReplicaStore::vm_history(const std::string& vm_id) const {
+  std::vector<uint64_t> out;
+  std::string prefix = vm_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    rocksdb::Slice k = it->key();
+    k.remove_prefix(prefix.size());
+    out.push_back(from_be64(k));
+  }
+  if (!it->status().ok()) return io_error("cannot read the VM index", it->status());
+  return out;
+}
+
+Result<std::vector<Hash32>> ReplicaStore::leaf_hashes(uint64_t size) const {
+  std::vector<Hash32> out;
+  out.reserve(size);
+  for (uint64_t t = 0; t * kTileWidth < size; ++t) {
+    std::string tile;
+    rocksdb::Status st = db_->Get({}, cfs_[kTiles], be64(t), &tile);
+    if (!st.ok()) return io_error("cannot read tile " + std::to_string(t), st);
+    for (size_t i = 0; i + 32 <= tile.size() && out.size() < size; i += 32) {
+      Hash32 h;
+      std::copy(tile.begin() + i, tile.begin() + i + 32, h.begin());
+      out.push_back(h);
+    }
+  }
+  if (out.size() < size) {
+    return make_error(Errc::kNotFound, "the tiles hold " + std::to_string(out.size()) +
+                                           " leaves, " + std::to_string(size) + " were asked for");
+  }
+  return out;
 }
 
 Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view,

@@ -6,6 +6,12 @@
 //   meta       small values (format version)
 //   headers    key u64 big-endian height       -> header:bytes frontier:bytes (log after it)
 //   certs      key u64 big-endian height       -> view:u64 QuorumCertificate (header certificate)
+//   records    key u64 big-endian leaf index   -> AttestationRecord
+//   by_request key request_id[32]              -> u64 big-endian leaf index
+//   by_vm      key vm_id 0x00 u64 BE leaf index -> (empty): a VM's history, latest last
+//   tiles      key u64 big-endian tile index   -> up to 256 leaf hashes (level-0 tiles of the
+//              C2SP tlog-tiles layout; a partial last tile is rewritten as it fills)
+// A block's header, frontier, records, indexes and tiles are written in ONE synced batch.
 //
 // Every write is one WriteBatch with sync=true: a record the replica asked to persist is on disk
 // before the host carries out the next action ("persist before send"). A committed block is
@@ -51,6 +57,22 @@ class ReplicaStore {
   // The ledger: the header built from block `height` with the log frontier after it, and the
   // header's certificate once 2f+1 replicas signed it.
   Status put_header(consensus::Seq height, ByteView header, ByteView frontier);
+  struct NewRecord {
+    Bytes encoded;
+    Hash32 leaf_hash{};
+    Hash32 request_id{};
+    std::string vm_id;
+  };
+  // The ledger entry of one executed block: header, the log frontier after it, and its records
+  // (leaf indexes first_leaf, first_leaf+1, ...), atomically.
+  Status put_ledger_block(consensus::Seq height, ByteView header, ByteView frontier,
+                          uint64_t first_leaf, const std::vector<NewRecord>& records);
+  // Leaf index and record for a request id.
+  Result<std::pair<uint64_t, Bytes>> record_by_request(const Hash32& request_id) const;
+  // Leaf indexes of a VM's records, oldest first.
+  Result<std::vector<uint64_t>> vm_history(const std::string& vm_id) const;
+  // Leaf hashes [0, size) read from the tiles.
+  Result<std::vector<Hash32>> leaf_hashes(uint64_t size) const;
   Status put_certificate(consensus::Seq height, consensus::View view,
                          const crypto::QuorumCertificate& cert);
   Result<std::pair<Bytes, Bytes>> header(consensus::Seq height) const;  // header, frontier
@@ -64,8 +86,8 @@ class ReplicaStore {
   Status write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes);
 
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*>
-      cfs_;  // default, consensus, blocks, meta, headers, certs
+  // default, consensus, blocks, meta, headers, certs, records, by_request, by_vm, tiles
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   uint64_t next_index_ = 0;
   consensus::Seq highest_block_ = 0;
   consensus::Seq highest_header_ = 0;

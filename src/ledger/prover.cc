@@ -1,0 +1,32 @@
+#include "ledger/prover.h"
+
+#include "crypto/merkle.h"
+
+namespace attestnet::ledger {
+
+Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
+                                           const Hash32& request_id) {
+  ATN_TRY(auto found, store.record_by_request(request_id));
+  AttestationResponse resp;
+  resp.leaf_index = found.first;
+  ATN_TRY(resp.record, AttestationRecord::decode(as_view(found.second)));
+  resp.record_hash = crypto::merkle_leaf_hash(as_view(found.second));
+  // The newest header with a certificate whose log contains the record: a record has an
+  // inclusion proof into any later header.
+  for (uint64_t h = store.highest_header(); h >= 1; --h) {
+    auto cert = store.certificate(h);
+    if (!cert.ok()) continue;
+    ATN_TRY(auto hf, store.header(h));
+    ATN_TRY(resp.header, BlockHeader::decode(as_view(hf.first)));
+    if (resp.header.log_size <= resp.leaf_index) break;
+    resp.certificate.sigs = cert->second;
+    ATN_TRY(std::vector<Hash32> leaves, store.leaf_hashes(resp.header.log_size));
+    resp.inclusion_proof = crypto::merkle_inclusion_proof(leaves, resp.leaf_index);
+    (void)genesis;
+    return resp;
+  }
+  return make_error(Errc::kNotFound, "no certified header contains record " +
+                                         std::to_string(resp.leaf_index) + " yet");
+}
+
+}  // namespace attestnet::ledger

@@ -1,0 +1,13 @@
+// Building an AttestationResponse from a replica's store: the record for a request id, the
+// newest certified header, and the record's inclusion proof into that header's log.
+#pragma once
+
+#include "ledger/response.h"
+#include "ledger/store.h"
+
+namespace attestnet::ledger {
+
+Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
+                                           const Hash32& request_id);
+
+}  // namespace attestnet::ledger
