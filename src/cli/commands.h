@@ -8,6 +8,7 @@ namespace attestnet::cli {
 void add_sim_command(CLI::App& app);
 void add_ledger_command(CLI::App& app);
 void add_verify_command(CLI::App& app);
+void add_genesis_commands(CLI::App& app);
 int exit_code();
 void set_exit_code(int code);
 

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   attestnet::cli::add_sim_command(app);
   attestnet::cli::add_ledger_command(app);
   attestnet::cli::add_verify_command(app);
+  attestnet::cli::add_genesis_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

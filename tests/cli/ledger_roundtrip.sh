@@ -25,4 +25,11 @@ if "$A" verify "$dir/bad.json" --genesis "$dir/data/genesis.json" > "$dir/bad.tx
 fi
 cat "$dir/bad.txt"
 grep -q '^INVALID' "$dir/bad.txt"
+# Against another network's genesis (made by `genesis init`), the same response is refused.
+"$A" genesis init --keys-dir "$dir/keys" --out "$dir/other-genesis.json" >/dev/null
+if "$A" verify "$dir/resp.json" --genesis "$dir/other-genesis.json" --json > "$dir/other.txt"; then
+  echo "a response verified against another genesis"; exit 1
+fi
+grep -q '"error": "wrong-chain"' "$dir/other.txt"
+[ "$(stat -c %a "$dir/keys/node0.key")" = 600 ]
 echo "ledger roundtrip: ok"
