@@ -616,21 +616,11 @@ void Simulation::step(const Event& e) {
         }
         records = std::move(loaded).value();
         // The ledger resumes after the last header it stored.
-        if (Seq last = nd.store->highest_header(); last > 0) {
-          auto hf = nd.store->header(last);
-          if (!hf.ok()) {
-            violation("storage", hf.error().to_string());
-            return;
-          }
-          auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
-          Reader fr(as_view(hf->second));
-          auto frontier = crypto::MerkleFrontier::decode(fr);
-          if (!hdr.ok() || !frontier.ok()) {
-            violation("storage", "replica " + std::to_string(e.target) +
-                                     " stored a header it cannot read back");
-            return;
-          }
-          nd.builder->resume(*hdr, *frontier);
+        Status resumed = ledger::resume_from_store(*nd.store, *nd.builder);
+        if (!resumed.ok()) {
+          violation("storage",
+                    "replica " + std::to_string(e.target) + ": " + resumed.error().to_string());
+          return;
         }
       }
       nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.store ? records : nd.disk);
@@ -697,16 +687,7 @@ void Simulation::apply(uint32_t r, Actions actions) {
       // Execute the block into the ledger; replicas then certify the header it produced.
       ledger::BuiltBlock built = nd.builder->apply(*d->block, d->state_digest, d->block_time);
       if (nd.store) {
-        Writer fw;
-        nd.builder->log().encode(fw);
-        std::vector<ledger::ReplicaStore::NewRecord> recs;
-        for (const auto& rec : built.records) {
-          Bytes enc = rec.encode();
-          recs.push_back({enc, crypto::merkle_leaf_hash(as_view(enc)), rec.request_id, rec.vm_id});
-        }
-        Status st = nd.store->put_ledger_block(built.header.height, as_view(built.header.encode()),
-                                               as_view(fw.data()),
-                                               built.header.log_size - built.records.size(), recs);
+        Status st = ledger::persist_built_block(*nd.store, *nd.builder, built);
         if (!st.ok()) violation("storage", st.error().to_string());
       }
       executed.emplace_back(built.header.height, built.header.hash());

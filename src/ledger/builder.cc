@@ -1,5 +1,8 @@
 #include "ledger/builder.h"
 
+#include "crypto/merkle.h"
+#include "ledger/store.h"
+
 namespace attestnet::ledger {
 
 LedgerBuilder::LedgerBuilder(const Genesis& genesis, RecordFn to_record)
@@ -34,6 +37,38 @@ BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash3
   height_ = h.height;
   tip_ = h.hash();
   return out;
+}
+
+Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
+                           const BuiltBlock& built) {
+  Writer frontier;
+  builder.log().encode(frontier);
+  std::vector<ReplicaStore::NewRecord> recs;
+  recs.reserve(built.records.size());
+  for (const auto& rec : built.records) {
+    Bytes enc = rec.encode();
+    Hash32 leaf = crypto::merkle_leaf_hash(as_view(enc));
+    recs.push_back({std::move(enc), leaf, rec.request_id, rec.vm_id});
+  }
+  return store.put_ledger_block(built.header.height, as_view(built.header.encode()),
+                                as_view(frontier.data()), built.header.log_size - recs.size(),
+                                recs);
+}
+
+Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder) {
+  uint64_t last = store.highest_header();
+  if (last == 0) return {};
+  ATN_TRY(auto stored, store.header(last));
+  ATN_TRY(BlockHeader header, BlockHeader::decode(as_view(stored.first)));
+  Reader r(as_view(stored.second));
+  ATN_TRY(crypto::MerkleFrontier frontier, crypto::MerkleFrontier::decode(r));
+  if (frontier.size() != header.log_size || frontier.root() != header.log_root) {
+    return make_error(Errc::kProofMismatch, "the log frontier stored with header " +
+                                                std::to_string(last) +
+                                                " does not match the header's log");
+  }
+  builder.resume(header, frontier);
+  return {};
 }
 
 void LedgerBuilder::resume(const BlockHeader& last, const crypto::MerkleFrontier& log) {

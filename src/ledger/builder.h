@@ -47,4 +47,12 @@ class LedgerBuilder {
   crypto::MerkleFrontier log_;
 };
 
+class ReplicaStore;
+// Writes a built block (header, the builder's frontier after it, records and indexes) to the
+// store in one synced batch. REQUIRES: `built` is the builder's latest block.
+Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
+                           const BuiltBlock& built);
+// Resumes the builder after the last header the store holds (no-op on an empty store).
+Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder);
+
 }  // namespace attestnet::ledger

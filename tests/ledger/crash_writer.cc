@@ -39,13 +39,11 @@ int main(int argc, char** argv) {
     r.timestamp = t;
     return std::optional<ledger::AttestationRecord>(r);
   });
+  if (!ledger::resume_from_store(store, builder).ok()) return 1;
   if (uint64_t last = store.highest_header(); last > 0) {
     auto hf = store.header(last);
     auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
-    Reader fr(as_view(hf->second));
-    auto frontier = crypto::MerkleFrontier::decode(fr);
-    if (!hdr.ok() || !frontier.ok()) return 1;
-    builder.resume(*hdr, *frontier);
+    if (!hdr.ok()) return 1;
     if (!store.certificate(last).ok()) {  // killed between header and certificate: finish it
       ledger::HeaderCertificate hc;
       for (uint32_t k = 0; k < 3; ++k) ledger::sign_header(hc, *hdr, keys[k], k);
@@ -70,19 +68,7 @@ int main(int argc, char** argv) {
              .ok())
       return 1;
     ledger::BuiltBlock built = builder.apply(cb, Hash32{}, cb.block.block_time);
-    Writer fw;
-    builder.log().encode(fw);
-    std::vector<ledger::ReplicaStore::NewRecord> recs;
-    for (const auto& r : built.records) {
-      Bytes enc = r.encode();
-      recs.push_back({enc, crypto::merkle_leaf_hash(as_view(enc)), r.request_id, r.vm_id});
-    }
-    if (!store
-             .put_ledger_block(h, as_view(built.header.encode()), as_view(fw.data()),
-                               built.header.log_size - recs.size(), recs)
-             .ok()) {
-      return 1;
-    }
+    if (!ledger::persist_built_block(store, builder, built).ok()) return 1;
     ledger::HeaderCertificate hc;
     for (uint32_t k = 0; k < 3; ++k) ledger::sign_header(hc, built.header, keys[k], k);
     if (!store.put_certificate(h, 0, hc.sigs).ok()) return 1;
