@@ -20,8 +20,7 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
     ATN_TRY(resp.header, BlockHeader::decode(as_view(hf.first)));
     if (resp.header.log_size <= resp.leaf_index) break;
     resp.certificate.sigs = cert->second;
-    ATN_TRY(std::vector<Hash32> leaves, store.leaf_hashes(resp.header.log_size));
-    resp.inclusion_proof = crypto::merkle_inclusion_proof(leaves, resp.leaf_index);
+    ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
     (void)genesis;
     return resp;
   }

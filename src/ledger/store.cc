@@ -1,5 +1,8 @@
 #include "ledger/store.h"
 
+#include "crypto/merkle.h"
+
+#include <bit>
 #include <map>
 
 #include <rocksdb/db.h>
@@ -22,6 +25,17 @@ std::string be64(uint64_t v) {
   std::string k(8, '\0');
   for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(v >> (56 - 8 * i));
   return k;
+}
+
+std::string tile_key(uint8_t level, uint64_t index) {
+  return std::string(1, static_cast<char>(level)) + be64(index);
+}
+
+std::vector<Hash32> tile_hashes(const std::string& tile) {
+  std::vector<Hash32> out(tile.size() / 32);
+  for (size_t i = 0; i < out.size(); ++i)
+    std::copy(tile.begin() + 32 * i, tile.begin() + 32 * (i + 1), out[i].begin());
+  return out;
 }
 
 uint64_t from_be64(const rocksdb::Slice& s) {
@@ -128,30 +142,41 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
   Writer hw(header.size() + frontier.size() + 8);
   hw.bytes(header).bytes(frontier);
   batch.Put(cfs_[kHeaders], be64(height), slice(as_view(hw.data())));
-  std::map<uint64_t, std::string> tiles;  // tile index -> contents after this block
+  // Tiles touched by this block, by (level, index): contents after it.
+  std::map<std::pair<uint8_t, uint64_t>, std::string> tiles;
   for (size_t i = 0; i < records.size(); ++i) {
     uint64_t leaf = first_leaf + i;
     const NewRecord& r = records[i];
     batch.Put(cfs_[kRecords], be64(leaf), slice(as_view(r.encoded)));
     batch.Put(cfs_[kByRequest], slice(as_view(r.request_id)), be64(leaf));
     batch.Put(cfs_[kByVm], r.vm_id + std::string(1, '\0') + be64(leaf), "");
-    uint64_t t = leaf / kTileWidth;
-    if (!tiles.count(t)) {
-      std::string cur;
-      rocksdb::Status st = db_->Get({}, cfs_[kTiles], be64(t), &cur);
-      if (!st.ok() && !st.IsNotFound())
-        return io_error("cannot read tile " + std::to_string(t), st);
-      tiles[t] = std::move(cur);
+    // Append the leaf hash at level 0; a tile that fills up appends its root one level higher.
+    Hash32 h = r.leaf_hash;
+    uint64_t pos = leaf;
+    for (uint8_t level = 0;; ++level) {
+      auto key = std::make_pair(level, pos / kTileWidth);
+      if (!tiles.count(key)) {
+        std::string cur;
+        rocksdb::Status st = db_->Get({}, cfs_[kTiles], tile_key(level, key.second), &cur);
+        if (!st.ok() && !st.IsNotFound()) return io_error("cannot read a tile", st);
+        tiles[key] = std::move(cur);
+      }
+      std::string& tile = tiles[key];
+      if (tile.size() != (pos % kTileWidth) * 32) {
+        return make_error(Errc::kBadValue,
+                          "tile " + std::to_string(level) + "/" + std::to_string(key.second) +
+                              " holds " + std::to_string(tile.size() / 32) + " hashes; entry " +
+                              std::to_string(pos) + " does not extend it");
+      }
+      tile.append(reinterpret_cast<const char*>(h.data()), 32);
+      if (tile.size() < kTileWidth * 32) break;
+      h = crypto::merkle_root(tile_hashes(tile));
+      pos = key.second;
     }
-    std::string& tile = tiles[t];
-    if (tile.size() != (leaf % kTileWidth) * 32) {
-      return make_error(Errc::kBadValue, "tile " + std::to_string(t) + " holds " +
-                                             std::to_string(tile.size() / 32) + " hashes; leaf " +
-                                             std::to_string(leaf) + " does not extend it");
-    }
-    tile.append(reinterpret_cast<const char*>(r.leaf_hash.data()), 32);
   }
-  for (const auto& [t, contents] : tiles) batch.Put(cfs_[kTiles], be64(t), contents);
+  for (const auto& [key, contents] : tiles) {
+    batch.Put(cfs_[kTiles], tile_key(key.first, key.second), contents);
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status st = db_->Write(wo, &batch);
@@ -190,24 +215,62 @@ Result<std::vector<uint64_t>> ReplicaStore::vm_history(const std::string& vm_id)
   return out;
 }
 
-Result<std::vector<Hash32>> ReplicaStore::leaf_hashes(uint64_t size) const {
-  std::vector<Hash32> out;
-  out.reserve(size);
-  for (uint64_t t = 0; t * kTileWidth < size; ++t) {
-    std::string tile;
-    rocksdb::Status st = db_->Get({}, cfs_[kTiles], be64(t), &tile);
-    if (!st.ok()) return io_error("cannot read tile " + std::to_string(t), st);
-    for (size_t i = 0; i + 32 <= tile.size() && out.size() < size; i += 32) {
-      Hash32 h;
-      std::copy(tile.begin() + i, tile.begin() + i + 32, h.begin());
-      out.push_back(h);
+Result<Hash32> ReplicaStore::subtree_root(uint64_t offset, uint64_t size) const {
+  // size = 2^k with offset % size == 0: read 2^(k - 8L) entries of a level-L tile, L = k / 8.
+  int k = std::countr_zero(size);
+  int level = k / 8;
+  uint64_t span = uint64_t{1} << (8 * level);  // leaves per level-L entry
+  uint64_t first = offset / span, count = size / span;
+  std::string tile;
+  rocksdb::Status st = db_->Get({}, cfs_[kTiles], tile_key(level, first / kTileWidth), &tile);
+  if (!st.ok())
+    return io_error(
+        "cannot read tile " + std::to_string(level) + "/" + std::to_string(first / kTileWidth), st);
+  uint64_t at = first % kTileWidth;
+  if (tile.size() < (at + count) * 32) {
+    return make_error(Errc::kNotFound, "the log does not hold leaves " + std::to_string(offset) +
+                                           ".." + std::to_string(offset + size - 1) + " yet");
+  }
+  return crypto::merkle_root(tile_hashes(tile.substr(at * 32, count * 32)));
+}
+
+Result<Hash32> ReplicaStore::range_root(uint64_t lo, uint64_t hi) const {
+  uint64_t n = hi - lo;
+  if (std::has_single_bit(n) && lo % n == 0) return subtree_root(lo, n);
+  uint64_t k = std::bit_floor(n - 1);  // largest power of two < n (RFC 9162 §2.1.1)
+  ATN_TRY(Hash32 left, range_root(lo, lo + k));
+  ATN_TRY(Hash32 right, range_root(lo + k, hi));
+  return crypto::merkle_node_hash(left, right);
+}
+
+Result<std::vector<Hash32>> ReplicaStore::inclusion_proof(uint64_t index, uint64_t size) const {
+  if (index >= size) {
+    return make_error(Errc::kBadValue, "leaf " + std::to_string(index) + " is not in a log of " +
+                                           std::to_string(size));
+  }
+  // RFC 9162 §2.1.3.1 PATH(m, D[lo:hi]), siblings from the tiles.
+  std::vector<Hash32> path;
+  uint64_t lo = 0, hi = size;
+  std::vector<Hash32> rev;
+  while (hi - lo > 1) {
+    uint64_t k = std::bit_floor(hi - lo - 1);
+    if (index < lo + k) {
+      ATN_TRY(Hash32 sib, range_root(lo + k, hi));
+      rev.push_back(sib);
+      hi = lo + k;
+    } else {
+      ATN_TRY(Hash32 sib, range_root(lo, lo + k));
+      rev.push_back(sib);
+      lo = lo + k;
     }
   }
-  if (out.size() < size) {
-    return make_error(Errc::kNotFound, "the tiles hold " + std::to_string(out.size()) +
-                                           " leaves, " + std::to_string(size) + " were asked for");
-  }
-  return out;
+  path.assign(rev.rbegin(), rev.rend());
+  return path;
+}
+
+Result<Hash32> ReplicaStore::log_root(uint64_t size) const {
+  if (size == 0) return crypto::merkle_empty_root();
+  return range_root(0, size);
 }
 
 Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view,

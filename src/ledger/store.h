@@ -9,8 +9,9 @@
 //   records    key u64 big-endian leaf index   -> AttestationRecord
 //   by_request key request_id[32]              -> u64 big-endian leaf index
 //   by_vm      key vm_id 0x00 u64 BE leaf index -> (empty): a VM's history, latest last
-//   tiles      key u64 big-endian tile index   -> up to 256 leaf hashes (level-0 tiles of the
-//              C2SP tlog-tiles layout; a partial last tile is rewritten as it fills)
+//   tiles      key level:u8 u64 BE tile index  -> up to 256 hashes (C2SP tlog-tiles layout: a
+//              level-0 entry is a leaf hash, a level-L entry the root of 256^L leaves; a full
+//              tile appends its root to the tile above; a partial tile is rewritten as it fills)
 // A block's header, frontier, records, indexes and tiles are written in ONE synced batch.
 //
 // Every write is one WriteBatch with sync=true: a record the replica asked to persist is on disk
@@ -71,8 +72,10 @@ class ReplicaStore {
   Result<std::pair<uint64_t, Bytes>> record_by_request(const Hash32& request_id) const;
   // Leaf indexes of a VM's records, oldest first.
   Result<std::vector<uint64_t>> vm_history(const std::string& vm_id) const;
-  // Leaf hashes [0, size) read from the tiles.
-  Result<std::vector<Hash32>> leaf_hashes(uint64_t size) const;
+  // RFC 9162 inclusion proof of leaf `index` in the log's first `size` leaves, and the root of
+  // those leaves, computed from the tiles: O(log size) tile reads and at most 255 hashes each.
+  Result<std::vector<Hash32>> inclusion_proof(uint64_t index, uint64_t size) const;
+  Result<Hash32> log_root(uint64_t size) const;
   Status put_certificate(consensus::Seq height, consensus::View view,
                          const crypto::QuorumCertificate& cert);
   Result<std::pair<Bytes, Bytes>> header(consensus::Seq height) const;  // header, frontier
@@ -84,6 +87,8 @@ class ReplicaStore {
   ReplicaStore() = default;
   static Result<std::unique_ptr<ReplicaStore>> open_impl(const std::string& dir, bool read_only);
   Status write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes);
+  Result<Hash32> subtree_root(uint64_t offset, uint64_t size) const;  // aligned, size = 2^k
+  Result<Hash32> range_root(uint64_t lo, uint64_t hi) const;          // MTH of leaves [lo, hi)
 
   std::unique_ptr<rocksdb::DB> db_;
   // default, consensus, blocks, meta, headers, certs, records, by_request, by_vm, tiles

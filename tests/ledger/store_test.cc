@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/hash.h"
+#include "crypto/merkle.h"
 #include "sim/simulator.h"
 
 namespace attestnet::ledger {
@@ -83,6 +85,39 @@ TEST_F(StoreTest, RefusesADirectoryItCannotOpen) {
   auto s = ReplicaStore::open(dir);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, Errc::kIo);
+}
+
+TEST_F(StoreTest, TileProofsMatchTheFullTreeAcrossLevels) {
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  // 66,000 leaves in blocks of 1,000: level-0, level-1 and one full level-2 entry (65,536).
+  std::vector<Hash32> leaves;
+  const uint64_t kTotal = 66000;
+  for (uint64_t h = 1; leaves.size() < kTotal; ++h) {
+    std::vector<ReplicaStore::NewRecord> recs;
+    uint64_t first = leaves.size();
+    for (int i = 0; i < 1000 && leaves.size() < kTotal; ++i) {
+      uint64_t n = leaves.size();
+      Hash32 lh = crypto::merkle_leaf_hash(ByteView(reinterpret_cast<uint8_t*>(&n), 8));
+      leaves.push_back(lh);
+      recs.push_back({Bytes{1}, lh, sha256(ByteView(reinterpret_cast<uint8_t*>(&n), 8)), "vm"});
+    }
+    ASSERT_TRUE((*s)->put_ledger_block(h, as_view(Bytes{1}), as_view(Bytes{2}), first, recs).ok());
+  }
+  for (uint64_t size :
+       std::vector<uint64_t>{1, 2, 255, 256, 257, 1000, 65535, 65536, 65537, kTotal}) {
+    std::vector<Hash32> prefix(leaves.begin(), leaves.begin() + size);
+    auto root = (*s)->log_root(size);
+    ASSERT_TRUE(root.ok()) << root.error().to_string();
+    ASSERT_EQ(*root, crypto::merkle_root(prefix)) << "size " << size;
+    for (uint64_t idx : std::vector<uint64_t>{0, size / 2, size - 1}) {
+      auto proof = (*s)->inclusion_proof(idx, size);
+      ASSERT_TRUE(proof.ok()) << proof.error().to_string();
+      EXPECT_EQ(*proof, crypto::merkle_inclusion_proof(prefix, idx)) << idx << "/" << size;
+    }
+  }
+  EXPECT_EQ((*s)->inclusion_proof(kTotal, kTotal).error().code, Errc::kBadValue);
+  EXPECT_FALSE((*s)->log_root(kTotal + 1).ok());
 }
 
 TEST_F(StoreTest, SimulatorCrashModeOnTheRealStore) {
