@@ -21,6 +21,7 @@
 #include "core/hash.h"
 
 #include "crypto/merkle.h"
+#include "ledger/audit.h"
 #include "ledger/builder.h"
 #include "ledger/store.h"
 
@@ -615,6 +616,13 @@ void Simulation::step(const Event& e) {
           return;
         }
         records = std::move(loaded).value();
+        // Refuse a damaged store (exact height and reason) instead of serving it.
+        Status tip = ledger::verify_tip(*nd.store, genesis_);
+        if (!tip.ok()) {
+          violation("storage", "replica " + std::to_string(e.target) +
+                                   " reopened a damaged store: " + tip.error().to_string());
+          return;
+        }
         // The ledger resumes after the last header it stored.
         Status resumed = ledger::resume_from_store(*nd.store, *nd.builder);
         if (!resumed.ok()) {

@@ -114,6 +114,48 @@ int show(const LedgerArgs& a) {
   return 0;
 }
 
+int get(const LedgerArgs& a) {
+  auto id = from_hex(a.request_id);
+  if (!id || id->size() != 32) {
+    std::fprintf(stderr, "REQUEST_ID must be 64 hex digits\n");
+    return 2;
+  }
+  Hash32 rid;
+  std::copy(id->begin(), id->end(), rid.begin());
+  auto store = ledger::ReplicaStore::open_read_only(a.data);
+  if (!store.ok()) {
+    std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());
+    return 2;
+  }
+  auto found = (*store)->record_by_request(rid);
+  if (!found.ok()) {
+    std::fprintf(stderr, "%s\n", found.error().to_string().c_str());
+    return 1;
+  }
+  auto r = ledger::AttestationRecord::decode(as_view(found->second));
+  if (!r.ok()) {
+    std::fprintf(stderr, "record %llu does not decode: %s\n",
+                 static_cast<unsigned long long>(found->first), r.error().to_string().c_str());
+    return 1;
+  }
+  std::printf(
+      "record %llu\n  request %s\n  vm %s  platform %s  verdict %s  policy %s v%u  time %llu\n",
+      static_cast<unsigned long long>(found->first), to_hex(r->request_id).c_str(),
+      r->vm_id.c_str(), r->platform.c_str(), ledger::verdict_name(r->verdict), r->policy_id.c_str(),
+      r->policy_version, static_cast<unsigned long long>(r->timestamp));
+  for (const auto& m : r->measurements) {
+    std::printf("  measurement %s = %s\n", m.name.c_str(), to_hex(as_view(m.digest)).c_str());
+  }
+  for (const auto& c : r->claims) std::printf("  claim %s = %s\n", c.name.c_str(), c.value.c_str());
+  for (const auto& why : r->reasons) std::printf("  reason: %s\n", why.c_str());
+  auto history = (*store)->vm_history(r->vm_id);
+  if (history.ok()) {
+    std::printf("  this VM has %zu record(s); the latest is record %llu\n", history->size(),
+                static_cast<unsigned long long>(history->empty() ? 0 : history->back()));
+  }
+  return 0;
+}
+
 int proof(const LedgerArgs& a) {
   auto g = load_genesis(a.genesis);
   if (!g.ok()) {
@@ -233,6 +275,17 @@ void add_ledger_command(CLI::App& app) {
   sh->add_option("height", args->height, "Block height");
   sh->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
   sh->callback([args] { set_exit_code(show(*args)); });
+  CLI::App* tl = ledger->add_subcommand("tail", "Print the newest header and its records");
+  tl->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
+  tl->callback([args] {
+    args->height = 0;
+    set_exit_code(show(*args));
+  });
+  CLI::App* gt =
+      ledger->add_subcommand("get", "Print the record of a request and its VM's history");
+  gt->add_option("request_id", args->request_id, "Request id (64 hex digits)")->required();
+  gt->add_option("--data", args->data, "The replica's data directory (RocksDB)")->required();
+  gt->callback([args] { set_exit_code(get(*args)); });
   CLI::App* pr = ledger->add_subcommand(
       "proof", "Build the attestation response for a request: record, certified header, proof");
   pr->add_option("request_id", args->request_id, "Request id (64 hex digits)")->required();

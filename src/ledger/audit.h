@@ -23,4 +23,9 @@ struct AuditSummary {
 Result<AuditSummary> audit_chain(const ReplicaStore& store, const Genesis& genesis,
                                  const std::function<void(uint64_t, uint64_t)>& progress = {});
 
+// On open: checks the newest `depth` headers the way audit_chain does (links, committee, block
+// digest and commit certificate, header certificate when stored), so a node refuses a damaged
+// store with the exact height and reason instead of serving it. Cheap: O(depth).
+Status verify_tip(const ReplicaStore& store, const Genesis& genesis, uint64_t depth = 16);
+
 }  // namespace attestnet::ledger

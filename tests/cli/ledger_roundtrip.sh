@@ -8,6 +8,8 @@ trap 'rm -rf "$dir"' EXIT
 "$A" sim --seed 11 --store "$dir/data" --quiet >/dev/null
 rid=$("$A" ledger show 3 --data "$dir/data/replica-0" | awk '/^  record/{print $4; exit}')
 [ -n "$rid" ] || { echo "no record in block 3"; exit 1; }
+"$A" ledger get "$rid" --data "$dir/data/replica-0" | grep -q "this VM has"
+"$A" ledger tail --data "$dir/data/replica-0" | grep -q "certificate: stored"
 "$A" ledger proof "$rid" --data "$dir/data/replica-0" --genesis "$dir/data/genesis.json" --out "$dir/resp.json"
 "$A" verify "$dir/resp.json" --genesis "$dir/data/genesis.json" | tee "$dir/ok.txt"
 grep -q '^VALID' "$dir/ok.txt"

@@ -69,6 +69,26 @@ TEST_F(AuditTest, AFlippedByteInAHeaderIsNamedByHeight) {
   EXPECT_EQ(s.error().reason.rfind("height 4:", 0), 0u) << s.error().reason;
 }
 
+TEST_F(AuditTest, VerifyTipOnOpenRefusesADamagedTip) {
+  auto ro = ReplicaStore::open_read_only(replica(0));
+  ASSERT_TRUE(ro.ok());
+  EXPECT_TRUE(verify_tip(**ro, genesis).ok());
+  uint64_t tip = (*ro)->highest_header();
+  ro->reset();
+  {
+    auto store = ReplicaStore::open(replica(0));
+    auto hf = (*store)->header(tip - 1);
+    Bytes h = hf->first;
+    h[h.size() - 1] ^= 0x01;  // the payload digest of the block before the tip
+    ASSERT_TRUE((*store)->put_header(tip - 1, as_view(h), as_view(hf->second)).ok());
+  }
+  auto store = ReplicaStore::open_read_only(replica(0));
+  Status st = verify_tip(**store, genesis);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().reason.rfind("height " + std::to_string(tip - 1) + ":", 0), 0u)
+      << st.error().reason;
+}
+
 TEST_F(AuditTest, ARewrittenBlockIsNamedByHeight) {
   {
     auto store = ReplicaStore::open(replica(2));
