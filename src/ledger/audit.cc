@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "crypto/merkle.h"
+
 namespace attestnet::ledger {
 namespace {
 
@@ -75,6 +77,25 @@ Result<AuditSummary> audit_chain(const ReplicaStore& store, const Genesis& genes
       return at(h, Errc::kBadValue,
                 "the record log shrank from " + std::to_string(prev_log) + " to " +
                     std::to_string(hdr.log_size));
+    }
+    // The block's records hash to the leaves the tiles hold, and the tiles give the header's
+    // log root: a flipped byte in a record or a tile is named by the height that covers it.
+    for (uint64_t leaf = prev_log; leaf < hdr.log_size; ++leaf) {
+      auto rec = store.record(leaf);
+      if (!rec.ok()) return at(h, rec.error().code, rec.error().reason);
+      auto lh = store.leaf_hash(leaf);
+      if (!lh.ok()) return at(h, lh.error().code, lh.error().reason);
+      if (crypto::merkle_leaf_hash(as_view(*rec)) != *lh) {
+        return at(h, Errc::kRecordMismatch,
+                  "record " + std::to_string(leaf) + " does not hash to its leaf in the log");
+      }
+    }
+    auto root = store.log_root(hdr.log_size);
+    if (!root.ok()) return at(h, root.error().code, root.error().reason);
+    if (*root != hdr.log_root) {
+      return at(h, Errc::kProofMismatch,
+                "the stored log of " + std::to_string(hdr.log_size) + " records has root " +
+                    short_hex(*root) + ", the header says " + short_hex(hdr.log_root));
     }
     if (checked.second) {
       ++s.certified;

@@ -268,6 +268,52 @@ Result<std::vector<Hash32>> ReplicaStore::inclusion_proof(uint64_t index, uint64
   return path;
 }
 
+Result<std::vector<Hash32>> ReplicaStore::consistency_proof(uint64_t m, uint64_t n) const {
+  if (m == 0 || m > n) {
+    return make_error(Errc::kBadValue, "no consistency proof from size " + std::to_string(m) +
+                                           " to " + std::to_string(n));
+  }
+  // SUBPROOF(m, D[lo:hi], b), iteratively; siblings are collected innermost last, so reverse.
+  std::vector<Hash32> rev;
+  uint64_t lo = 0, hi = n;
+  bool b = true;
+  while (true) {
+    uint64_t size = hi - lo;
+    if (m == size) {
+      if (!b) {
+        ATN_TRY(Hash32 r, range_root(lo, hi));
+        rev.push_back(r);
+      }
+      break;
+    }
+    uint64_t k = std::bit_floor(size - 1);
+    if (m <= k) {
+      ATN_TRY(Hash32 r, range_root(lo + k, hi));
+      rev.push_back(r);
+      hi = lo + k;
+    } else {
+      ATN_TRY(Hash32 r, range_root(lo, lo + k));
+      rev.push_back(r);
+      m -= k;
+      lo += k;
+      b = false;
+    }
+  }
+  return std::vector<Hash32>(rev.rbegin(), rev.rend());
+}
+
+Result<Bytes> ReplicaStore::record(uint64_t leaf) const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kRecords], be64(leaf), &v);
+  if (st.IsNotFound()) return make_error(Errc::kNotFound, "no record " + std::to_string(leaf));
+  if (!st.ok()) return io_error("cannot read record " + std::to_string(leaf), st);
+  return Bytes(v.begin(), v.end());
+}
+
+Result<Hash32> ReplicaStore::leaf_hash(uint64_t leaf) const {
+  return subtree_root(leaf, 1);
+}
+
 Result<Hash32> ReplicaStore::log_root(uint64_t size) const {
   if (size == 0) return crypto::merkle_empty_root();
   return range_root(0, size);

@@ -76,6 +76,11 @@ class ReplicaStore {
   // those leaves, computed from the tiles: O(log size) tile reads and at most 255 hashes each.
   Result<std::vector<Hash32>> inclusion_proof(uint64_t index, uint64_t size) const;
   Result<Hash32> log_root(uint64_t size) const;
+  // RFC 9162 §2.1.4.1 PROOF(m, D[n]): the log of size m is a prefix of the log of size n.
+  Result<std::vector<Hash32>> consistency_proof(uint64_t m, uint64_t n) const;
+  // The stored record at a leaf index, and the leaf hash the tiles hold for it.
+  Result<Bytes> record(uint64_t leaf) const;
+  Result<Hash32> leaf_hash(uint64_t leaf) const;
   Status put_certificate(consensus::Seq height, consensus::View view,
                          const crypto::QuorumCertificate& cert);
   Result<std::pair<Bytes, Bytes>> header(consensus::Seq height) const;  // header, frontier

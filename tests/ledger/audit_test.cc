@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <rocksdb/db.h>
+
 #include "sim/simulator.h"
 
 namespace attestnet::ledger {
@@ -107,6 +109,45 @@ TEST_F(AuditTest, ARewrittenBlockIsNamedByHeight) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, Errc::kRecordMismatch);
   EXPECT_EQ(s.error().reason.rfind("height 6:", 0), 0u) << s.error().reason;
+}
+
+// Disk corruption of one stored record, written with RocksDB directly (below the store's API).
+void corrupt_record(const std::string& dir, uint64_t leaf) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const char* name : {"default", "consensus", "blocks", "meta", "headers", "certs", "records",
+                           "by_request", "by_vm", "tiles"}) {
+    descs.push_back({name, {}});
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open({}, dir, descs, &cfs, &db).ok());
+  std::string key(8, '\0');
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(leaf >> (56 - 8 * i));
+  std::string value;
+  ASSERT_TRUE(db->Get({}, cfs[6], key, &value).ok());
+  value[value.size() - 3] ^= 0x10;  // inside the record's timestamp
+  ASSERT_TRUE(db->Put({}, cfs[6], key, value).ok());
+  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
+TEST_F(AuditTest, AFlippedByteInARecordIsNamedByTheHeightThatHoldsIt) {
+  uint64_t leaf = 0, height = 5;
+  {
+    auto store = ReplicaStore::open_read_only(replica(3));
+    ASSERT_TRUE(store.ok());
+    leaf = BlockHeader::decode(as_view((*store)->header(4)->first))->log_size;
+    while (BlockHeader::decode(as_view((*store)->header(height)->first))->log_size <= leaf) {
+      ++height;
+    }
+  }
+  corrupt_record(replica(3), leaf);
+  auto store = ReplicaStore::open_read_only(replica(3));
+  auto s = audit_chain(**store, genesis);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::kRecordMismatch);
+  EXPECT_EQ(s.error().reason.rfind("height " + std::to_string(height) + ":", 0), 0u)
+      << s.error().reason;
 }
 
 TEST_F(AuditTest, AnotherGenesisIsRefused) {

@@ -116,6 +116,12 @@ TEST_F(StoreTest, TileProofsMatchTheFullTreeAcrossLevels) {
       EXPECT_EQ(*proof, crypto::merkle_inclusion_proof(prefix, idx)) << idx << "/" << size;
     }
   }
+  for (uint64_t m : std::vector<uint64_t>{1, 255, 256, 1000, 65536, 65999}) {
+    std::vector<Hash32> all(leaves.begin(), leaves.begin() + kTotal);
+    auto proof = (*s)->consistency_proof(m, kTotal);
+    ASSERT_TRUE(proof.ok()) << proof.error().to_string();
+    EXPECT_EQ(*proof, crypto::merkle_consistency_proof(all, m)) << m;
+  }
   EXPECT_EQ((*s)->inclusion_proof(kTotal, kTotal).error().code, Errc::kBadValue);
   EXPECT_FALSE((*s)->log_root(kTotal + 1).ok());
 }
