@@ -797,7 +797,7 @@ Status Replica::verify_prepared_certificate(const PreparedCertificate& pc, Seq l
   return {};
 }
 
-Status Replica::verify_view_change(const Envelope& env, const ViewChange& vc) {
+Status Replica::verify_view_change(const ViewChange& vc) {
   ATN_CHECK(verify_checkpoint_proof(vc.stable_seq, vc.stable_digest, vc.checkpoint_proof));
   std::set<Seq> seqs;
   for (const auto& pc : vc.prepared) {
@@ -809,7 +809,6 @@ Status Replica::verify_view_change(const Envelope& env, const ViewChange& vc) {
       return make_error(Errc::kBadValue, "view change carries two certificates for one seq");
     }
   }
-  (void)env;
   return {};
 }
 
@@ -821,7 +820,7 @@ void Replica::handle_view_change(const Envelope& env, ViewChange vc) {
   auto& slot = view_changes_[vc.new_view];
   if (slot.count(env.sender)) return;
   if (!replaying_ && env.sender != cfg_.self) {
-    Status st = verify_view_change(env, vc);
+    Status st = verify_view_change(vc);
     if (!st.ok()) {
       ++counters_.dropped_invalid_view_change;
       return;
@@ -943,7 +942,7 @@ void Replica::handle_new_view(const Envelope& env, const NewView& nv) {
       ++counters_.dropped_invalid_new_view;
       return;
     }
-    if (!replaying_ && (!verify_envelope(ve) || !verify_view_change(ve, *vc).ok())) {
+    if (!replaying_ && (!verify_envelope(ve) || !verify_view_change(*vc).ok())) {
       ++counters_.dropped_invalid_new_view;
       return;
     }
@@ -1115,8 +1114,6 @@ void Replica::handle_state_reply(const Envelope& env, const StateReply& r) {
     }
   }
   if (r.stable_seq && *r.stable_seq > stable_ && *r.stable_seq <= last_executed_) {
-    auto own = ledger_.find(*r.stable_seq);
-    (void)own;
     Hash32 digest{};
     if (!r.stable_proof.empty()) {
       auto c = Checkpoint::decode(as_view(r.stable_proof[0].body));

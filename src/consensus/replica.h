@@ -225,7 +225,7 @@ class Replica {
 
   // View change.
   void start_view_change(View v);
-  Status verify_view_change(const Envelope& env, const ViewChange& vc);
+  Status verify_view_change(const ViewChange& vc);
   Status verify_prepared_certificate(const PreparedCertificate& pc, Seq low, Seq high,
                                      View below_view, Hash32* digest, PrePrepare* pp);
   struct NewViewPlan {

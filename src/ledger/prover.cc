@@ -21,7 +21,13 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
     if (resp.header.log_size <= resp.leaf_index) break;
     resp.certificate.sigs = cert->second;
     ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
-    (void)genesis;
+    // Never hand out a response a relying party would reject.
+    auto checked = verify_response(resp, genesis);
+    if (!checked.ok()) {
+      return make_error(
+          checked.error().code,
+          "the stored ledger does not yield a valid response: " + checked.error().reason);
+    }
     return resp;
   }
   return make_error(Errc::kNotFound, "no certified header contains record " +

@@ -1,5 +1,6 @@
 // Building an AttestationResponse from a replica's store: the record for a request id, the
-// newest certified header, and the record's inclusion proof into that header's log.
+// newest certified header, and the record's inclusion proof into that header's log. The result
+// is checked with verify_response against the genesis before it is returned.
 #pragma once
 
 #include "ledger/response.h"
