@@ -114,20 +114,28 @@ int show(const LedgerArgs& a) {
   return 0;
 }
 
-int get(const LedgerArgs& a) {
+// Parses REQUEST_ID and opens the data directory read-only; non-zero exit code on failure.
+int open_for_request(const LedgerArgs& a, Hash32* rid, std::unique_ptr<ledger::ReplicaStore>* out) {
   auto id = from_hex(a.request_id);
   if (!id || id->size() != 32) {
     std::fprintf(stderr, "REQUEST_ID must be 64 hex digits\n");
     return 2;
   }
-  Hash32 rid;
-  std::copy(id->begin(), id->end(), rid.begin());
+  std::copy(id->begin(), id->end(), rid->begin());
   auto store = ledger::ReplicaStore::open_read_only(a.data);
   if (!store.ok()) {
     std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());
     return 2;
   }
-  auto found = (*store)->record_by_request(rid);
+  *out = std::move(store).value();
+  return 0;
+}
+
+int get(const LedgerArgs& a) {
+  Hash32 rid;
+  std::unique_ptr<ledger::ReplicaStore> store;
+  if (int rc = open_for_request(a, &rid, &store); rc != 0) return rc;
+  auto found = store->record_by_request(rid);
   if (!found.ok()) {
     std::fprintf(stderr, "%s\n", found.error().to_string().c_str());
     return 1;
@@ -148,7 +156,7 @@ int get(const LedgerArgs& a) {
   }
   for (const auto& c : r->claims) std::printf("  claim %s = %s\n", c.name.c_str(), c.value.c_str());
   for (const auto& why : r->reasons) std::printf("  reason: %s\n", why.c_str());
-  auto history = (*store)->vm_history(r->vm_id);
+  auto history = store->vm_history(r->vm_id);
   if (history.ok()) {
     std::printf("  this VM has %zu record(s); the latest is record %llu\n", history->size(),
                 static_cast<unsigned long long>(history->empty() ? 0 : history->back()));
@@ -162,19 +170,10 @@ int proof(const LedgerArgs& a) {
     std::fprintf(stderr, "genesis: %s\n", g.error().to_string().c_str());
     return 2;
   }
-  auto id = from_hex(a.request_id);
-  if (!id || id->size() != 32) {
-    std::fprintf(stderr, "REQUEST_ID must be 64 hex digits\n");
-    return 2;
-  }
   Hash32 rid;
-  std::copy(id->begin(), id->end(), rid.begin());
-  auto store = ledger::ReplicaStore::open_read_only(a.data);
-  if (!store.ok()) {
-    std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());
-    return 2;
-  }
-  auto resp = ledger::build_response(**store, *g, rid);
+  std::unique_ptr<ledger::ReplicaStore> store;
+  if (int rc = open_for_request(a, &rid, &store); rc != 0) return rc;
+  auto resp = ledger::build_response(*store, *g, rid);
   if (!resp.ok()) {
     std::fprintf(stderr, "%s\n", resp.error().to_string().c_str());
     return 1;
