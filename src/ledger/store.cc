@@ -249,9 +249,8 @@ Result<std::vector<Hash32>> ReplicaStore::inclusion_proof(uint64_t index, uint64
                                            std::to_string(size));
   }
   // RFC 9162 §2.1.3.1 PATH(m, D[lo:hi]), siblings from the tiles.
-  std::vector<Hash32> path;
   uint64_t lo = 0, hi = size;
-  std::vector<Hash32> rev;
+  std::vector<Hash32> rev;  // siblings, innermost last
   while (hi - lo > 1) {
     uint64_t k = std::bit_floor(hi - lo - 1);
     if (index < lo + k) {
@@ -264,8 +263,7 @@ Result<std::vector<Hash32>> ReplicaStore::inclusion_proof(uint64_t index, uint64
       lo = lo + k;
     }
   }
-  path.assign(rev.rbegin(), rev.rend());
-  return path;
+  return std::vector<Hash32>(rev.rbegin(), rev.rend());
 }
 
 Result<std::vector<Hash32>> ReplicaStore::consistency_proof(uint64_t m, uint64_t n) const {
