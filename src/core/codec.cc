@@ -38,6 +38,18 @@ const char* errc_name(Errc c) {
       return "io";
     case Errc::kInvalidArgument:
       return "invalid-argument";
+    case Errc::kBadMagic:
+      return "bad-magic";
+    case Errc::kUnsupported:
+      return "unsupported";
+    case Errc::kBindingMismatch:
+      return "binding-mismatch";
+    case Errc::kPcrMismatch:
+      return "pcr-mismatch";
+    case Errc::kCertificate:
+      return "certificate";
+    case Errc::kStale:
+      return "stale";
   }
   return "unknown";
 }

@@ -26,6 +26,13 @@ enum class Errc {
   kNotFound,
   kIo,
   kInvalidArgument,
+  // Evidence appraisal (evidence/, policy/)
+  kBadMagic,         // a structure does not start with the value its format requires
+  kUnsupported,      // an algorithm or format this build does not handle
+  kBindingMismatch,  // the evidence's nonce / user data is not the expected binding
+  kPcrMismatch,      // PCR values do not match the quoted digest or a replayed log
+  kCertificate,      // a certificate chain does not verify to a pinned root
+  kStale,            // evidence older than something already seen (replay)
 };
 
 const char* errc_name(Errc c);

@@ -1,0 +1,302 @@
+// `attestnet evidence verify | bundle | inspect`: hardware evidence from files, as tpm2_quote
+// writes them, appraised by the same code a node runs (policy::appraise).
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "evidence/binding.h"
+#include "evidence/sim/sim.h"
+#include "evidence/tpm2/bundle.h"
+#include "evidence/tpm2/eventlog.h"
+#include "policy/policy.h"
+
+namespace attestnet::cli {
+namespace {
+
+using nlohmann::json;
+using namespace evidence::tpm2;
+
+struct EvidenceArgs {
+  std::string platform = "tpm2";
+  std::string quote, signature, pcrs, ak, eventlog, ima, bundle, policy, out;
+  std::string nonce, anchor, vm_key;
+  std::string hash_alg = "sha256";
+  std::string file;
+  bool json = false;
+};
+
+Result<Bytes> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(Errc::kIo, "cannot read " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  return Bytes(s.begin(), s.end());
+}
+
+int fail_usage(const std::string& msg) {
+  std::fprintf(stderr, "attestnet evidence: %s\n", msg.c_str());
+  return 2;
+}
+
+// The binding the evidence must carry: --nonce as given, or computed from --anchor/--vm-key.
+Result<Bytes> expected_binding(const EvidenceArgs& a) {
+  if (!a.nonce.empty()) {
+    auto n = from_hex(a.nonce);
+    if (!n) return make_error(Errc::kInvalidArgument, "--nonce is not hex");
+    return *n;
+  }
+  if (!a.anchor.empty() && !a.vm_key.empty()) {
+    auto an = from_hex(a.anchor);
+    auto vk = from_hex(a.vm_key);
+    if (!an || an->size() != 32 || !vk || vk->size() != 32)
+      return make_error(Errc::kInvalidArgument, "--anchor and --vm-key are 32 bytes of hex each");
+    Hash32 h;
+    crypto::PublicKey k;
+    std::copy(an->begin(), an->end(), h.begin());
+    std::copy(vk->begin(), vk->end(), k.begin());
+    Hash32 b = evidence::evidence_binding(h, k);
+    return Bytes(b.begin(), b.end());
+  }
+  return make_error(Errc::kInvalidArgument,
+                    "say what the evidence must be bound to: --nonce HEX, or --anchor HEX "
+                    "--vm-key HEX");
+}
+
+Result<Bytes> build_tpm2_bundle(const EvidenceArgs& a) {
+  if (!a.bundle.empty()) return read_file(a.bundle);
+  if (a.quote.empty() || a.signature.empty() || a.pcrs.empty() || a.ak.empty())
+    return make_error(Errc::kInvalidArgument,
+                      "--platform tpm2 needs --quote, --signature, --pcrs and --ak (or --bundle)");
+  Tpm2Evidence e;
+  ATN_TRY(e.quote, read_file(a.quote));
+  ATN_TRY(e.signature, read_file(a.signature));
+  ATN_TRY(e.ak_public, read_file(a.ak));
+  ATN_TRY(Bytes pcr_bytes, read_file(a.pcrs));
+  auto pcrs = parse_tpm2_tools_pcrs(as_view(pcr_bytes));
+  if (!pcrs.ok()) return make_error(pcrs.error().code, a.pcrs + ": " + pcrs.error().reason);
+  e.pcrs = std::move(pcrs).value();
+  auto h = alg_from_name(a.hash_alg);
+  if (!h) return make_error(Errc::kInvalidArgument, "--hash-alg " + a.hash_alg);
+  e.plain_hash = *h;
+  if (!a.eventlog.empty()) {
+    ATN_TRY(e.event_log, read_file(a.eventlog));
+  }
+  if (!a.ima.empty()) {
+    ATN_TRY(e.ima_log, read_file(a.ima));
+  }
+  return e.encode();
+}
+
+json result_json(const policy::AppraisalResult& r) {
+  json j;
+  j["verdict"] = policy::verdict_name(r.verdict);
+  j["platform"] = r.platform;
+  if (!r.policy_id.empty()) j["policy"] = {{"id", r.policy_id}, {"version", r.policy_version}};
+  for (const auto& [k, v] : r.trust_vector) j["trust_vector"][k] = policy::verdict_name(v);
+  j["claims"] = json::object();
+  for (const auto& c : r.claims) j["claims"][c.name] = c.value;
+  j["measurements"] = json::array();
+  for (const auto& m : r.measurements)
+    j["measurements"].push_back({{"name", m.name}, {"digest", to_hex(m.digest)}});
+  j["reasons"] = r.reasons;
+  return j;
+}
+
+void print_text(const policy::AppraisalResult& r) {
+  std::printf("platform      %s\n", r.platform.c_str());
+  for (const auto& c : r.claims) std::printf("%-24s %s\n", c.name.c_str(), c.value.c_str());
+  if (!r.measurements.empty()) std::printf("measurements (attested):\n");
+  for (const auto& m : r.measurements)
+    std::printf("  %-40s %s\n", m.name.c_str(), to_hex(m.digest).c_str());
+  if (!r.trust_vector.empty()) std::printf("trust vector (AR4SI):\n");
+  for (const auto& [k, v] : r.trust_vector)
+    std::printf("  %-20s %s\n", k.c_str(), policy::verdict_name(v));
+  if (!r.policy_id.empty())
+    std::printf("policy        %s version %u\n", r.policy_id.c_str(), r.policy_version);
+  std::printf("verdict       %s\n", policy::verdict_name(r.verdict));
+  for (const auto& reason : r.reasons) std::printf("  REJECTED  %s\n", reason.c_str());
+}
+
+int verify(const EvidenceArgs& a) {
+  auto binding = expected_binding(a);
+  if (!binding.ok()) return fail_usage(binding.error().reason);
+  Result<Bytes> bundle = make_error(Errc::kInvalidArgument, "");
+  if (a.platform == "tpm2") {
+    bundle = build_tpm2_bundle(a);
+  } else if (a.platform == "sim") {
+    if (a.bundle.empty()) return fail_usage("--platform sim needs --bundle FILE");
+    bundle = read_file(a.bundle);
+  } else {
+    return fail_usage("--platform " + a.platform + " is not supported yet (tpm2, sim)");
+  }
+  if (!bundle.ok()) return fail_usage(bundle.error().reason);
+  std::optional<policy::Policy> pol;
+  if (!a.policy.empty()) {
+    auto text = read_file(a.policy);
+    if (!text.ok()) return fail_usage(text.error().reason);
+    auto p = policy::parse_policy(
+        std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
+    if (!p.ok()) return fail_usage(a.policy + ": " + p.error().reason);
+    pol = std::move(p).value();
+  }
+  policy::AppraisalInput in;
+  in.platform = a.platform;
+  in.evidence = as_view(*bundle);
+  in.expected_binding = *binding;
+  policy::AppraisalResult r = policy::appraise(pol ? &*pol : nullptr, in);
+  if (a.json) {
+    std::printf("%s\n", result_json(r).dump(2).c_str());
+  } else {
+    print_text(r);
+  }
+  bool evidence_ok = r.verdict != policy::Verdict::kContraindicated && (pol || r.reasons.empty());
+  if (!evidence_ok) return 1;
+  if (pol && r.verdict != policy::Verdict::kAffirming) return 1;
+  return 0;
+}
+
+int bundle(const EvidenceArgs& a) {
+  if (a.out.empty()) return fail_usage("bundle needs --out FILE");
+  auto b = build_tpm2_bundle(a);
+  if (!b.ok()) return fail_usage(b.error().reason);
+  std::ofstream f(a.out, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(b->data()), static_cast<std::streamsize>(b->size()));
+  if (!f) return fail_usage("cannot write " + a.out);
+  std::printf("wrote %s (%zu bytes, Tpm2Evidence v1)\n", a.out.c_str(), b->size());
+  return 0;
+}
+
+json quote_json(const Quote& q) {
+  return {{"type", "TPMS_ATTEST (quote)"},
+          {"qualified_signer", to_hex(q.qualified_signer)},
+          {"extra_data", to_hex(q.extra_data)},
+          {"clock", q.clock},
+          {"reset_count", q.reset_count},
+          {"restart_count", q.restart_count},
+          {"safe", q.safe},
+          {"firmware_version", q.firmware_version},
+          {"pcr_selection", selection_string(q.selection)},
+          {"pcr_digest", to_hex(q.pcr_digest)}};
+}
+
+json pcrs_json(const PcrValues& v) {
+  json j = json::object();
+  for (const auto& [alg, bank] : v)
+    for (const auto& [pcr, value] : bank) j[alg_name(alg)][std::to_string(pcr)] = to_hex(value);
+  return j;
+}
+
+json event_log_json(const EventLog& log) {
+  json j;
+  j["type"] = log.crypto_agile ? "TCG PC Client event log (crypto-agile)"
+                               : "TCG PC Client event log (SHA-1)";
+  j["banks"] = json::array();
+  for (uint16_t alg : log.algorithms) j["banks"].push_back(alg_name(alg));
+  j["events"] = log.events.size();
+  j["replayed_pcrs"] = pcrs_json(replay(log));
+  BootState boot = extract_components(log);
+  j["components"] = json::array();
+  for (const auto& c : boot.components)
+    j["components"].push_back({{"kind", c.kind},
+                               {"description", c.description},
+                               {"pcr", c.pcr},
+                               {"event", c.event},
+                               {"digest", to_hex(c.sha256)}});
+  if (boot.secure_boot) j["secure_boot"] = *boot.secure_boot;
+  return j;
+}
+
+// Tries each format this build knows; the first that parses completely wins.
+json inspect_bytes(ByteView b) {
+  if (auto q = parse_quote(b); q.ok()) return quote_json(*q);
+  if (b.size() >= 2 && b[0] == 0x04 && b[1] == 0x01) {
+    if (auto e = Tpm2Evidence::decode(b); e.ok()) {
+      json j{{"type", "Tpm2Evidence bundle v1"},
+             {"pcrs", pcrs_json(e->pcrs)},
+             {"event_log_bytes", e->event_log.size()},
+             {"ima_log_bytes", e->ima_log.size()}};
+      if (auto q = parse_quote(as_view(e->quote)); q.ok()) j["quote"] = quote_json(*q);
+      if (auto ak = parse_ak(as_view(e->ak_public)); ak.ok()) j["ak"] = ak->describe();
+      return j;
+    }
+  }
+  if (b.size() >= 2 && b[0] == 0x02 && b[1] == 0x04) {
+    if (auto s = evidence::sim::SimEvidence::decode(b); s.ok()) {
+      json j{{"type", "SimEvidence v1"},
+             {"platform_key", to_hex(ByteView(s->platform_key.data(), 32))},
+             {"report_data", to_hex(s->report_data)}};
+      for (const auto& m : s->measurements) j["measurements"][m.name] = to_hex(m.digest);
+      return j;
+    }
+  }
+  if (auto s = parse_signature(b); s.ok())
+    return {{"type", "TPMT_SIGNATURE"},
+            {"algorithm", sig_alg_name(s->sig_alg)},
+            {"hash", alg_name(s->hash_alg)}};
+  if (auto p = parse_tpm2_tools_pcrs(b); p.ok())
+    return {{"type", "tpm2-tools serialized PCR values"}, {"pcrs", pcrs_json(*p)}};
+  if (auto ak = parse_ak(b); ak.ok()) {
+    json j{{"type", "public key"}, {"key", ak->describe()}};
+    if (!ak->name.empty()) j["name"] = to_hex(ak->name);
+    return j;
+  }
+  if (auto log = parse_event_log(b); log.ok() && log->events.size() > 1)
+    return event_log_json(*log);
+  if (auto ima = parse_ima_any(b); ima.ok() && !ima->entries.empty()) {
+    json j{{"type", "IMA measurement list"}, {"entries", ima->entries.size()}};
+    j["template_hashes"] = verify_ima_template_hashes(*ima).ok() ? "all verify" : "MISMATCH";
+    j["pcr10_sha1"] = to_hex(replay_ima(*ima, kAlgSha1)[10]);
+    return j;
+  }
+  return {{"type", "unknown"}, {"size", b.size()}};
+}
+
+int inspect(const EvidenceArgs& a) {
+  auto b = read_file(a.file);
+  if (!b.ok()) return fail_usage(b.error().reason);
+  json j = inspect_bytes(as_view(*b));
+  std::printf("%s\n", j.dump(2).c_str());
+  return j["type"] == "unknown" ? 1 : 0;
+}
+
+}  // namespace
+
+void add_evidence_command(CLI::App& app) {
+  auto args = std::make_shared<EvidenceArgs>();
+  auto* ev = app.add_subcommand("evidence", "verify and inspect hardware evidence (TPM 2.0, sim)");
+  ev->require_subcommand(1);
+
+  auto add_inputs = [args](CLI::App* c) {
+    c->add_option("--quote", args->quote, "TPMS_ATTEST as written by tpm2_quote -m");
+    c->add_option("--signature", args->signature, "tpm2_quote -s output (tss or plain format)");
+    c->add_option("--pcrs", args->pcrs, "tpm2_quote -o output (-F serialized)");
+    c->add_option("--ak", args->ak, "AK public: TPM2B_PUBLIC (tpm2_createak -u) or PEM");
+    c->add_option("--eventlog", args->eventlog, "TCG binary event log (binary_bios_measurements)");
+    c->add_option("--ima", args->ima, "IMA measurement list (ascii or binary)");
+    c->add_option("--hash-alg", args->hash_alg, "hash of a plain signature (default sha256)");
+    c->add_option("--bundle", args->bundle, "an evidence bundle instead of the files above");
+  };
+  auto* v = ev->add_subcommand("verify", "verify evidence and, with --policy, appraise it");
+  v->add_option("--platform", args->platform, "tpm2 | sim")->default_val("tpm2");
+  add_inputs(v);
+  v->add_option("--nonce", args->nonce, "the qualifying data the quote must carry (hex)");
+  v->add_option("--anchor", args->anchor, "freshness anchor (hex): binding = H(anchor, vm key)");
+  v->add_option("--vm-key", args->vm_key, "the VM's ephemeral Ed25519 public key (hex)");
+  v->add_option("--policy", args->policy, "policy JSON (docs/evidence.md)");
+  v->add_flag("--json", args->json, "print the result as JSON");
+  v->callback([args] { set_exit_code(verify(*args)); });
+
+  auto* b = ev->add_subcommand("bundle", "pack tpm2_quote's files into one evidence bundle");
+  add_inputs(b);
+  b->add_option("--out", args->out, "where to write the bundle")->required();
+  b->callback([args] { set_exit_code(bundle(*args)); });
+
+  auto* i = ev->add_subcommand("inspect", "print the structure of any evidence file");
+  i->add_option("file", args->file, "the file")->required();
+  i->callback([args] { set_exit_code(inspect(*args)); });
+}
+
+}  // namespace attestnet::cli

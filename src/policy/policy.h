@@ -1,0 +1,105 @@
+// Policies and appraisal. A policy is a JSON document with an id and a version that says, per
+// platform, which reference values are allowed and which rules must hold (docs/evidence.md has
+// the format and a worked example). Appraisal is a pure, deterministic function of
+// (policy, evidence bytes, expected binding, enrolment state): the same inputs give the same
+// AppraisalResult bytes on every node. No clock is read; no network is used.
+//
+// The result follows the AR4SI tiers (draft-ietf-rats-ar4si): each trustworthiness claim the
+// policy evaluates is affirming, warning or contraindicated (or none: not evaluated); the
+// verdict is the worst of them. Every failed rule leaves a reason a person can act on.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/bytes.h"
+#include "core/result.h"
+#include "crypto/ed25519.h"
+#include "evidence/tpm2/quote.h"
+
+namespace attestnet::policy {
+
+enum class Verdict : uint8_t { kNone = 0, kAffirming = 1, kWarning = 2, kContraindicated = 3 };
+const char* verdict_name(Verdict v);
+Verdict worse(Verdict a, Verdict b);
+
+struct Tpm2Policy {
+  std::map<uint16_t, std::set<uint32_t>> required_pcrs;                   // bank -> PCRs
+  std::map<uint16_t, std::map<uint32_t, std::vector<Bytes>>> pcr_values;  // allowed values
+  bool require_event_log = false;
+  std::map<std::string, std::vector<Bytes>> components;  // kind -> allowed SHA-256 digests
+  bool require_secure_boot = false;
+  bool require_enrolled_ak = false;
+  // IMA: path -> allowed "alg:hex" digests; what to do with files not listed.
+  bool require_ima = false;
+  std::map<std::string, std::set<std::string>> ima_files;
+  Verdict ima_unknown = Verdict::kNone;  // kNone: ignore unlisted files
+};
+
+struct SimPolicy {
+  std::vector<crypto::PublicKey> platform_keys;
+  std::map<std::string, std::vector<Bytes>> measurements;  // name -> allowed digests
+};
+
+struct Policy {
+  std::string id;
+  uint32_t version = 0;
+  std::optional<Tpm2Policy> tpm2;
+  std::optional<SimPolicy> sim;
+  std::set<std::string> warn_only;  // rule names whose failure is a warning, not a veto
+  Hash32 digest{};                  // H("attestnet/policy", canonical JSON)
+};
+
+Result<Policy> parse_policy(std::string_view json_text);
+
+struct Claim {
+  std::string name;
+  std::string value;
+  bool operator==(const Claim&) const = default;
+};
+struct Measurement {
+  std::string name;
+  Bytes digest;
+  bool operator==(const Measurement&) const = default;
+};
+
+struct AppraisalResult {
+  static constexpr uint16_t kTag = 0x0501;
+  Verdict verdict = Verdict::kNone;
+  std::string policy_id;
+  uint32_t policy_version = 0;
+  std::string platform;
+  std::map<std::string, Verdict> trust_vector;  // AR4SI claim -> tier
+  std::vector<Measurement> measurements;        // what was booted, by component
+  std::vector<Claim> claims;                    // everything else the evidence established
+  std::vector<std::string> reasons;             // one per failed rule
+
+  Bytes encode() const;  // canonical: what every node must agree on
+  static Result<AppraisalResult> decode(ByteView in);
+  bool operator==(const AppraisalResult&) const = default;
+};
+
+// What the ledger knows about the VM (state/): the AKs enrolled for it, and the last quote
+// clock seen for that AK (to refuse a quote older than one already accepted).
+struct VmState {
+  std::set<Bytes> enrolled_ak_names;
+  std::optional<uint64_t> last_clock;
+  std::optional<uint32_t> last_reset_count;
+};
+
+struct AppraisalInput {
+  std::string platform;    // "tpm2" | "sim"
+  ByteView evidence;       // the platform's bundle (evidence/*/)
+  Bytes expected_binding;  // what the evidence's user data must be
+  const VmState* vm = nullptr;
+};
+
+// With no policy, the evidence is verified (signature, binding, PCRs, logs) and its claims
+// reported, and the verdict is kNone: nothing was compared with reference values.
+AppraisalResult appraise(const Policy* policy, const AppraisalInput& in);
+
+}  // namespace attestnet::policy
