@@ -518,6 +518,92 @@ std::vector<std::pair<uint16_t, Bytes>> EventLogWriter::add(uint32_t pcr, uint32
   return digests;
 }
 
+namespace {
+
+Bytes utf16le(const std::string& s, bool nul) {
+  Bytes out;
+  for (char c : s) {
+    out.push_back(static_cast<uint8_t>(c));
+    out.push_back(0);
+  }
+  if (nul) out.insert(out.end(), {0, 0});
+  return out;
+}
+
+void put64(Bytes& o, uint64_t v) {
+  for (int i = 0; i < 8; ++i) o.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+// UEFI_IMAGE_LOAD_EVENT with a device path of one file-path node.
+Bytes image_load_event(const std::string& path, size_t image_size) {
+  Bytes node_name = utf16le(path, true);
+  Bytes dp = {0x04, 0x04};
+  put16(dp, static_cast<uint16_t>(4 + node_name.size()));
+  dp.insert(dp.end(), node_name.begin(), node_name.end());
+  dp.insert(dp.end(), {0x7f, 0xff, 0x04, 0x00});  // end of device path
+  Bytes ev;
+  put64(ev, 0x7e000000);  // location in memory
+  put64(ev, image_size);
+  put64(ev, 0);
+  put64(ev, dp.size());
+  ev.insert(ev.end(), dp.begin(), dp.end());
+  return ev;
+}
+
+// UEFI_VARIABLE_DATA for an EFI global variable.
+Bytes variable_event(const std::string& name, const Bytes& value) {
+  static const uint8_t kGlobalGuid[16] = {0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
+                                          0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c};
+  Bytes ev(kGlobalGuid, kGlobalGuid + 16);
+  put64(ev, name.size());
+  put64(ev, value.size());
+  Bytes n = utf16le(name, false);
+  ev.insert(ev.end(), n.begin(), n.end());
+  ev.insert(ev.end(), value.begin(), value.end());
+  return ev;
+}
+
+Bytes text_event(const std::string& s) {
+  Bytes b(s.begin(), s.end());
+  b.push_back(0);
+  return b;
+}
+
+}  // namespace
+
+MeasuredBoot measure_boot(const BootImage& img, std::vector<uint16_t> banks) {
+  MeasuredBoot mb;
+  EventLogWriter w(banks);
+  auto sha256_of = [&](const std::vector<std::pair<uint16_t, Bytes>>& d) {
+    for (const auto& [alg, v] : d)
+      if (alg == kAlgSha256) return v;
+    return d.front().second;
+  };
+  auto add = [&](uint32_t pcr, uint32_t type, const Bytes& data, const Bytes& measured,
+                 const char* kind) {
+    auto d = w.add(pcr, type, as_view(data), as_view(measured));
+    if (kind) mb.component_digests[kind].push_back(sha256_of(d));
+    mb.extends.push_back({pcr, std::move(d)});
+  };
+  Bytes version = utf16le(img.firmware_version, true);
+  add(0, kEvSCrtmVersion, version, version, "firmware");
+  add(0, kEvEfiPlatformFirmwareBlob, Bytes(16, 0), img.firmware, "firmware");
+  Bytes sb = {static_cast<uint8_t>(img.secure_boot ? 1 : 0)};
+  Bytes sb_event = variable_event("SecureBoot", sb);
+  add(7, kEvEfiVariableDriverConfig, sb_event, sb_event, nullptr);
+  Bytes sep(4, 0);
+  for (uint32_t pcr = 0; pcr <= 7; ++pcr) add(pcr, kEvSeparator, sep, sep, nullptr);
+  add(4, kEvEfiBootServicesApplication,
+      image_load_event(img.boot_loader_path, img.boot_loader.size()), img.boot_loader,
+      "boot_loader");
+  std::string cmd = "kernel_cmdline: " + img.cmdline;
+  add(8, kEvIpl, text_event(cmd), Bytes(cmd.begin(), cmd.end()), "kernel_cmdline");
+  add(9, kEvIpl, text_event(img.kernel_path), img.kernel, "kernel");
+  add(9, kEvIpl, text_event(img.initrd_path), img.initrd, "initrd");
+  mb.log = w.bytes();
+  return mb;
+}
+
 // --- IMA ---
 
 namespace {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -92,6 +93,34 @@ class EventLogWriter {
   std::vector<uint16_t> banks_;
   Bytes out_;
 };
+
+// A measured boot as UEFI firmware, shim/GRUB and the kernel's stub would record it, for tests,
+// the demo and platforms without a firmware log: the log and, in order, the extends to apply
+// to the TPM (tpm2_pcrextend / TPM2_PCR_Extend) so that its PCRs match the log.
+struct BootImage {
+  std::string firmware_version = "attestnet virtual firmware 1.0";
+  Bytes firmware;
+  std::string boot_loader_path = "\\EFI\\attestnet\\grubx64.efi";
+  Bytes boot_loader;
+  std::string kernel_path = "/boot/vmlinuz";
+  Bytes kernel;
+  std::string initrd_path = "/boot/initrd.img";
+  Bytes initrd;
+  std::string cmdline;
+  bool secure_boot = true;
+};
+struct Extend {
+  uint32_t pcr;
+  std::vector<std::pair<uint16_t, Bytes>> digests;
+};
+struct MeasuredBoot {
+  Bytes log;
+  std::vector<Extend> extends;
+  // The SHA-256 event digests a policy names for each component kind.
+  std::map<std::string, std::vector<Bytes>> component_digests;
+};
+MeasuredBoot measure_boot(const BootImage& image,
+                          std::vector<uint16_t> banks = {kAlgSha1, kAlgSha256});
 
 // --- IMA ---
 
