@@ -155,7 +155,9 @@ class Swtpm {
   std::string tool(const std::string& args, bool expect_ok = true) const {
     auto r = run(prefix() + args);
     run(prefix() + "tpm2_flushcontext -t && tpm2_flushcontext -s");
-    if (expect_ok) EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+    if (expect_ok) {
+      EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+    }
     return r.output;
   }
   CommandResult try_tool(const std::string& args) const {
