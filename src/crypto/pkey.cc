@@ -118,15 +118,7 @@ namespace {
 
 Result<VerifyKey> from_pkey(EVP_PKEY* raw) {
   if (!raw) return make_error(Errc::kBadValue, "not a public key: " + openssl_reason());
-  PkeyPtr key = wrap(raw);
-  return VerifyKey::from_spki_der([&] {
-    unsigned char* der = nullptr;
-    int n = i2d_PUBKEY(key.get(), &der);
-    Bytes out;
-    if (n > 0) out.assign(der, der + n);
-    OPENSSL_free(der);
-    return out;
-  }());
+  return VerifyKey::adopt(raw);
 }
 
 }  // namespace
@@ -140,6 +132,10 @@ Result<VerifyKey> VerifyKey::from_spki_der(ByteView der) {
     EVP_PKEY_free(raw);
     return make_error(Errc::kTrailingBytes, "bytes after the DER SubjectPublicKeyInfo");
   }
+  return adopt(raw);
+}
+
+Result<VerifyKey> VerifyKey::adopt(EVP_PKEY* raw) {
   VerifyKey k;
   k.key_ = wrap(raw);
   k.bits_ = EVP_PKEY_get_bits(raw);

@@ -43,6 +43,9 @@ class VerifyKey {
   // Uncompressed affine coordinates, each of the curve's size (big endian).
   static Result<VerifyKey> from_ec(Type curve, ByteView x, ByteView y);
 
+  // Takes ownership of an OpenSSL public key (RSA or EC P-256/P-384).
+  static Result<VerifyKey> adopt(EVP_PKEY* key);
+
   Type type() const { return type_; }
   int bits() const { return bits_; }
   std::string describe() const;  // "RSA-2048", "ECDSA P-256"

@@ -212,19 +212,25 @@ void appraise_tpm2(Appraiser& a, const AppraisalInput& in) {
            "policy " + a.policy()->id + " has no rules for platform tpm2: it does not accept it");
   auto ev = Tpm2Evidence::decode(in.evidence);
   if (!ev.ok()) return a.evidence_failed(kHardware, "evidence", ev.error());
-  auto ak = parse_ak(as_view(ev->ak_public));
+  Result<std::shared_ptr<const AkPublic>> ak =
+      in.ak_cache ? in.ak_cache->get(as_view(ev->ak_public))
+                  : [&]() -> Result<std::shared_ptr<const AkPublic>> {
+    ATN_TRY(AkPublic parsed, parse_ak(as_view(ev->ak_public)));
+    return std::make_shared<const AkPublic>(std::move(parsed));
+  }();
   if (!ak.ok()) return a.evidence_failed(kHardware, "ak", ak.error());
-  auto sig = parse_signature_file(as_view(ev->signature), *ak, ev->plain_hash);
+  const AkPublic& akp = **ak;
+  auto sig = parse_signature_file(as_view(ev->signature), akp, ev->plain_hash);
   if (!sig.ok()) return a.evidence_failed(kHardware, "signature", sig.error());
-  auto vq = verify_quote(*ak, as_view(ev->quote), *sig, ev->pcrs);
+  auto vq = verify_quote(akp, as_view(ev->quote), *sig, ev->pcrs);
   if (!vq.ok()) {
     const char* claim = vq.error().code == Errc::kPcrMismatch ? kExecutables : kHardware;
     return a.evidence_failed(claim, "quote", vq.error());
   }
   const Quote& q = vq->quote;
   a.affirm(kHardware);
-  a.claim("tpm2.ak", ak->describe());
-  if (!ak->name.empty()) a.claim("tpm2.ak_name", to_hex(ak->name));
+  a.claim("tpm2.ak", akp.describe());
+  if (!akp.name.empty()) a.claim("tpm2.ak_name", to_hex(akp.name));
   a.claim("tpm2.clock", u64s(q.clock));
   a.claim("tpm2.reset_count", u64s(q.reset_count));
   a.claim("tpm2.restart_count", u64s(q.restart_count));
@@ -263,13 +269,13 @@ void appraise_tpm2(Appraiser& a, const AppraisalInput& in) {
              true);
   }
   if (tp && tp->require_enrolled_ak) {
-    if (ak->name.empty())
+    if (akp.name.empty())
       a.fail(kHardware, "ak_enrollment",
              "the policy requires an enrolled AK but the AK was sent as a bare key, not a TPM "
              "public area");
-    else if (!in.vm || !in.vm->enrolled_ak_names.count(ak->name))
+    else if (!in.vm || !in.vm->enrolled_ak_names.count(akp.name))
       a.fail(kHardware, "ak_enrollment",
-             "AK " + to_hex(ak->name) +
+             "AK " + to_hex(akp.name) +
                  " is not enrolled for this VM (EK certificate + "
                  "credential activation)");
   }

@@ -96,6 +96,7 @@ struct AppraisalInput {
   ByteView evidence;       // the platform's bundle (evidence/*/)
   Bytes expected_binding;  // what the evidence's user data must be
   const VmState* vm = nullptr;
+  evidence::tpm2::AkCache* ak_cache = nullptr;  // optional memo of parsed AKs
 };
 
 // With no policy, the evidence is verified (signature, binding, PCRs, logs) and its claims

@@ -43,7 +43,10 @@ constexpr const char* kSelection = "sha1:0,4,7,8,9,10+sha256:0,4,7,8,9,10";
 struct BootedTpm {
   Swtpm tpm;
   MeasuredBoot boot;
-  explicit BootedTpm(const std::string& name, const BootImage& img, const std::string& ak_alg)
+  std::string hash = "sha256";
+  std::string scheme;
+  // ak: "rsa" (RSASSA), "rsa/rsapss", "ecc" (ECDSA P-256), "ecc384/ecdsa/sha384".
+  explicit BootedTpm(const std::string& name, const BootImage& img, const std::string& ak)
       : tpm(name) {
     if (!tpm.ok()) return;
     boot = measure_boot(img);
@@ -55,16 +58,22 @@ struct BootedTpm {
     }
     write_bytes(tpm.file("eventlog.bin"), as_view(boot.log));
     tpm.tool("tpm2_createek -c ek.ctx -G rsa -u ek.pub");
-    std::string scheme = ak_alg == "ecc" ? "ecdsa" : "rsassa";
-    tpm.tool("tpm2_createak -C ek.ctx -c ak.ctx -G " + ak_alg + " -g sha256 -s " + scheme +
+    std::string alg = ak.substr(0, ak.find('/'));
+    scheme = alg.rfind("ecc", 0) == 0 ? "ecdsa" : "rsassa";
+    if (ak.find('/') != std::string::npos) {
+      std::string rest = ak.substr(ak.find('/') + 1);
+      scheme = rest.substr(0, rest.find('/'));
+      if (rest.find('/') != std::string::npos) hash = rest.substr(rest.find('/') + 1);
+    }
+    tpm.tool("tpm2_createak -C ek.ctx -c ak.ctx -G " + alg + " -g " + hash + " -s " + scheme +
              " -u ak.pub -n ak.name");
   }
   // A quote over kSelection with `nonce`; files q-<tag>.{msg,sig,pcrs}.
   Tpm2Evidence quote(const Bytes& nonce, const std::string& tag,
                      const std::string& selection = kSelection, const char* sigfmt = "tss") {
     tpm.tool("tpm2_quote -c ak.ctx -l " + selection + " -q " + hexs(nonce) + " -m q-" + tag +
-             ".msg -s q-" + tag + ".sig -o q-" + tag + ".pcrs -F serialized -g sha256 -f " +
-             sigfmt);
+             ".msg -s q-" + tag + ".sig -o q-" + tag + ".pcrs -F serialized -g " + hash +
+             " --scheme " + scheme + " -f " + sigfmt);
     Tpm2Evidence e;
     e.ak_public = read_bytes(tpm.file("ak.pub"));
     e.quote = read_bytes(tpm.file("q-" + tag + ".msg"));
@@ -125,7 +134,9 @@ class SwtpmQuote : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(SwtpmQuote, FreshQuoteIsAffirmingAndEachTamperingHasItsReason) {
   REQUIRE_SWTPM();
-  BootedTpm vm("vm-" + GetParam(), approved_image(), GetParam());
+  std::string name = GetParam();
+  std::replace(name.begin(), name.end(), '/', '-');
+  BootedTpm vm("vm-" + name, approved_image(), GetParam());
   ASSERT_TRUE(vm.tpm.ok());
   policy::Policy pol = policy_for(vm.boot);
   Bytes n1 = binding_for(1);
@@ -182,7 +193,14 @@ TEST_P(SwtpmQuote, FreshQuoteIsAffirmingAndEachTamperingHasItsReason) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Swtpm, SwtpmQuote, ::testing::Values("rsa", "ecc"));
+INSTANTIATE_TEST_SUITE_P(Swtpm, SwtpmQuote,
+                         ::testing::Values("rsa", "rsa/rsapss", "ecc", "ecc384/ecdsa/sha384"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n)
+                             if (c == '/') c = '_';
+                           return n;
+                         });
 
 TEST(Swtpm, AnotherTpmsAkAndAnUnapprovedKernelAreRejected) {
   REQUIRE_SWTPM();

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "core/hash.h"
+
 namespace attestnet::evidence::tpm2 {
 
 std::optional<crypto::HashAlg> hash_of(uint16_t tpm_alg) {
@@ -258,6 +260,26 @@ Result<AkPublic> parse_ak(ByteView in) {
   return make_error(Errc::kBadValue,
                     "AK is neither a TPM2B_PUBLIC, a TPMT_PUBLIC, a PEM public key nor a DER "
                     "SubjectPublicKeyInfo");
+}
+
+Result<std::shared_ptr<const AkPublic>> AkCache::get(ByteView ak_public) {
+  Hash32 key = sha256(ak_public);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end()) return it->second;
+  }
+  ATN_TRY(AkPublic ak, parse_ak(ak_public));
+  auto shared = std::make_shared<const AkPublic>(std::move(ak));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (map_.size() >= capacity_) map_.clear();
+  map_.emplace(key, shared);
+  return shared;
+}
+
+size_t AkCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_.size();
 }
 
 Result<Signature> parse_signature_file(ByteView in, const AkPublic& ak, uint16_t plain_hash) {

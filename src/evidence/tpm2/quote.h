@@ -13,8 +13,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bytes.h"
@@ -79,6 +82,22 @@ struct AkPublic {
   std::string describe() const;
 };
 Result<AkPublic> parse_ak(ByteView bytes);
+
+// Parsed AKs by SHA-256 of their bytes. Building an OpenSSL key (and its first use, which
+// precomputes the RSA Montgomery context) costs more than a verification, and a node sees each
+// VM's AK again at every attestation. Thread-safe; bounded (cleared when full). Memoisation
+// only: appraisal gives the same result with or without it.
+class AkCache {
+ public:
+  explicit AkCache(size_t capacity = 4096) : capacity_(capacity) {}
+  Result<std::shared_ptr<const AkPublic>> get(ByteView ak_public);
+  size_t size() const;
+
+ private:
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::unordered_map<Hash32, std::shared_ptr<const AkPublic>, Hash32Hasher> map_;
+};
 
 // A signature file as tpm2_quote writes it: `tss` (TPMT_SIGNATURE) or `plain` (raw RSA
 // bytes / DER ECDSA). For plain, the scheme comes from the AK public area when known, else
