@@ -1,6 +1,7 @@
 // `attestnet evidence verify | bundle | inspect`: hardware evidence from files, as tpm2_quote
 // writes them, appraised by the same code a node runs (policy::appraise).
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -17,6 +18,11 @@ namespace {
 
 using nlohmann::json;
 using namespace evidence::tpm2;
+
+struct BootArgs {
+  std::string firmware, boot_loader, kernel, initrd, cmdline, log_out, policy_out;
+  std::string policy_id = "measured-boot";
+};
 
 struct EvidenceArgs {
   std::string platform = "tpm2";
@@ -262,6 +268,54 @@ int inspect(const EvidenceArgs& a) {
   return j["type"] == "unknown" ? 1 : 0;
 }
 
+// A measured boot done in software: the event log a firmware + GRUB boot of these files would
+// write, the extends to apply to a TPM (one `tpm2_pcrextend` argument a line on stdout), and a
+// policy that names exactly these components.
+int simulate_boot(const BootArgs& a) {
+  BootImage img;
+  auto load = [](const std::string& path, Bytes& out) -> Status {
+    if (path.empty()) return {};
+    ATN_TRY(out, read_file(path));
+    return {};
+  };
+  for (auto [path, out] : {std::pair{&a.firmware, &img.firmware},
+                           {&a.boot_loader, &img.boot_loader},
+                           {&a.kernel, &img.kernel},
+                           {&a.initrd, &img.initrd}}) {
+    Status st = load(*path, *out);
+    if (!st.ok()) return fail_usage(st.error().reason);
+  }
+  if (!a.kernel.empty())
+    img.kernel_path = "/boot/" + std::filesystem::path(a.kernel).filename().string();
+  if (!a.initrd.empty())
+    img.initrd_path = "/boot/" + std::filesystem::path(a.initrd).filename().string();
+  img.cmdline = a.cmdline;
+  MeasuredBoot mb = measure_boot(img);
+  std::ofstream log(a.log_out, std::ios::binary);
+  log.write(reinterpret_cast<const char*>(mb.log.data()),
+            static_cast<std::streamsize>(mb.log.size()));
+  if (!log) return fail_usage("cannot write " + a.log_out);
+  for (const auto& e : mb.extends) {
+    std::string arg = std::to_string(e.pcr) + ":";
+    for (size_t i = 0; i < e.digests.size(); ++i)
+      arg += (i ? "," : "") + alg_name(e.digests[i].first) + "=" + to_hex(e.digests[i].second);
+    std::printf("%s\n", arg.c_str());
+  }
+  if (!a.policy_out.empty()) {
+    json p;
+    p["id"] = a.policy_id;
+    p["version"] = 1;
+    p["description"] = "reference values of one measured boot (attestnet evidence simulate-boot)";
+    p["tpm2"]["required_pcrs"]["sha256"] = {0, 4, 7, 8, 9};
+    p["tpm2"]["event_log"] = "required";
+    p["tpm2"]["secure_boot"] = "required";
+    for (const auto& [kind, ds] : mb.component_digests)
+      for (const auto& d : ds) p["tpm2"]["components"][kind].push_back(to_hex(d));
+    std::ofstream(a.policy_out) << p.dump(2) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_evidence_command(CLI::App& app) {
@@ -293,6 +347,20 @@ void add_evidence_command(CLI::App& app) {
   add_inputs(b);
   b->add_option("--out", args->out, "where to write the bundle")->required();
   b->callback([args] { set_exit_code(bundle(*args)); });
+
+  auto boot = std::make_shared<BootArgs>();
+  auto* sb = ev->add_subcommand(
+      "simulate-boot",
+      "write the event log of a measured boot of these files and print the PCR extends");
+  sb->add_option("--firmware", boot->firmware, "firmware image");
+  sb->add_option("--boot-loader", boot->boot_loader, "boot loader (EFI application)");
+  sb->add_option("--kernel", boot->kernel, "kernel image");
+  sb->add_option("--initrd", boot->initrd, "initial ramdisk");
+  sb->add_option("--cmdline", boot->cmdline, "kernel command line");
+  sb->add_option("--log", boot->log_out, "where to write the TCG event log")->required();
+  sb->add_option("--policy-out", boot->policy_out, "also write a policy naming these components");
+  sb->add_option("--policy-id", boot->policy_id, "id of that policy");
+  sb->callback([boot] { set_exit_code(simulate_boot(*boot)); });
 
   auto* i = ev->add_subcommand("inspect", "print the structure of any evidence file");
   i->add_option("file", args->file, "the file")->required();

@@ -166,30 +166,31 @@ void appraise_ima(Appraiser& a, const Tpm2Policy* tp, const Tpm2Evidence& ev,
   if (!log.ok()) return a.evidence_failed(kFileSystem, "ima", log.error());
   if (auto st = verify_ima_template_hashes(*log); !st.ok())
     return a.evidence_failed(kFileSystem, "ima", st.error());
-  // The list must end exactly at the quoted PCR 10 of some bank.
-  bool matched = false;
+  // A leading part of the list must replay to the quoted PCR 10 in every quoted bank; entries
+  // after it were measured after the quote and are not attested.
+  std::optional<size_t> attested;
   for (const auto& [alg, bank] : vq.pcrs) {
     auto q = bank.find(10);
     if (q == bank.end()) continue;
-    PcrBank replayed = replay_ima(*log, alg);
-    if (replayed.count(10) && replayed.at(10) == q->second) {
-      matched = true;
-    } else {
+    auto k = ima_attested_prefix(*log, alg, q->second);
+    if (!k || (attested && *attested != *k))
       return a.evidence_failed(
           kFileSystem, "ima",
-          Error{Errc::kPcrMismatch, "the IMA list replays PCR 10 of bank " + alg_name(alg) +
-                                        " to " + to_hex(replayed[10]) + " but the quote says " +
-                                        to_hex(q->second) + ": the list was edited or is stale"});
-    }
+          Error{Errc::kPcrMismatch,
+                "no prefix of the IMA list replays to the quoted PCR 10 of bank " + alg_name(alg) +
+                    " (" + to_hex(q->second) + "): the list was edited or is stale"});
+    attested = k;
   }
-  if (!matched) {
+  if (!attested) {
     a.fail(kFileSystem, "ima", "an IMA list was sent but the quote does not cover PCR 10", true);
     return;
   }
-  a.claim("tpm2.ima", std::to_string(log->entries.size()) + " entries, replay matches PCR 10");
+  a.claim("tpm2.ima", std::to_string(*attested) + " of " + std::to_string(log->entries.size()) +
+                          " entries attested by PCR 10");
   if (!tp) return;
   a.affirm(kFileSystem);
-  for (const auto& e : log->entries) {
+  for (size_t i = 0; i < *attested; ++i) {
+    const ImaEntry& e = log->entries[i];
     if (e.violation || e.path == "boot_aggregate") continue;
     std::string d = e.file_digest_alg + ":" + to_hex(e.file_digest);
     auto it = tp->ima_files.find(e.path);

@@ -283,6 +283,17 @@ TEST(Swtpm, ImaListMatchesQuotedPcr10) {
   std::string s(list.begin(), list.begin() + static_cast<long>(list.rfind("10 ")));
   shortened.ima_log.assign(s.begin(), s.end());
   expect_rejected(appraise(*pol, shortened, n), "the list was edited or is stale");
+  // A list read after the quote has more entries: only the quoted prefix is attested (and an
+  // unlisted file measured after the quote is not judged).
+  Tpm2Evidence longer = e;
+  std::string extra = list + "10 " + std::string(40, '0') +
+                      " ima-ng sha256:" + std::string(64, '0') + " /tmp/later\n";
+  longer.ima_log.assign(extra.begin(), extra.end());
+  auto lr = appraise(*pol, longer, n);
+  EXPECT_EQ(lr.verdict, policy::Verdict::kAffirming) << reasons(lr);
+  bool found = false;
+  for (const auto& c : lr.claims) found |= c.name == "tpm2.ima" && c.value.rfind("3 of 4", 0) == 0;
+  EXPECT_TRUE(found);
 }
 
 // AK enrollment: EK certificate from the TPM's NV, chained to swtpm's local CA; credential

@@ -807,6 +807,15 @@ Status verify_ima_template_hashes(const ImaLog& log) {
   return {};
 }
 
+namespace {
+Bytes ima_extend_value(const ImaEntry& e, uint16_t bank, crypto::HashAlg h) {
+  size_t n = crypto::hash_size(h);
+  if (e.violation) return Bytes(n, 0xFF);
+  if (bank == kAlgSha1) return e.template_hash;
+  return crypto::digest(h, as_view(e.template_data));
+}
+}  // namespace
+
 PcrBank replay_ima(const ImaLog& log, uint16_t bank) {
   PcrBank out;
   auto h = hash_of(bank);
@@ -815,16 +824,25 @@ PcrBank replay_ima(const ImaLog& log, uint16_t bank) {
   for (const auto& e : log.entries) {
     auto it = out.find(e.pcr);
     if (it == out.end()) it = out.emplace(e.pcr, Bytes(n, 0)).first;
-    Bytes value;
-    if (e.violation)
-      value.assign(n, 0xFF);
-    else if (bank == kAlgSha1)
-      value = e.template_hash;
-    else
-      value = crypto::digest(*h, as_view(e.template_data));
+    Bytes value = ima_extend_value(e, bank, *h);
     it->second = crypto::digest2(*h, as_view(it->second), as_view(value));
   }
   return out;
+}
+
+std::optional<size_t> ima_attested_prefix(const ImaLog& log, uint16_t bank, const Bytes& quoted,
+                                          uint32_t pcr) {
+  auto h = hash_of(bank);
+  if (!h) return std::nullopt;
+  Bytes value(crypto::hash_size(*h), 0);
+  if (value == quoted) return 0;
+  for (size_t i = 0; i < log.entries.size(); ++i) {
+    const ImaEntry& e = log.entries[i];
+    if (e.pcr != pcr) continue;
+    value = crypto::digest2(*h, as_view(value), as_view(ima_extend_value(e, bank, *h)));
+    if (value == quoted) return i + 1;
+  }
+  return std::nullopt;
 }
 
 }  // namespace attestnet::evidence::tpm2

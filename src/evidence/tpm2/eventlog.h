@@ -147,5 +147,10 @@ Result<ImaLog> parse_ima_any(ByteView bytes);
 Status verify_ima_template_hashes(const ImaLog& log);
 // PCR 10 (or whichever PCRs the entries name) for one bank.
 PcrBank replay_ima(const ImaLog& log, uint16_t bank);
+// The number of leading entries whose replay gives `quoted` as PCR `pcr` of `bank`: a list read
+// after the quote may be longer than what the quote covers (the kernel keeps measuring), and
+// only that prefix is attested. nullopt when no prefix matches.
+std::optional<size_t> ima_attested_prefix(const ImaLog& log, uint16_t bank, const Bytes& quoted,
+                                          uint32_t pcr = 10);
 
 }  // namespace attestnet::evidence::tpm2
