@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "evidence/tdx/collateral.h"
 #include "evidence/tdx/quote.h"
 #include "evidence/tpm2/eventlog.h"
 #include "vectors.h"
@@ -184,6 +185,126 @@ TEST(Tdx, ParserNeverCrashesOnTruncationsAndMutations) {
     b[i] ^= 0xFF;
     (void)verify_quote(as_view(b), {intel_root()}, k2026);
   }
+}
+
+}  // namespace
+}  // namespace attestnet::evidence::tdx
+
+namespace attestnet::evidence::tdx {
+namespace {
+
+std::string text(const std::filesystem::path& p) {
+  Bytes b = read(p);
+  return std::string(b.begin(), b.end());
+}
+
+Collateral collateral(const std::string& dir, const std::string& tcbinfo = "tcbinfo.json",
+                      const std::string& qe = "qe_identity.json",
+                      const std::string& chain = "tcb_signing_cert.pem") {
+  auto d = vectors_dir() / dir;
+  return Collateral{text(d / tcbinfo), text(d / qe), text(d / chain)};
+}
+
+VerifiedQuote verified(const char* path) {
+  auto v = verify_quote(as_view(read(vectors_dir() / path)), {intel_root()}, k2026);
+  EXPECT_TRUE(v.ok()) << path << ": " << v.error().to_string();
+  return std::move(v).value();
+}
+
+crypto::VerifyKey tcb_signing_key() {
+  auto c = crypto::Certificate::from_pem_bundle(
+      text(vectors_dir() / "tdx/collateral/fmspc-50806f000000-2023-06/tcb_info_issuer_chain.pem"));
+  EXPECT_TRUE(c.ok());
+  return *c->front().public_key();
+}
+
+constexpr int64_t k20250213 = 1739419232;  // dcap-rs' pinned time
+
+TEST(TdxCollateral, SapphireRapidsIsOutOfDateWithItsAdvisories) {
+  REQUIRE_VECTORS();
+  auto q = verified("tdx/v4-dcap-rs-00806f050000/quote.dat");
+  auto r = evaluate_collateral(q, collateral("tdx/collateral/fmspc-00806f050000-2025-02"),
+                               {intel_root()}, k20250213);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->platform, TcbStatus::kOutOfDate);
+  ASSERT_TRUE(r->tdx_module.has_value());
+  EXPECT_EQ(*r->tdx_module, TcbStatus::kUpToDate);
+  EXPECT_EQ(r->qe, TcbStatus::kUpToDate);
+  EXPECT_EQ(r->status, TcbStatus::kOutOfDate);
+  EXPECT_EQ(r->tcb_date, "2023-08-09T00:00:00Z");
+  EXPECT_EQ(r->advisories,
+            (std::vector<std::string>{"INTEL-SA-00960", "INTEL-SA-00982", "INTEL-SA-00986"}));
+  // A month later the TCB Info has expired.
+  auto late = evaluate_collateral(q, collateral("tdx/collateral/fmspc-00806f050000-2025-02"),
+                                  {intel_root()}, k20250213 + 40 * 86400);
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().reason.find("expired"), std::string::npos) << late.error().reason;
+}
+
+TEST(TdxCollateral, GraniteRapidsAndEmeraldRapidsStatuses) {
+  REQUIRE_VECTORS();
+  crypto::VerifyKey key = tcb_signing_key();
+  {
+    auto q = verified("tdx/v4-trustee-quote6-gnr/quote.dat");
+    auto c = collateral("tdx/collateral/fmspc-00a06d080000-2025-10");
+    auto info = verify_signed_document(c.tcb_info_json, "tcbInfo", key);
+    auto qe = verify_signed_document(c.qe_identity_json, "enclaveIdentity", key);
+    ASSERT_TRUE(info.ok() && qe.ok()) << info.error().to_string();
+    auto r = derive_tcb_status(q, *info, *qe);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->platform, TcbStatus::kOutOfDate);
+    EXPECT_EQ(*r->tdx_module, TcbStatus::kUpToDate);
+    EXPECT_EQ(r->qe, TcbStatus::kUpToDate);
+  }
+  {
+    auto q = verified("tdx/v5-go-tdx-guest/quote.dat");
+    auto info = verify_signed_document(
+        text(vectors_dir() / "tdx/collateral/fmspc-90c06f000000-2026-02/tcbinfo.json"), "tcbInfo",
+        key);
+    auto qe = verify_signed_document(
+        text(vectors_dir() / "tdx/collateral/fmspc-50806f000000-2023-06/qe_identity.json"),
+        "enclaveIdentity", key);
+    ASSERT_TRUE(info.ok() && qe.ok());
+    auto r = derive_tcb_status(q, *info, *qe);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->status, TcbStatus::kUpToDate);
+  }
+}
+
+TEST(TdxCollateral, SprE4HasNoMatchingLevelAndSgxOcclumIsOutOfDate) {
+  REQUIRE_VECTORS();
+  auto c = collateral("tdx/collateral/fmspc-50806f000000-2023-06", "tcbinfo.json",
+                      "qe_identity.json", "tcb_info_issuer_chain.pem");
+  auto r = evaluate_collateral(verified("tdx/v4-spr-e4-go-tdx-guest/quote.dat"), c, {intel_root()},
+                               1688169600 /* 2023-07-01 */);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().reason.find("TCB level not supported"), std::string::npos)
+      << r.error().reason;
+  auto sgx = evaluate_collateral(
+      verified("sgx/v3-occlum-trustee/quote.dat"),
+      collateral("sgx/collateral/fmspc-00606a000000-2025-02", "tcbinfo_v2.json"), {intel_root()},
+      k20250213);
+  ASSERT_TRUE(sgx.ok()) << sgx.error().to_string();
+  EXPECT_EQ(sgx->platform, TcbStatus::kOutOfDate);
+  EXPECT_EQ(sgx->qe, TcbStatus::kUpToDate);
+  // Collateral of another platform (FMSPC) is refused.
+  auto wrong = evaluate_collateral(verified("sgx/v3-occlum-trustee/quote.dat"),
+                                   collateral("tdx/collateral/fmspc-00806f050000-2025-02"),
+                                   {intel_root()}, k20250213);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().reason.find("FMSPC"), std::string::npos);
+}
+
+TEST(TdxCollateral, AlteredCollateralFailsItsSignature) {
+  REQUIRE_VECTORS();
+  auto c = collateral("tdx/collateral/fmspc-00806f050000-2025-02");
+  size_t at = c.tcb_info_json.find("\"tcbStatus\":\"OutOfDate\"");
+  ASSERT_NE(at, std::string::npos);
+  c.tcb_info_json.replace(at, 23, "\"tcbStatus\":\"UpToDate\" ");
+  auto r = evaluate_collateral(verified("tdx/v4-dcap-rs-00806f050000/quote.dat"), c, {intel_root()},
+                               k20250213);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kBadSignature);
 }
 
 }  // namespace
