@@ -1,14 +1,19 @@
 // `attestnet evidence verify | bundle | inspect`: hardware evidence from files, as tpm2_quote
 // writes them, appraised by the same code a node runs (policy::appraise).
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/hash.h"
 #include "evidence/binding.h"
+#include "evidence/sevsnp/bundle.h"
 #include "evidence/sim/sim.h"
+#include "evidence/tdx/bundle.h"
 #include "evidence/tpm2/bundle.h"
 #include "evidence/tpm2/eventlog.h"
 #include "policy/policy.h"
@@ -30,6 +35,8 @@ struct EvidenceArgs {
   std::string nonce, anchor, vm_key;
   std::string hash_alg = "sha256";
   std::string file;
+  // sev-snp, tdx, sgx
+  std::string report, certs, vcek, chain, collateral, root, at;
   bool json = false;
 };
 
@@ -96,6 +103,124 @@ Result<Bytes> build_tpm2_bundle(const EvidenceArgs& a) {
   return e.encode();
 }
 
+Result<std::string> read_text(const std::string& path) {
+  ATN_TRY(Bytes b, read_file(path));
+  return std::string(b.begin(), b.end());
+}
+
+// DER or PEM certificates from a file, each as DER.
+Result<std::vector<Bytes>> cert_ders(const std::string& path) {
+  ATN_TRY(Bytes b, read_file(path));
+  auto certs = crypto::Certificate::parse_any(as_view(b));
+  if (!certs.ok()) return make_error(Errc::kInvalidArgument, path + ": " + certs.error().reason);
+  std::vector<Bytes> out;
+  for (const auto& c : *certs) out.push_back(c.der());
+  return out;
+}
+
+bool is_cert_file(const std::filesystem::path& p) {
+  auto e = p.extension().string();
+  return e == ".pem" || e == ".der" || e == ".cer" || e == ".crt";
+}
+
+// --report with --vcek FILE [--chain FILE], or --certs DIR as `snpguest fetch` writes it (the
+// VCEK/VLEK by its name, ASK/ASVK and ARK in any other certificate files).
+Result<Bytes> build_sevsnp_bundle(const EvidenceArgs& a) {
+  if (!a.bundle.empty()) return read_file(a.bundle);
+  if (a.report.empty())
+    return make_error(Errc::kInvalidArgument, "--platform sev-snp needs --report FILE");
+  evidence::sevsnp::SevSnpEvidence e;
+  ATN_TRY(e.report, read_file(a.report));
+  std::vector<std::string> chain_files;
+  std::string leaf = a.vcek;
+  if (!a.certs.empty()) {
+    std::error_code ec;
+    std::vector<std::filesystem::path> files;
+    for (const auto& f : std::filesystem::directory_iterator(a.certs, ec))
+      if (is_cert_file(f.path())) files.push_back(f.path());
+    if (ec) return make_error(Errc::kIo, "cannot read --certs " + a.certs + ": " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      std::string name = f.filename().string();
+      if (leaf.empty() &&
+          (name.find("vcek") != std::string::npos || name.find("vlek") != std::string::npos))
+        leaf = f.string();
+      else
+        chain_files.push_back(f.string());
+    }
+  }
+  if (!a.chain.empty()) chain_files.push_back(a.chain);
+  if (leaf.empty())
+    return make_error(Errc::kInvalidArgument,
+                      "no VCEK/VLEK certificate: give --vcek FILE or a --certs DIR holding one");
+  ATN_TRY(auto leaf_ders, cert_ders(leaf));
+  e.leaf = leaf_ders.front();
+  for (const auto& f : chain_files) {
+    ATN_TRY(auto ders, cert_ders(f));
+    for (auto& d : ders) e.chain.push_back(std::move(d));
+  }
+  if (e.chain.empty())
+    return make_error(Errc::kInvalidArgument,
+                      "no ASK/ARK certificates: give --chain FILE (AMD KDS cert_chain) or put them "
+                      "in --certs DIR");
+  return e.encode();
+}
+
+// --quote FILE [--collateral DIR]: tcbinfo*.json, qe_identity*.json and the TCB Signing chain
+// (*chain*.pem or tcb_signing_cert*.pem), as Intel PCS serves them.
+Result<Bytes> build_dcap_bundle(const EvidenceArgs& a) {
+  if (!a.bundle.empty()) return read_file(a.bundle);
+  if (a.quote.empty())
+    return make_error(Errc::kInvalidArgument, "--platform tdx|sgx needs --quote");
+  evidence::tdx::DcapEvidence e;
+  ATN_TRY(e.quote, read_file(a.quote));
+  if (!a.collateral.empty()) {
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(a.collateral, ec)) {
+      std::string name = f.path().filename().string();
+      if (name.rfind("tcbinfo", 0) == 0 && f.path().extension() == ".json") {
+        ATN_TRY(e.collateral.tcb_info_json, read_text(f.path().string()));
+      } else if (name.rfind("qe_identity", 0) == 0) {
+        ATN_TRY(e.collateral.qe_identity_json, read_text(f.path().string()));
+      } else if (name.find("tcb_signing") != std::string::npos ||
+                 name.find("tcb_info_issuer_chain") != std::string::npos) {
+        ATN_TRY(e.collateral.signing_chain_pem, read_text(f.path().string()));
+      }
+    }
+    if (ec) return make_error(Errc::kIo, "cannot read --collateral " + a.collateral);
+    if (e.collateral.tcb_info_json.empty() || e.collateral.qe_identity_json.empty() ||
+        e.collateral.signing_chain_pem.empty())
+      return make_error(Errc::kInvalidArgument,
+                        "--collateral DIR needs tcbinfo*.json, qe_identity*.json and the TCB "
+                        "Signing chain (tcb_signing_cert*.pem or tcb_info_issuer_chain*.pem)");
+  }
+  return e.encode();
+}
+
+Result<Bytes> build_bundle(const EvidenceArgs& a) {
+  if (a.platform == "tpm2") return build_tpm2_bundle(a);
+  if (a.platform == "sev-snp") return build_sevsnp_bundle(a);
+  if (a.platform == "tdx" || a.platform == "sgx") return build_dcap_bundle(a);
+  if (a.platform == "sim") {
+    if (a.bundle.empty())
+      return make_error(Errc::kInvalidArgument, "--platform sim needs --bundle");
+    return read_file(a.bundle);
+  }
+  return make_error(Errc::kInvalidArgument,
+                    "--platform " + a.platform + " is not one of tpm2, sev-snp, tdx, sgx, sim");
+}
+
+// --at: unix seconds or an ISO 8601 UTC date; default: now.
+Result<int64_t> appraisal_time(const std::string& at) {
+  if (at.empty()) return static_cast<int64_t>(std::time(nullptr));
+  if (std::all_of(at.begin(), at.end(), ::isdigit)) return static_cast<int64_t>(std::stoll(at));
+  std::tm tm{};
+  const char* end = strptime(at.c_str(), "%Y-%m-%d", &tm);
+  if (!end) return make_error(Errc::kInvalidArgument, "--at " + at + " is not a date");
+  if (*end == 'T') strptime(end + 1, "%H:%M:%S", &tm);
+  return static_cast<int64_t>(timegm(&tm));
+}
+
 json result_json(const policy::AppraisalResult& r) {
   json j;
   j["verdict"] = policy::verdict_name(r.verdict);
@@ -129,15 +254,7 @@ void print_text(const policy::AppraisalResult& r) {
 int verify(const EvidenceArgs& a) {
   auto binding = expected_binding(a);
   if (!binding.ok()) return fail_usage(binding.error().reason);
-  Result<Bytes> bundle = make_error(Errc::kInvalidArgument, "");
-  if (a.platform == "tpm2") {
-    bundle = build_tpm2_bundle(a);
-  } else if (a.platform == "sim") {
-    if (a.bundle.empty()) return fail_usage("--platform sim needs --bundle FILE");
-    bundle = read_file(a.bundle);
-  } else {
-    return fail_usage("--platform " + a.platform + " is not supported yet (tpm2, sim)");
-  }
+  Result<Bytes> bundle = build_bundle(a);
   if (!bundle.ok()) return fail_usage(bundle.error().reason);
   std::optional<policy::Policy> pol;
   if (!a.policy.empty()) {
@@ -152,6 +269,14 @@ int verify(const EvidenceArgs& a) {
   in.platform = a.platform;
   in.evidence = as_view(*bundle);
   in.expected_binding = *binding;
+  auto at = appraisal_time(a.at);
+  if (!at.ok()) return fail_usage(at.error().reason);
+  in.at_unix = *at;
+  if (!a.root.empty()) {
+    auto roots = cert_ders(a.root);
+    if (!roots.ok()) return fail_usage(roots.error().reason);
+    for (const auto& d : *roots) in.extra_roots.push_back(sha256(as_view(d)));
+  }
   policy::AppraisalResult r = policy::appraise(pol ? &*pol : nullptr, in);
   if (a.json) {
     std::printf("%s\n", result_json(r).dump(2).c_str());
@@ -166,12 +291,13 @@ int verify(const EvidenceArgs& a) {
 
 int bundle(const EvidenceArgs& a) {
   if (a.out.empty()) return fail_usage("bundle needs --out FILE");
-  auto b = build_tpm2_bundle(a);
+  auto b = build_bundle(a);
   if (!b.ok()) return fail_usage(b.error().reason);
   std::ofstream f(a.out, std::ios::binary);
   f.write(reinterpret_cast<const char*>(b->data()), static_cast<std::streamsize>(b->size()));
   if (!f) return fail_usage("cannot write " + a.out);
-  std::printf("wrote %s (%zu bytes, Tpm2Evidence v1)\n", a.out.c_str(), b->size());
+  std::printf("wrote %s (%zu bytes, %s evidence bundle)\n", a.out.c_str(), b->size(),
+              a.platform.c_str());
   return 0;
 }
 
@@ -332,9 +458,21 @@ void add_evidence_command(CLI::App& app) {
     c->add_option("--ima", args->ima, "IMA measurement list (ascii or binary)");
     c->add_option("--hash-alg", args->hash_alg, "hash of a plain signature (default sha256)");
     c->add_option("--bundle", args->bundle, "an evidence bundle instead of the files above");
+    c->add_option("--report", args->report, "SEV-SNP attestation report (1184 bytes)");
+    c->add_option("--certs", args->certs, "SEV-SNP: a directory with the VCEK/VLEK, ASK and ARK");
+    c->add_option("--vcek", args->vcek, "SEV-SNP: the VCEK or VLEK certificate (DER or PEM)");
+    c->add_option("--chain", args->chain, "SEV-SNP: ASK/ASVK + ARK (PEM, AMD KDS cert_chain)");
+    c->add_option("--collateral", args->collateral,
+                  "TDX/SGX: a directory with tcbinfo.json, qe_identity.json, TCB Signing chain");
   };
   auto* v = ev->add_subcommand("verify", "verify evidence and, with --policy, appraise it");
-  v->add_option("--platform", args->platform, "tpm2 | sim")->default_val("tpm2");
+  v->add_option("--platform", args->platform, "tpm2 | sev-snp | tdx | sgx | sim")
+      ->default_val("tpm2");
+  v->add_option("--root", args->root,
+                "pin this root certificate (ARK, Intel SGX Root CA) besides the policy's");
+  v->add_option("--at", args->at,
+                "judge certificate and collateral validity at this time (ISO date or unix "
+                "seconds; default now)");
   add_inputs(v);
   v->add_option("--nonce", args->nonce, "the qualifying data the quote must carry (hex)");
   v->add_option("--anchor", args->anchor, "freshness anchor (hex): binding = H(anchor, vm key)");
@@ -343,7 +481,8 @@ void add_evidence_command(CLI::App& app) {
   v->add_flag("--json", args->json, "print the result as JSON");
   v->callback([args] { set_exit_code(verify(*args)); });
 
-  auto* b = ev->add_subcommand("bundle", "pack tpm2_quote's files into one evidence bundle");
+  auto* b = ev->add_subcommand("bundle", "pack evidence files into one evidence bundle");
+  b->add_option("--platform", args->platform, "tpm2 | sev-snp | tdx | sgx")->default_val("tpm2");
   add_inputs(b);
   b->add_option("--out", args->out, "where to write the bundle")->required();
   b->callback([args] { set_exit_code(bundle(*args)); });

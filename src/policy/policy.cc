@@ -180,6 +180,109 @@ Result<SimPolicy> parse_sim(const json& j) {
   return p;
 }
 
+Result<std::vector<Hash32>> fingerprints(const json& j, const std::string& where) {
+  if (!j.is_array() || j.empty())
+    return policy_error(where, "must list the SHA-256 fingerprints (hex) of the roots it trusts");
+  std::vector<Hash32> out;
+  for (const auto& f : j) {
+    ATN_TRY(Bytes b, hex_digest(f, where));
+    if (b.size() != 32) return policy_error(where, "a SHA-256 fingerprint is 32 bytes");
+    Hash32 h;
+    std::copy(b.begin(), b.end(), h.begin());
+    out.push_back(h);
+  }
+  return out;
+}
+
+Status check_keys(const json& j, const std::string& where, const std::set<std::string>& known) {
+  if (!j.is_object()) return policy_error(where, "must be an object");
+  for (const auto& [k, v] : j.items())
+    if (!known.count(k)) return policy_error(where, "unknown key '" + k + "'");
+  return {};
+}
+
+Result<SevSnpPolicy> parse_sevsnp(const json& j) {
+  ATN_CHECK(check_keys(j, "sev-snp",
+                       {"ark_fingerprints", "measurements", "host_data", "id_key_digests",
+                        "author_key_digests", "allow_debug", "min_tcb", "min_guest_svn", "vmpl",
+                        "signing_keys", "forbidden_policy_bits"}));
+  SevSnpPolicy p;
+  ATN_TRY(p.ark_fingerprints,
+          fingerprints(j.value("ark_fingerprints", json()), "sev-snp.ark_fingerprints"));
+  for (auto [key, dst] :
+       {std::pair{"measurements", &p.measurements}, std::pair{"host_data", &p.host_data},
+        std::pair{"id_key_digests", &p.id_key_digests},
+        std::pair{"author_key_digests", &p.author_key_digests}})
+    if (j.contains(key)) {
+      ATN_TRY(*dst, digest_list(j[key], std::string("sev-snp.") + key));
+    }
+  p.allow_debug = j.value("allow_debug", false);
+  if (j.contains("min_tcb")) {
+    const json& t = j["min_tcb"];
+    ATN_CHECK(check_keys(t, "sev-snp.min_tcb", {"bootloader", "tee", "snp", "microcode", "fmc"}));
+    for (auto [key, dst] : {std::pair{"bootloader", &p.min_bootloader},
+                            std::pair{"tee", &p.min_tee}, std::pair{"snp", &p.min_snp},
+                            std::pair{"microcode", &p.min_microcode}, std::pair{"fmc", &p.min_fmc}})
+      if (t.contains(key)) *dst = t[key].get<int>();
+  }
+  p.min_guest_svn = j.value("min_guest_svn", 0u);
+  if (j.contains("vmpl"))
+    for (const auto& v : j["vmpl"]) p.vmpls.insert(v.get<uint32_t>());
+  if (j.contains("signing_keys"))
+    for (const auto& v : j["signing_keys"]) {
+      std::string k = v.get<std::string>();
+      if (k != "vcek" && k != "vlek")
+        return policy_error("sev-snp.signing_keys", "'" + k + "' is not vcek or vlek");
+      p.signing_keys.insert(k);
+    }
+  if (j.contains("forbidden_policy_bits"))
+    p.forbidden_policy_bits =
+        std::stoull(j["forbidden_policy_bits"].get<std::string>(), nullptr, 0);
+  return p;
+}
+
+Result<DcapPolicy> parse_dcap(const json& j, bool tdx) {
+  std::string where = tdx ? "tdx" : "sgx";
+  std::set<std::string> value_keys =
+      tdx ? std::set<std::string>{"mrtd",  "rtmr0",  "rtmr1",      "rtmr2",
+                                  "rtmr3", "mrseam", "mrconfigid", "mrowner"}
+          : std::set<std::string>{"mrenclave", "mrsigner"};
+  std::set<std::string> known = value_keys;
+  known.insert({"root_fingerprints", "allow_debug", "tcb_statuses"});
+  if (tdx) known.insert("min_tee_tcb_svn");
+  if (!tdx) known.insert({"isv_prod_id", "min_isv_svn"});
+  ATN_CHECK(check_keys(j, where, known));
+  DcapPolicy p;
+  ATN_TRY(p.root_fingerprints,
+          fingerprints(j.value("root_fingerprints", json()), where + ".root_fingerprints"));
+  for (const auto& k : value_keys)
+    if (j.contains(k)) {
+      ATN_TRY(p.values[k], digest_list(j[k], where + "." + k));
+    }
+  p.allow_debug = j.value("allow_debug", false);
+  if (j.contains("min_tee_tcb_svn")) {
+    ATN_TRY(p.min_tee_tcb_svn, hex_digest(j["min_tee_tcb_svn"], where + ".min_tee_tcb_svn"));
+    if (p.min_tee_tcb_svn.size() != 16)
+      return policy_error(where + ".min_tee_tcb_svn", "TEE_TCB_SVN is 16 bytes");
+  }
+  if (j.contains("isv_prod_id")) p.isv_prod_id = j["isv_prod_id"].get<uint16_t>();
+  p.min_isv_svn = j.value("min_isv_svn", static_cast<uint16_t>(0));
+  if (j.contains("tcb_statuses"))
+    for (const auto& v : j["tcb_statuses"]) {
+      std::string s = v.get<std::string>();
+      static const std::set<std::string> ok = {"UpToDate",
+                                               "SWHardeningNeeded",
+                                               "ConfigurationNeeded",
+                                               "ConfigurationAndSWHardeningNeeded",
+                                               "OutOfDate",
+                                               "OutOfDateConfigurationNeeded"};
+      if (!ok.count(s))
+        return policy_error(where + ".tcb_statuses", "'" + s + "' is not a TCB status");
+      p.tcb_statuses.insert(s);
+    }
+  return p;
+}
+
 }  // namespace
 
 Result<Policy> parse_policy(std::string_view text) {
@@ -196,7 +299,7 @@ Result<Policy> parse_policy(std::string_view text) {
     p.version = j["version"].get<uint32_t>();
     for (const auto& [k, v] : j.items())
       if (k != "id" && k != "version" && k != "tpm2" && k != "sim" && k != "warn_only" &&
-          k != "description")
+          k != "description" && k != "sev-snp" && k != "tdx" && k != "sgx")
         return policy_error("", "unknown key '" + k + "'");
     if (j.contains("tpm2")) {
       ATN_TRY(auto t, parse_tpm2(j["tpm2"]));
@@ -205,6 +308,18 @@ Result<Policy> parse_policy(std::string_view text) {
     if (j.contains("sim")) {
       ATN_TRY(auto s, parse_sim(j["sim"]));
       p.sim = std::move(s);
+    }
+    if (j.contains("sev-snp")) {
+      ATN_TRY(auto s, parse_sevsnp(j["sev-snp"]));
+      p.sevsnp = std::move(s);
+    }
+    if (j.contains("tdx")) {
+      ATN_TRY(auto t, parse_dcap(j["tdx"], true));
+      p.tdx = std::move(t);
+    }
+    if (j.contains("sgx")) {
+      ATN_TRY(auto t, parse_dcap(j["sgx"], false));
+      p.sgx = std::move(t);
     }
     if (j.contains("warn_only"))
       for (const auto& r : j["warn_only"]) p.warn_only.insert(r.get<std::string>());

@@ -45,11 +45,36 @@ struct SimPolicy {
   std::map<std::string, std::vector<Bytes>> measurements;  // name -> allowed digests
 };
 
+struct SevSnpPolicy {
+  std::vector<Hash32> ark_fingerprints;  // SHA-256 of the DER of each trusted ARK
+  std::vector<Bytes> measurements, host_data, id_key_digests, author_key_digests;
+  bool allow_debug = false;
+  std::optional<int> min_bootloader, min_tee, min_snp, min_microcode, min_fmc;
+  uint32_t min_guest_svn = 0;
+  std::set<uint32_t> vmpls;            // empty: any
+  std::set<std::string> signing_keys;  // "vcek", "vlek"; empty: both
+  uint64_t forbidden_policy_bits = 0;
+};
+
+// For platforms "tdx" and "sgx" (Intel DCAP).
+struct DcapPolicy {
+  std::vector<Hash32> root_fingerprints;             // SHA-256 of the DER of the Intel SGX Root CA
+  std::map<std::string, std::vector<Bytes>> values;  // mrtd, rtmr0..3, mrseam, mrconfigid,
+                                                     // mrowner, mrenclave, mrsigner
+  bool allow_debug = false;
+  Bytes min_tee_tcb_svn;  // 16 bytes, componentwise (TDX)
+  std::optional<uint16_t> isv_prod_id;
+  uint16_t min_isv_svn = 0;            // SGX
+  std::set<std::string> tcb_statuses;  // allowed; non-empty requires collateral
+};
+
 struct Policy {
   std::string id;
   uint32_t version = 0;
   std::optional<Tpm2Policy> tpm2;
   std::optional<SimPolicy> sim;
+  std::optional<SevSnpPolicy> sevsnp;
+  std::optional<DcapPolicy> tdx, sgx;
   std::set<std::string> warn_only;  // rule names whose failure is a warning, not a veto
   Hash32 digest{};                  // H("attestnet/policy", canonical JSON)
 };
@@ -97,6 +122,10 @@ struct AppraisalInput {
   Bytes expected_binding;  // what the evidence's user data must be
   const VmState* vm = nullptr;
   evidence::tpm2::AkCache* ak_cache = nullptr;  // optional memo of parsed AKs
+  // When certificate validity and collateral dates are judged: the block time (seconds).
+  int64_t at_unix = 0;
+  // Roots the caller pins in addition to the policy's (`attestnet evidence verify --root`).
+  std::vector<Hash32> extra_roots;
 };
 
 // With no policy, the evidence is verified (signature, binding, PCRs, logs) and its claims

@@ -238,3 +238,93 @@ TEST(SevSnp, ParserRejectsEveryWrongSizeAndNeverCrashes) {
 
 }  // namespace
 }  // namespace attestnet::evidence::sevsnp
+
+// The same reports through the policy engine (what a node runs).
+#include <nlohmann/json.hpp>
+
+#include "evidence/sevsnp/bundle.h"
+#include "policy/policy.h"
+
+namespace attestnet::evidence::sevsnp {
+namespace {
+
+struct SnpCase {
+  Bytes bundle;
+  Bytes report_data;
+};
+
+SnpCase gsg_bundle() {
+  SevSnpEvidence e;
+  e.report = read(snp() / "milan-vcek-go-sev-guest" / "report.bin");
+  e.leaf = read(snp() / "milan-vcek-go-sev-guest" / "vcek.der");
+  for (const auto& c : pem_chain("ask_ark_milan.pem")) e.chain.push_back(c.der());
+  auto r = parse_report(as_view(e.report));
+  return {e.encode(), r->report_data};
+}
+
+policy::AppraisalResult appraise_snp(const nlohmann::json& pj, const SnpCase& c,
+                                     const Bytes& binding) {
+  auto p = policy::parse_policy(pj.dump());
+  EXPECT_TRUE(p.ok()) << p.error().to_string();
+  policy::AppraisalInput in;
+  in.platform = "sev-snp";
+  in.evidence = as_view(c.bundle);
+  in.expected_binding = binding;
+  in.at_unix = k2024;
+  return policy::appraise(&*p, in);
+}
+
+std::string all_reasons(const policy::AppraisalResult& r) {
+  std::string s;
+  for (const auto& x : r.reasons) s += x + "\n";
+  return s;
+}
+
+TEST(SevSnpPolicy, AffirmingWithReferenceValuesAndEachRuleHasItsReason) {
+  REQUIRE_VECTORS();
+  SnpCase c = gsg_bundle();
+  nlohmann::json pj = {
+      {"id", "snp"},
+      {"version", 1},
+      {"sev-snp",
+       {{"ark_fingerprints", {to_hex(ark_of("ask_ark_milan.pem"))}},
+        {"measurements",
+         {"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0"
+          "cf2e4872b01"}},
+        {"allow_debug", true},
+        {"min_tcb", {{"bootloader", 2}, {"snp", 5}, {"microcode", 68}}},
+        {"vmpl", {0}}}}};
+  auto ok = appraise_snp(pj, c, c.report_data);
+  EXPECT_EQ(ok.verdict, policy::Verdict::kAffirming) << all_reasons(ok);
+
+  auto with = [&](const char* key, nlohmann::json v) {
+    nlohmann::json p = pj;
+    p["sev-snp"][key] = v;
+    return appraise_snp(p, c, c.report_data);
+  };
+  auto debug = with("allow_debug", false);
+  EXPECT_EQ(debug.verdict, policy::Verdict::kContraindicated);
+  EXPECT_NE(all_reasons(debug).find("allows debugging"), std::string::npos);
+  auto tcb = with("min_tcb", {{"microcode", 69}});
+  EXPECT_NE(all_reasons(tcb).find("microcode SPL 68 is below"), std::string::npos);
+  auto meas = with("measurements", {std::string(96, 'a')});
+  EXPECT_NE(all_reasons(meas).find("MEASUREMENT"), std::string::npos);
+  auto vmpl = with("vmpl", {1});
+  EXPECT_NE(all_reasons(vmpl).find("VMPL 0"), std::string::npos);
+  auto vlek_only = with("signing_keys", {"vlek"});
+  EXPECT_NE(all_reasons(vlek_only).find("VCEK are not allowed"), std::string::npos);
+  // Another request's binding.
+  auto foreign = appraise_snp(pj, c, Bytes(32, 9));
+  EXPECT_EQ(foreign.verdict, policy::Verdict::kContraindicated);
+  EXPECT_NE(all_reasons(foreign).find("made for another request"), std::string::npos);
+  // A policy pinning only Genoa's ARK: the Milan chain is not trusted.
+  auto genoa = with("ark_fingerprints", {to_hex(ark_of("ask_ark_genoa.pem"))});
+  EXPECT_NE(all_reasons(genoa).find("not an ARK the policy pins"), std::string::npos);
+  // A TPM-only policy does not accept SEV-SNP evidence.
+  auto tpm_only = appraise_snp({{"id", "t"}, {"version", 1}, {"tpm2", nlohmann::json::object()}}, c,
+                               c.report_data);
+  EXPECT_EQ(tpm_only.verdict, policy::Verdict::kContraindicated);
+}
+
+}  // namespace
+}  // namespace attestnet::evidence::sevsnp

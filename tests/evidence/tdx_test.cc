@@ -309,3 +309,98 @@ TEST(TdxCollateral, AlteredCollateralFailsItsSignature) {
 
 }  // namespace
 }  // namespace attestnet::evidence::tdx
+
+#include <nlohmann/json.hpp>
+
+#include "evidence/tdx/bundle.h"
+#include "policy/policy.h"
+
+namespace attestnet::evidence::tdx {
+namespace {
+
+policy::AppraisalResult appraise_dcap(const std::string& platform, const nlohmann::json& pj,
+                                      const Bytes& bundle, const Bytes& binding, int64_t at) {
+  auto p = policy::parse_policy(pj.dump());
+  EXPECT_TRUE(p.ok()) << p.error().to_string();
+  policy::AppraisalInput in;
+  in.platform = platform;
+  in.evidence = as_view(bundle);
+  in.expected_binding = binding;
+  in.at_unix = at;
+  return policy::appraise(&*p, in);
+}
+
+std::string why(const policy::AppraisalResult& r) {
+  std::string s;
+  for (const auto& x : r.reasons) s += x + "\n";
+  return s;
+}
+
+TEST(DcapPolicy, TdxWithCollateralAndReferenceValues) {
+  REQUIRE_VECTORS();
+  DcapEvidence e;
+  e.quote = read(vectors_dir() / "tdx/v4-dcap-rs-00806f050000/quote.dat");
+  e.collateral = collateral("tdx/collateral/fmspc-00806f050000-2025-02");
+  Bytes bundle = e.encode();
+  Bytes zeros(64, 0);
+  nlohmann::json pj = {
+      {"id", "tdx"},
+      {"version", 1},
+      {"tdx",
+       {{"root_fingerprints", {to_hex(intel_root())}},
+        {"mrtd",
+         {"935be7742dd89c6a4df6dba8353d89041ae0f052beef993b1e7f4524d3bc57650df20e5582158352e1240b"
+          "3f1fed55d8"}},
+        {"tcb_statuses", {"UpToDate", "OutOfDate"}}}}};
+  auto ok = appraise_dcap("tdx", pj, bundle, zeros, k20250213);
+  EXPECT_EQ(ok.verdict, policy::Verdict::kAffirming) << why(ok);
+  nlohmann::json strict = pj;
+  strict["tdx"]["tcb_statuses"] = {"UpToDate"};
+  auto old = appraise_dcap("tdx", strict, bundle, zeros, k20250213);
+  EXPECT_EQ(old.verdict, policy::Verdict::kContraindicated);
+  EXPECT_NE(why(old).find("TCB status is OutOfDate"), std::string::npos) << why(old);
+  nlohmann::json other = pj;
+  other["tdx"]["mrtd"] = {std::string(96, 'b')};
+  EXPECT_NE(why(appraise_dcap("tdx", other, bundle, zeros, k20250213)).find("mrtd"),
+            std::string::npos);
+  // The same quote presented as SGX is refused; without collateral a status rule cannot hold.
+  EXPECT_EQ(
+      appraise_dcap(
+          "sgx",
+          {{"id", "s"}, {"version", 1}, {"sgx", {{"root_fingerprints", {to_hex(intel_root())}}}}},
+          bundle, zeros, k20250213)
+          .verdict,
+      policy::Verdict::kContraindicated);
+  DcapEvidence bare;
+  bare.quote = e.quote;
+  auto none = appraise_dcap("tdx", strict, bare.encode(), zeros, k20250213);
+  EXPECT_NE(why(none).find("carries no collateral"), std::string::npos);
+}
+
+TEST(DcapPolicy, SgxEnclaveValuesAndDebug) {
+  REQUIRE_VECTORS();
+  DcapEvidence e;
+  e.quote = read(vectors_dir() / "sgx/v3-occlum-trustee/quote.dat");
+  Bytes bundle = e.encode();
+  Bytes rd = *from_hex("74657374");
+  nlohmann::json pj = {
+      {"id", "sgx"},
+      {"version", 1},
+      {"sgx",
+       {{"root_fingerprints", {to_hex(intel_root())}},
+        {"mrenclave", {"8f173e4613ff05c52aaf04162d234edae8c9977eae47eb2299ae16a553011c68"}},
+        {"mrsigner", {"83d719e77deaca1470f6baf62a4d774303c899db69020f9c70ee1dfc08c7ce9e"}}}}};
+  // This Occlum test enclave runs in debug mode (ATTRIBUTES.DEBUG, 0x07 = INIT|DEBUG|MODE64):
+  // refused unless the policy allows it.
+  auto dbg = appraise_dcap("sgx", pj, bundle, rd, k2026);
+  EXPECT_EQ(dbg.verdict, policy::Verdict::kContraindicated);
+  EXPECT_NE(why(dbg).find("debuggable"), std::string::npos);
+  pj["sgx"]["allow_debug"] = true;
+  auto r = appraise_dcap("sgx", pj, bundle, rd, k2026);
+  EXPECT_EQ(r.verdict, policy::Verdict::kAffirming) << why(r);
+  auto foreign = appraise_dcap("sgx", pj, bundle, Bytes(32, 1), k2026);
+  EXPECT_NE(why(foreign).find("made for another request"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attestnet::evidence::tdx

@@ -280,10 +280,9 @@ Result<TcbResult> evaluate_collateral(const VerifiedQuote& q, const Collateral& 
   ATN_TRY(std::string qe, verify_signed_document(c.qe_identity_json, "enclaveIdentity", key));
   for (const auto& [name, body] : {std::pair{"tcbInfo", &info}, std::pair{"QE identity", &qe}}) {
     json j = json::parse(*body, nullptr, false);
-    ATN_TRY(int64_t issued, iso_time(j.value("issueDate", "")));
+    // As Intel's library: collateral past its nextUpdate has expired (an issue date later than
+    // the appraisal time is only clock skew between PCS and the ledger, not a weakness).
     ATN_TRY(int64_t next, iso_time(j.value("nextUpdate", "")));
-    if (at_unix < issued)
-      return make_error(Errc::kStale, std::string(name) + " was issued after the appraisal time");
     if (at_unix > next)
       return make_error(Errc::kStale, std::string(name) + " has expired (nextUpdate " +
                                           j.value("nextUpdate", "") + ")");

@@ -64,8 +64,8 @@ struct TcbResult {
 Result<TcbResult> derive_tcb_status(const VerifiedQuote& q, std::string_view tcb_info_body,
                                     std::string_view qe_identity_body);
 
-// All of it: the signing chain to a pinned root at `at_unix`, both signatures, both documents'
-// issueDate..nextUpdate window at `at_unix`, and the status.
+// All of it: the signing chain to a pinned root at `at_unix`, both signatures, neither document
+// past its nextUpdate at `at_unix`, and the status.
 Result<TcbResult> evaluate_collateral(const VerifiedQuote& q, const Collateral& c,
                                       const std::vector<Hash32>& pinned_roots, int64_t at_unix);
 
