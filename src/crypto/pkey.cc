@@ -12,7 +12,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <climits>
 #include <cstring>
+#include <ctime>
 
 #include "core/hash.h"
 
@@ -301,7 +303,7 @@ Result<Certificate> Certificate::from_der(ByteView der) {
   X509* raw = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
   if (!raw) return make_error(Errc::kBadValue, "not a DER X.509 certificate: " + openssl_reason());
   Certificate c;
-  c.cert_ = X509Ptr(raw, X509Deleter{});
+  c.set(raw);
   return c;
 }
 
@@ -310,7 +312,7 @@ Result<std::vector<Certificate>> Certificate::from_pem_bundle(std::string_view p
   std::vector<Certificate> out;
   while (X509* raw = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
     Certificate c;
-    c.cert_ = X509Ptr(raw, X509Deleter{});
+    c.set(raw);
     out.push_back(std::move(c));
   }
   ERR_clear_error();
@@ -336,8 +338,9 @@ Bytes Certificate::der() const {
   return out;
 }
 
-Hash32 Certificate::fingerprint() const {
-  return sha256(as_view(der()));
+void Certificate::set(X509* raw) {
+  cert_ = X509Ptr(raw, X509Deleter{});
+  fingerprint_ = sha256(as_view(der()));
 }
 
 namespace {
@@ -390,6 +393,55 @@ Status verify_chain(const Certificate& leaf, const std::vector<Certificate>& int
   X509_STORE_free(store);
   ERR_clear_error();
   return st;
+}
+
+namespace {
+int64_t asn1_time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+}  // namespace
+
+Status ChainCache::verify(const Certificate& leaf, const std::vector<Certificate>& intermediates,
+                          const std::vector<Certificate>& roots, int64_t at_unix) {
+  Sha256 h;
+  std::vector<const Certificate*> all{&leaf};
+  for (const auto& c : intermediates) all.push_back(&c);
+  h.update(as_view(std::string("roots")));
+  for (const auto& c : roots) all.push_back(&c);
+  for (const auto* c : all) {
+    Hash32 fp = c->fingerprint();
+    h.update(as_view(fp));
+  }
+  Hash32 key = h.finish();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = ok_.find(key);
+    if (it != ok_.end() && at_unix >= it->second.not_before && at_unix <= it->second.not_after)
+      return {};
+  }
+  ATN_CHECK(verify_chain(leaf, intermediates, roots, at_unix));
+  Entry e{INT64_MIN, INT64_MAX};
+  for (const auto* c : all) {
+    e.not_before = std::max(e.not_before, asn1_time(X509_get0_notBefore(c->get())));
+    e.not_after = std::min(e.not_after, asn1_time(X509_get0_notAfter(c->get())));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ok_.size() >= capacity_) ok_.clear();
+  ok_[key] = e;
+  return {};
+}
+
+bool ChainCache::known(const Hash32& fact) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return facts_.count(fact) > 0;
+}
+
+void ChainCache::remember(const Hash32& fact) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (facts_.size() >= capacity_) facts_.clear();
+  facts_[fact] = true;
 }
 
 }  // namespace attestnet::crypto

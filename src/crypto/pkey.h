@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bytes.h"
@@ -78,13 +80,15 @@ class Certificate {
 
   X509* get() const { return cert_.get(); }
   Bytes der() const;
-  Hash32 fingerprint() const;  // SHA-256 of the DER
+  Hash32 fingerprint() const { return fingerprint_; }  // SHA-256 of the DER
   std::string subject() const;
   std::string issuer() const;
   Result<VerifyKey> public_key() const;
 
  private:
+  void set(X509* raw);
   X509Ptr cert_;
+  Hash32 fingerprint_{};
 };
 
 // Verifies leaf -> intermediates -> one of roots at time `at_unix` (seconds). Only the given
@@ -92,5 +96,47 @@ class Certificate {
 // the subject of the certificate it concerns.
 Status verify_chain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
                     const std::vector<Certificate>& roots, int64_t at_unix);
+
+// verify_chain, memoised by the certificates' fingerprints: a platform's VCEK/ASK/ARK or PCK
+// chain is verified once and later reports only pay their own signature. A cached success
+// holds only inside every certificate's validity window, so the time still counts. Thread-safe;
+// bounded (cleared when full). The result equals verify_chain's.
+class ChainCache {
+ public:
+  explicit ChainCache(size_t capacity = 4096) : capacity_(capacity) {}
+  Status verify(const Certificate& leaf, const std::vector<Certificate>& intermediates,
+                const std::vector<Certificate>& roots, int64_t at_unix);
+  // Facts a caller proved once about fixed bytes (e.g. "this QE report verifies with this
+  // PCK"), keyed by a digest of those bytes. Only successes are remembered.
+  bool known(const Hash32& fact);
+  void remember(const Hash32& fact);
+  // A value derived from fixed bytes (parsed certificates, keys), made once per key. Keys must
+  // be domain-separated digests of the bytes the value is derived from.
+  template <typename T, typename F>
+  Result<std::shared_ptr<const T>> memo(const Hash32& key, F&& make) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = objects_.find(key);
+      if (it != objects_.end()) return std::static_pointer_cast<const T>(it->second);
+    }
+    Result<T> made = make();
+    if (!made.ok()) return made.error();
+    auto p = std::make_shared<const T>(std::move(made).value());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (objects_.size() >= capacity_) objects_.clear();
+    objects_[key] = p;
+    return std::shared_ptr<const T>(p);
+  }
+
+ private:
+  struct Entry {
+    int64_t not_before = 0, not_after = 0;
+  };
+  size_t capacity_;
+  std::mutex mu_;
+  std::unordered_map<Hash32, Entry, Hash32Hasher> ok_;
+  std::unordered_map<Hash32, bool, Hash32Hasher> facts_;
+  std::unordered_map<Hash32, std::shared_ptr<const void>, Hash32Hasher> objects_;
+};
 
 }  // namespace attestnet::crypto

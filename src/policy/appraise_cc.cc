@@ -43,7 +43,8 @@ void appraise_sevsnp(Appraiser& a, const AppraisalInput& in) {
   if (!certs.ok()) return a.evidence_failed(kHardware, "certificates", certs.error());
   std::vector<Hash32> roots =
       pins(sp ? sp->ark_fingerprints : std::vector<Hash32>{}, in.extra_roots);
-  auto v = evidence::sevsnp::verify_report(as_view(ev->report), *certs, roots, in.at_unix);
+  auto v = evidence::sevsnp::verify_report(as_view(ev->report), *certs, roots, in.at_unix,
+                                                in.chain_cache);
   if (!v.ok()) return a.evidence_failed(kHardware, "report", v.error());
   const auto& r = v->report;
   bool vlek = r.signing_key == evidence::sevsnp::SigningKey::kVlek;
@@ -135,7 +136,7 @@ void appraise_dcap(Appraiser& a, const AppraisalInput& in) {
   if (!ev.ok()) return a.evidence_failed(kHardware, "evidence", ev.error());
   std::vector<Hash32> roots =
       pins(dp ? dp->root_fingerprints : std::vector<Hash32>{}, in.extra_roots);
-  auto v = evidence::tdx::verify_quote(as_view(ev->quote), roots, in.at_unix);
+  auto v = evidence::tdx::verify_quote(as_view(ev->quote), roots, in.at_unix, in.chain_cache);
   if (!v.ok()) return a.evidence_failed(kHardware, "quote", v.error());
   const auto& q = v->quote;
   if (q.is_tdx() != want_tdx)

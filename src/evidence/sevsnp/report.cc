@@ -176,7 +176,8 @@ Result<LeafInfo> leaf_info(const crypto::Certificate& leaf) {
 }
 
 Result<VerifiedReport> verify_report(ByteView bytes, const CertChain& certs,
-                                     const std::vector<Hash32>& pinned_arks, int64_t at_unix) {
+                                     const std::vector<Hash32>& pinned_arks, int64_t at_unix,
+                                     crypto::ChainCache* cache) {
   ATN_TRY(Report r, parse_report(bytes));
   if (r.signing_key == SigningKey::kNone)
     return make_error(Errc::kBadSignature,
@@ -215,7 +216,8 @@ Result<VerifiedReport> verify_report(ByteView bytes, const CertChain& certs,
                       "the certificate chain ends in " + last +
                           ", which is not an ARK the policy pins: a self-made or unknown root");
   }
-  ATN_CHECK(crypto::verify_chain(certs.leaf, intermediates, roots, at_unix));
+  ATN_CHECK(cache ? cache->verify(certs.leaf, intermediates, roots, at_unix)
+                  : crypto::verify_chain(certs.leaf, intermediates, roots, at_unix));
   bool turin = li.product.rfind("Turin", 0) == 0 || li.fmc >= 0;
   VerifiedReport v;
   v.reported_tcb = decode_tcb(r.reported_tcb, turin);

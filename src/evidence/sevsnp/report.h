@@ -89,7 +89,9 @@ struct VerifiedReport {
 };
 
 // Steps 2-4. `pinned_arks` are SHA-256 fingerprints of the DER of the ARKs the policy trusts.
+// With `cache`, a chain verified before is not verified again (crypto::ChainCache).
 Result<VerifiedReport> verify_report(ByteView report, const CertChain& certs,
-                                     const std::vector<Hash32>& pinned_arks, int64_t at_unix);
+                                     const std::vector<Hash32>& pinned_arks, int64_t at_unix,
+                                     crypto::ChainCache* cache = nullptr);
 
 }  // namespace attestnet::evidence::sevsnp

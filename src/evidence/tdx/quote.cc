@@ -259,42 +259,87 @@ Result<PckInfo> pck_info(const crypto::Certificate& pck) {
   return info;
 }
 
-Result<VerifiedQuote> verify_quote(ByteView bytes, const std::vector<Hash32>& pinned_roots,
-                                   int64_t at_unix) {
-  ATN_TRY(Quote q, parse_quote(bytes));
-  // 2. the quote signature, by the attestation key.
-  ATN_TRY(auto att_key, crypto::VerifyKey::from_ec(crypto::VerifyKey::Type::kEcP256,
-                                                   ByteView(q.attestation_key.data(), 32),
-                                                   ByteView(q.attestation_key.data() + 32, 32)));
-  ByteView sig(q.signature);
-  if (!att_key
-           .verify_ecdsa_rs(crypto::HashAlg::kSha256, ByteView(q.raw.data(), q.signed_size),
-                            sig.subspan(0, 32), sig.subspan(32, 32))
-           .ok())
-    return make_error(Errc::kBadSignature,
-                      "the quote signature does not verify with its attestation key: the header "
-                      "or the " +
-                          std::string(q.is_tdx() ? "TD report" : "enclave report") +
-                          " was altered");
-  // 5 (first half). The PCK chain in the quote.
-  std::string pem(q.cert_data.begin(), q.cert_data.end());
+namespace {
+
+struct ParsedPck {
+  std::vector<crypto::Certificate> certs;
+  PckInfo info;
+  crypto::VerifyKey key;
+};
+
+Result<ParsedPck> parse_pck(const Bytes& cert_data) {
+  std::string pem(cert_data.begin(), cert_data.end());
   while (!pem.empty() && pem.back() == '\0') pem.pop_back();
   auto certs = crypto::Certificate::from_pem_bundle(pem);
   if (!certs.ok() || certs->size() < 2)
     return make_error(Errc::kCertificate,
                       "the quote's PCK certification data is not a PEM chain of at least two "
                       "certificates");
-  const crypto::Certificate& leaf = certs->front();
-  // 3. the QE report, signed by the PCK leaf.
-  ATN_TRY(auto pck_key, leaf.public_key());
-  ByteView qsig(q.qe_report_signature);
-  if (!pck_key
-           .verify_ecdsa_rs(crypto::HashAlg::kSha256, as_view(q.qe_report.raw), qsig.subspan(0, 32),
-                            qsig.subspan(32, 32))
+  ParsedPck p;
+  p.certs = std::move(certs).value();
+  ATN_TRY(p.info, pck_info(p.certs.front()));
+  ATN_TRY(p.key, p.certs.front().public_key());
+  return p;
+}
+
+Result<crypto::VerifyKey> attestation_key(const Bytes& xy) {
+  return crypto::VerifyKey::from_ec(crypto::VerifyKey::Type::kEcP256, ByteView(xy.data(), 32),
+                                    ByteView(xy.data() + 32, 32));
+}
+
+template <typename T, typename F>
+Result<std::shared_ptr<const T>> maybe_memo(crypto::ChainCache* cache, const char* domain,
+                                            const Bytes& input, F&& make) {
+  if (!cache) {
+    Result<T> r = make();
+    if (!r.ok()) return r.error();
+    return std::make_shared<const T>(std::move(r).value());
+  }
+  return cache->memo<T>(hash_domain(domain, as_view(input)), make);
+}
+
+}  // namespace
+
+Result<VerifiedQuote> verify_quote(ByteView bytes, const std::vector<Hash32>& pinned_roots,
+                                   int64_t at_unix, crypto::ChainCache* cache) {
+  ATN_TRY(Quote q, parse_quote(bytes));
+  // 2. the quote signature, by the attestation key.
+  ATN_TRY(auto att_key,
+          maybe_memo<crypto::VerifyKey>(cache, "attestnet/dcap-att-key", q.attestation_key,
+                                        [&] { return attestation_key(q.attestation_key); }));
+  ByteView sig(q.signature);
+  if (!att_key
+           ->verify_ecdsa_rs(crypto::HashAlg::kSha256, ByteView(q.raw.data(), q.signed_size),
+                             sig.subspan(0, 32), sig.subspan(32, 32))
            .ok())
     return make_error(Errc::kBadSignature,
-                      "the QE report signature does not verify with the PCK certificate (" +
-                          leaf.subject() + ")");
+                      "the quote signature does not verify with its attestation key: the header "
+                      "or the " +
+                          std::string(q.is_tdx() ? "TD report" : "enclave report") +
+                          " was altered");
+  // 5 (first half). The PCK chain in the quote (parsed once per chain with a cache).
+  ATN_TRY(auto pck, maybe_memo<ParsedPck>(cache, "attestnet/dcap-pck-chain", q.cert_data,
+                                          [&] { return parse_pck(q.cert_data); }));
+  const crypto::Certificate& leaf = pck->certs.front();
+  // 3. the QE report, signed by the PCK leaf. (The QE report is the same for every quote of a
+  // platform's QE: with a cache it is checked once per PCK certificate.)
+  Sha256 fact_h;
+  fact_h.update(as_view(std::string("attestnet/qe-report-by-pck")))
+      .update(as_view(q.qe_report.raw))
+      .update(as_view(q.qe_report_signature))
+      .update(as_view(leaf.fingerprint()));
+  Hash32 fact = fact_h.finish();
+  if (!cache || !cache->known(fact)) {
+    ByteView qsig(q.qe_report_signature);
+    if (!pck->key
+             .verify_ecdsa_rs(crypto::HashAlg::kSha256, as_view(q.qe_report.raw),
+                              qsig.subspan(0, 32), qsig.subspan(32, 32))
+             .ok())
+      return make_error(Errc::kBadSignature,
+                        "the QE report signature does not verify with the PCK certificate (" +
+                            leaf.subject() + ")");
+    if (cache) cache->remember(fact);
+  }
   // 4. the QE report binds the attestation key and the authentication data.
   Bytes bind = q.attestation_key;
   bind.insert(bind.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
@@ -308,25 +353,26 @@ Result<VerifiedQuote> verify_quote(ByteView bytes, const std::vector<Hash32>& pi
   // 5. the chain to a pinned root.
   std::vector<crypto::Certificate> roots, intermediates;
   Hash32 root{};
-  for (size_t i = 1; i < certs->size(); ++i) {
-    Hash32 fp = (*certs)[i].fingerprint();
+  for (size_t i = 1; i < pck->certs.size(); ++i) {
+    Hash32 fp = pck->certs[i].fingerprint();
     if (std::find(pinned_roots.begin(), pinned_roots.end(), fp) != pinned_roots.end()) {
-      roots.push_back((*certs)[i]);
+      roots.push_back(pck->certs[i]);
       root = fp;
     } else {
-      intermediates.push_back((*certs)[i]);
+      intermediates.push_back(pck->certs[i]);
     }
   }
   if (roots.empty())
-    return make_error(Errc::kCertificate, "the PCK chain ends in " + certs->back().subject() +
-                                              " (sha256 " + to_hex(certs->back().fingerprint()) +
+    return make_error(Errc::kCertificate, "the PCK chain ends in " + pck->certs.back().subject() +
+                                              " (sha256 " +
+                                              to_hex(pck->certs.back().fingerprint()) +
                                               "), which is not a root the policy pins");
-  ATN_CHECK(crypto::verify_chain(leaf, intermediates, roots, at_unix));
-  ATN_TRY(PckInfo info, pck_info(leaf));
+  ATN_CHECK(cache ? cache->verify(leaf, intermediates, roots, at_unix)
+                  : crypto::verify_chain(leaf, intermediates, roots, at_unix));
   VerifiedQuote v;
   v.quote = std::move(q);
-  v.pck_chain = std::move(certs).value();
-  v.pck = std::move(info);
+  v.pck_chain = pck->certs;
+  v.pck = pck->info;
   v.root_fingerprint = root;
   return v;
 }

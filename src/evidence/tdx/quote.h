@@ -89,7 +89,8 @@ struct VerifiedQuote {
   PckInfo pck;
   Hash32 root_fingerprint{};
 };
+// With `cache`, a PCK chain verified before is not verified again (crypto::ChainCache).
 Result<VerifiedQuote> verify_quote(ByteView bytes, const std::vector<Hash32>& pinned_roots,
-                                   int64_t at_unix);
+                                   int64_t at_unix, crypto::ChainCache* cache = nullptr);
 
 }  // namespace attestnet::evidence::tdx
