@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agent/collect.h"
 #include "cli/commands.h"
 #include "core/hash.h"
 #include "evidence/binding.h"
@@ -37,6 +38,7 @@ struct EvidenceArgs {
   std::string file;
   // sev-snp, tdx, sgx
   std::string report, certs, vcek, chain, collateral, root, at;
+  std::string tsm_root = agent::kTsmRoot, sev_guest;
   bool json = false;
 };
 
@@ -442,6 +444,29 @@ int simulate_boot(const BootArgs& a) {
   return 0;
 }
 
+// Inside a confidential VM: ask the hardware for a report bound to the binding and write the
+// evidence bundle (`attestnet evidence verify --platform P --bundle FILE` checks it).
+int collect(const EvidenceArgs& a) {
+  auto binding = expected_binding(a);
+  if (!binding.ok()) return fail_usage(binding.error().reason);
+  if (binding->size() > 64) return fail_usage("the report data is at most 64 bytes");
+  Bytes report_data = *binding;
+  report_data.resize(64, 0);
+  auto ev = a.sev_guest.empty() ? agent::collect_tsm(as_view(report_data), a.tsm_root)
+                                : agent::collect_sev_guest(as_view(report_data), 0, a.sev_guest);
+  if (!ev.ok()) {
+    std::fprintf(stderr, "attestnet evidence collect: %s\n", ev.error().reason.c_str());
+    return 1;
+  }
+  std::ofstream f(a.out, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(ev->bundle.data()),
+          static_cast<std::streamsize>(ev->bundle.size()));
+  if (!f) return fail_usage("cannot write " + a.out);
+  std::printf("platform %s: wrote %s (%zu bytes)\n", ev->platform.c_str(), a.out.c_str(),
+              ev->bundle.size());
+  return 0;
+}
+
 }  // namespace
 
 void add_evidence_command(CLI::App& app) {
@@ -486,6 +511,17 @@ void add_evidence_command(CLI::App& app) {
   add_inputs(b);
   b->add_option("--out", args->out, "where to write the bundle")->required();
   b->callback([args] { set_exit_code(bundle(*args)); });
+
+  auto* col = ev->add_subcommand(
+      "collect", "inside a confidential VM: get an SEV-SNP report or TDX quote (configfs-tsm)");
+  col->add_option("--nonce", args->nonce, "the report data to bind (hex, up to 64 bytes)");
+  col->add_option("--anchor", args->anchor, "freshness anchor (hex): binding = H(anchor, vm key)");
+  col->add_option("--vm-key", args->vm_key, "the VM's ephemeral Ed25519 public key (hex)");
+  col->add_option("--tsm-root", args->tsm_root, "configfs-tsm report directory")
+      ->default_val(agent::kTsmRoot);
+  col->add_option("--sev-guest", args->sev_guest, "use this /dev/sev-guest device instead");
+  col->add_option("--out", args->out, "where to write the evidence bundle")->required();
+  col->callback([args] { set_exit_code(collect(*args)); });
 
   auto boot = std::make_shared<BootArgs>();
   auto* sb = ev->add_subcommand(

@@ -44,7 +44,7 @@ void appraise_sevsnp(Appraiser& a, const AppraisalInput& in) {
   std::vector<Hash32> roots =
       pins(sp ? sp->ark_fingerprints : std::vector<Hash32>{}, in.extra_roots);
   auto v = evidence::sevsnp::verify_report(as_view(ev->report), *certs, roots, in.at_unix,
-                                                in.chain_cache);
+                                           in.chain_cache);
   if (!v.ok()) return a.evidence_failed(kHardware, "report", v.error());
   const auto& r = v->report;
   bool vlek = r.signing_key == evidence::sevsnp::SigningKey::kVlek;

@@ -122,7 +122,7 @@ struct AppraisalInput {
   Bytes expected_binding;  // what the evidence's user data must be
   const VmState* vm = nullptr;
   evidence::tpm2::AkCache* ak_cache = nullptr;  // optional memo of parsed AKs
-  crypto::ChainCache* chain_cache = nullptr;     // optional memo of verified chains
+  crypto::ChainCache* chain_cache = nullptr;    // optional memo of verified chains
   // When certificate validity and collateral dates are judged: the block time (seconds).
   int64_t at_unix = 0;
   // Roots the caller pins in addition to the policy's (`attestnet evidence verify --root`).
