@@ -16,20 +16,6 @@ Result<crypto::PublicKey> read_key(Reader& r) {
 
 }  // namespace
 
-const char* verdict_name(Verdict v) {
-  switch (v) {
-    case Verdict::kNone:
-      return "none";
-    case Verdict::kAffirming:
-      return "affirming";
-    case Verdict::kWarning:
-      return "warning";
-    case Verdict::kContraindicated:
-      return "contraindicated";
-  }
-  return "unknown";
-}
-
 Bytes AttestationRecord::encode() const {
   Writer w;
   w.header(kTag, 1).hash(request_id).str(vm_id).str(platform);

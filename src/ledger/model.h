@@ -33,11 +33,13 @@
 #include "core/codec.h"
 #include "crypto/ed25519.h"
 #include "crypto/quorum.h"
+#include "policy/policy.h"
 
 namespace attestnet::ledger {
 
-enum class Verdict : uint8_t { kNone = 0, kAffirming = 1, kWarning = 2, kContraindicated = 3 };
-const char* verdict_name(Verdict v);
+// The record's verdict is the appraisal's (AR4SI tiers, policy/policy.h).
+using Verdict = policy::Verdict;
+using policy::verdict_name;
 
 struct Measurement {
   std::string name;

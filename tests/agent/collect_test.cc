@@ -17,12 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 using test::vectors_dir;
 
-Bytes read(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return Bytes(s.begin(), s.end());
+Bytes read(const std::filesystem::path& p) {
+  return test::read_bytes(p);
 }
 
 void write(const fs::path& p, ByteView b) {

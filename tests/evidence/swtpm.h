@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/bytes.h"
+#include "vectors.h"
 
 namespace attestnet::test {
 
@@ -73,14 +74,6 @@ inline uint16_t free_port_pair() {
     if (p < 65535 && port_free(static_cast<uint16_t>(p + 1))) return p;
   }
   return 0;
-}
-
-inline Bytes read_bytes(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return Bytes(s.begin(), s.end());
 }
 
 inline void write_bytes(const std::filesystem::path& p, ByteView b) {

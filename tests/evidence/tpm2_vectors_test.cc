@@ -18,11 +18,7 @@ using test::load_json;
 using test::vectors_dir;
 
 Bytes read(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return Bytes(s.begin(), s.end());
+  return test::read_bytes(p);
 }
 
 std::filesystem::path tpm_dir() {
