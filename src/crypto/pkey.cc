@@ -56,6 +56,20 @@ PkeyPtr wrap(EVP_PKEY* p) {
 
 Result<VerifyKey> from_pkey(EVP_PKEY* raw);
 
+// A public key of `type` from the parameters in `bld` (consumed); nullptr when they are invalid.
+EVP_PKEY* public_from_params(const char* type, OSSL_PARAM_BLD* bld) {
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
+      EVP_PKEY_fromdata(ctx, &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+    raw = nullptr;
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(bld);
+  return raw;
+}
+
 }  // namespace
 
 void PkeyDeleter::operator()(EVP_PKEY* p) const {
@@ -186,16 +200,7 @@ Result<VerifyKey> VerifyKey::from_rsa(ByteView modulus, uint32_t exponent) {
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n.get());
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e.get());
-  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
-  EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
-      EVP_PKEY_fromdata(ctx, &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-    raw = nullptr;
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
-  return from_pkey(raw);
+  return from_pkey(public_from_params("RSA", bld));
 }
 
 Result<VerifyKey> VerifyKey::from_ec(Type curve, ByteView x, ByteView y) {
@@ -212,15 +217,7 @@ Result<VerifyKey> VerifyKey::from_ec(Type curve, ByteView x, ByteView y) {
   OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
                                   curve == Type::kEcP256 ? "prime256v1" : "secp384r1", 0);
   OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
-  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
-  EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
-      EVP_PKEY_fromdata(ctx, &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-    raw = nullptr;
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
+  EVP_PKEY* raw = public_from_params("EC", bld);
   if (!raw) return make_error(Errc::kBadValue, "EC point is not on the curve: " + openssl_reason());
   return from_pkey(raw);
 }
