@@ -1,0 +1,97 @@
+// The replicated attestation application (DESIGN.md §3): what a committed request means.
+//
+//   AttestationRequest  tag 0x0601 v1
+//     vm_id:str platform:str evidence:bytes freshness_anchor[32] vm_public_key[32]
+//     vm_signature[64]
+//   request_id = H("attestnet/attestation-request", encoding without the signature)
+//   vm_signature = Ed25519 by vm_public_key over request_id
+//
+// The evidence's user data must carry evidence_binding(freshness_anchor, vm_public_key)
+// (evidence/binding.h); the anchor must be the hash of one of the last `anchor_window` block
+// headers (or genesis while the chain is younger).
+//
+// Execution is a pure function of (policy, request, block time, LedgerView): every replica
+// computes the same AttestationRecord. Validation (on arrival) checks what needs no ledger
+// state: the encoding and the VM's signature.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "consensus/messages.h"
+#include "ledger/model.h"
+#include "policy/policy.h"
+
+namespace attestnet::state {
+
+struct AttestationRequest {
+  static constexpr uint16_t kTag = 0x0601;
+  std::string vm_id;
+  std::string platform;
+  Bytes evidence;
+  Hash32 freshness_anchor{};
+  crypto::PublicKey vm_public_key{};
+  crypto::Signature vm_signature{};
+
+  Hash32 request_id() const;
+  Hash32 binding() const;
+  Bytes encode() const;
+  static Result<AttestationRequest> decode(ByteView in);
+  Status verify_signature() const;
+  static AttestationRequest make(const crypto::SecretKey& vm_key, std::string vm_id,
+                                 std::string platform, Bytes evidence, const Hash32& anchor);
+
+ private:
+  void body(Writer& w) const;
+};
+
+// What execution may read of the ledger: recent header hashes (freshness anchors) and each
+// VM's state (enrolled AKs, last accepted quote clock). Implemented over the store by the node
+// and in memory by the simulator and tests.
+class LedgerView {
+ public:
+  virtual ~LedgerView() = default;
+  virtual bool is_recent_anchor(const Hash32& anchor) const = 0;
+  virtual policy::VmState vm_state(const std::string& vm_id) const = 0;
+};
+
+// In-memory LedgerView: anchors are genesis and the last `window` header hashes it was told
+// of; VM states are folded from the records it was told of.
+class MemoryLedgerView : public LedgerView {
+ public:
+  MemoryLedgerView(const Hash32& genesis_hash, size_t window);
+  bool is_recent_anchor(const Hash32& anchor) const override;
+  policy::VmState vm_state(const std::string& vm_id) const override;
+  void note_header(const Hash32& header_hash);
+  void note_record(const ledger::AttestationRecord& r);
+
+ private:
+  Hash32 genesis_;
+  size_t window_;
+  std::deque<Hash32> recent_;
+  std::unordered_multiset<Hash32, Hash32Hasher> recent_set_;
+  std::map<std::string, policy::VmState> vms_;
+};
+
+class AttestationApp {
+ public:
+  explicit AttestationApp(std::shared_ptr<const policy::Policy> policy);
+
+  // On arrival (consensus ReplicaHooks::validate): decodes and checks the VM's signature.
+  Status validate(const consensus::Request& q) const;
+  // At execution: the record every replica computes for this request at this block time.
+  ledger::AttestationRecord execute(const consensus::Request& q, uint64_t block_time_ms,
+                                    const LedgerView& view) const;
+
+ private:
+  std::shared_ptr<const policy::Policy> policy_;
+  // Memoisation only (results do not depend on them).
+  mutable evidence::tpm2::AkCache ak_cache_;
+  mutable crypto::ChainCache chain_cache_;
+};
+
+}  // namespace attestnet::state
