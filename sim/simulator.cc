@@ -21,9 +21,12 @@
 #include "core/hash.h"
 
 #include "crypto/merkle.h"
+#include "evidence/binding.h"
+#include "evidence/sim/sim.h"
 #include "ledger/audit.h"
 #include "ledger/builder.h"
 #include "ledger/store.h"
+#include "state/attestation.h"
 
 namespace attestnet::sim {
 
@@ -151,6 +154,7 @@ struct Node {
   std::vector<consensus::PersistRecord> disk;      // in-memory "disk" (no store_dir)
   std::unique_ptr<ledger::ReplicaStore> store;     // the real store (store_dir)
   std::unique_ptr<ledger::LedgerBuilder> builder;  // executes delivered blocks into headers
+  std::unique_ptr<state::MemoryLedgerView> view;   // with attest: what execution reads
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -275,11 +279,62 @@ class Simulation {
   std::optional<uint64_t> drain_until_;
   std::vector<Seq> delivered_height_;
   std::vector<std::unordered_set<Hash32, Hash32Hasher>> delivered_requests_;
+  std::vector<std::unordered_set<Hash32, Hash32Hasher>> ledger_ids_;  // records per replica
   std::map<std::tuple<uint32_t, uint8_t, View, Seq>, Hash32> honest_signed_;
   std::deque<std::string> trace_;
   SimResult res_;
   bool failed_ = false;
+  // attest mode
+  std::shared_ptr<state::AttestationApp> app_;
+  crypto::SecretKey sim_platform_ = crypto::SecretKey::from_seed(crypto::test_seed("sim-platform"));
+  Bytes approved_kernel_ =
+      crypto::digest(crypto::HashAlg::kSha256, as_view(std::string("sim kernel 6.1")));
+  std::optional<ledger::AttestationRecord> attest_record(uint32_t node, const Request& q,
+                                                         uint64_t time);
+  void rebuild_view(uint32_t node);
+  void count_record(uint32_t node, const ledger::AttestationRecord& r);
 };
+
+std::optional<ledger::AttestationRecord> Simulation::attest_record(uint32_t node, const Request& q,
+                                                                   uint64_t time) {
+  ledger::AttestationRecord r = app_->execute(q, time, *nodes_[node].view);
+  nodes_[node].view->note_record(r);
+  count_record(node, r);
+  return r;
+}
+
+void Simulation::count_record(uint32_t node, const ledger::AttestationRecord& r) {
+  // Count once, at the lowest-numbered honest replica.
+  for (uint32_t i = 0; i < o_.replicas; ++i) {
+    if (!honest(i)) continue;
+    if (i != node) return;
+    break;
+  }
+  if (r.verdict == ledger::Verdict::kAffirming) ++res_.records_affirming;
+  if (r.verdict == ledger::Verdict::kContraindicated) ++res_.records_contraindicated;
+}
+
+// A restarted replica rebuilds what execution reads from its store: the header hashes (the
+// freshness anchors) and the VM states folded from the records.
+void Simulation::rebuild_view(uint32_t node) {
+  Node& nd = nodes_[node];
+  nd.view = std::make_unique<state::MemoryLedgerView>(genesis_.hash(), 1024);
+  if (!nd.store) return;
+  uint64_t leaves = 0;
+  for (uint64_t h = 1; h < nd.builder->next_height(); ++h) {
+    auto hdr = nd.store->header(h);
+    if (!hdr.ok()) break;
+    auto header = ledger::BlockHeader::decode(as_view(hdr->first));
+    if (!header.ok()) break;
+    for (; leaves < header->log_size; ++leaves) {
+      auto rec = nd.store->record(leaves);
+      if (!rec.ok()) break;
+      auto decoded = ledger::AttestationRecord::decode(as_view(*rec));
+      if (decoded.ok()) nd.view->note_record(*decoded);
+    }
+    nd.view->note_header(header->hash());
+  }
+}
 
 void Simulation::setup() {
   crypto::init();
@@ -306,8 +361,25 @@ void Simulation::setup() {
     genesis_.members.push_back({"replica-" + std::to_string(i), cfg_.committee[i], "sim"});
   }
   genesis_.checkpoint_interval = cfg_.checkpoint_interval;
+  if (o_.attest) {
+    nlohmann::json pj = {{"id", "sim-fleet"},
+                         {"version", 1},
+                         {"sim",
+                          {{"platform_keys", {to_hex(ByteView(sim_platform_.public_key()))}},
+                           {"measurements", {{"kernel", {to_hex(approved_kernel_)}}}}}}};
+    auto pol = policy::parse_policy(pj.dump());
+    app_ = std::make_shared<state::AttestationApp>(
+        std::make_shared<const policy::Policy>(std::move(pol).value()));
+  }
   for (uint32_t i = 0; i < n; ++i) {
-    nodes_[i].builder = std::make_unique<ledger::LedgerBuilder>(genesis_, sim_record);
+    if (o_.attest) {
+      nodes_[i].view = std::make_unique<state::MemoryLedgerView>(genesis_.hash(), 1024);
+      nodes_[i].builder = std::make_unique<ledger::LedgerBuilder>(
+          genesis_,
+          [this, i](const Request& q, uint64_t time) { return attest_record(i, q, time); });
+    } else {
+      nodes_[i].builder = std::make_unique<ledger::LedgerBuilder>(genesis_, sim_record);
+    }
   }
   if (!o_.store_dir.empty()) {
     std::filesystem::create_directories(o_.store_dir);
@@ -315,6 +387,7 @@ void Simulation::setup() {
   }
   delivered_height_.assign(n, 0);
   delivered_requests_.assign(n, {});
+  ledger_ids_.assign(n, {});
 
   // Clients and their signed requests. The payload is data || Ed25519 signature by the client.
   clients_.resize(o_.clients);
@@ -330,7 +403,19 @@ void Simulation::setup() {
     q.client_seq = c.requests.size() + 1;
     Bytes data(o_.payload_bytes);
     for (auto& b : data) b = static_cast<uint8_t>(rng_());
-    if (o_.validate_requests) {
+    if (o_.attest) {
+      // The client is a VM: its key is the request's ephemeral key, its evidence is bound to
+      // (genesis, key); one client in four booted an unapproved kernel.
+      uint32_t ci = static_cast<uint32_t>(i % o_.clients);
+      Hash32 anchor = genesis_.hash();
+      Hash32 b = evidence::evidence_binding(anchor, c.key.public_key());
+      Bytes kernel =
+          ci % 4 == 3 ? crypto::digest(crypto::HashAlg::kSha256, as_view(data)) : approved_kernel_;
+      Bytes ev = evidence::sim::make_sim_evidence(sim_platform_, as_view(b), {{"kernel", kernel}})
+                     .encode();
+      data = state::AttestationRequest::make(c.key, "vm-" + std::to_string(ci), "sim", ev, anchor)
+                 .encode();
+    } else if (o_.validate_requests) {
       Writer w;
       w.u64(q.client_id).u64(q.client_seq).bytes(as_view(data));
       crypto::Signature sig = c.key.sign(as_view(w.data()));
@@ -370,7 +455,10 @@ consensus::ReplicaHooks Simulation::hooks() {
                                 const crypto::Signature& s) {
     return use_cache ? cache->verify(pk, m, s) : crypto::verify(pk, m, s);
   };
-  if (o_.validate_requests) {
+  if (o_.attest) {
+    auto app = app_;
+    h.validate = [app](const Request& q) -> Status { return app->validate(q); };
+  } else if (o_.validate_requests) {
     std::vector<crypto::PublicKey> keys;
     for (const auto& c : clients_) keys.push_back(c.key.public_key());
     h.validate = [keys, cache, use_cache](const Request& q) -> Status {
@@ -630,6 +718,7 @@ void Simulation::step(const Event& e) {
                     "replica " + std::to_string(e.target) + ": " + resumed.error().to_string());
           return;
         }
+        if (o_.attest) rebuild_view(e.target);
       }
       nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.store ? records : nd.disk);
       nd.up = true;
@@ -694,6 +783,13 @@ void Simulation::apply(uint32_t r, Actions actions) {
       if (honest(r)) check_delivery(r, *d);
       // Execute the block into the ledger; replicas then certify the header it produced.
       ledger::BuiltBlock built = nd.builder->apply(*d->block, d->state_digest, d->block_time);
+      if (nd.view) nd.view->note_header(built.header.hash());
+      if (honest(r)) {
+        for (const auto& rec : built.records)
+          if (!ledger_ids_[r].insert(rec.request_id).second)
+            violation("at-most-once", "replica " + std::to_string(r) + " recorded request " +
+                                          short_hex(rec.request_id) + " twice on its ledger");
+      }
       if (nd.store) {
         Status st = ledger::persist_built_block(*nd.store, *nd.builder, built);
         if (!st.ok()) violation("storage", st.error().to_string());

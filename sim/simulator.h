@@ -46,6 +46,10 @@ struct SimOptions {
   // Forced scenario for the demo and named tests: replica 0 is a Byzantine primary that
   // equivocates from the start.
   bool byzantine_primary_story = false;
+  // Requests are real AttestationRequests (state/attestation.h) with sim evidence, appraised
+  // by the policy engine at execution; one client in four boots a kernel the policy does not
+  // list. Records then carry real verdicts.
+  bool attest = false;
 };
 
 struct SimResult {
@@ -65,6 +69,9 @@ struct SimResult {
   uint64_t crashes = 0;
   uint64_t headers_certified = 0;  // (height, replica) pairs that gathered a header certificate
   uint32_t byzantine = 0;
+  // With attest: verdicts of the records executed by the lowest-numbered honest replica.
+  uint64_t records_affirming = 0;
+  uint64_t records_contraindicated = 0;
   std::string byzantine_kinds;
   double replica_cpu_seconds = 0;      // time inside Replica entry points (measure_replica_cpu)
   double replica_request_seconds = 0;  // of which on_request (request ingress)

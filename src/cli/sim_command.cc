@@ -36,6 +36,7 @@ struct SimArgs {
   bool replicas_given = false;
   bool batch_given = false;
   bool quiet = false;
+  bool attest = false;
   uint32_t batch = 8;
 };
 
@@ -120,6 +121,7 @@ int run_sim(const SimArgs& a) {
   o.trace = a.trace;
   o.batch_max = a.batch;
   o.store_dir = a.store_dir;
+  o.attest = a.attest;
   if (a.story) {
     o.byzantine_primary_story = true;
     o.requests = 8;
@@ -128,12 +130,15 @@ int run_sim(const SimArgs& a) {
   }
   uint64_t first = a.seed, count = a.seeds == 0 ? 1 : a.seeds;
   uint64_t violations = 0, live = 0, views = 0, msgs = 0, crashes = 0, byz_runs = 0;
+  uint64_t affirming = 0, contraindicated = 0;
   std::map<std::string, uint64_t> by_invariant;
   double c0 = cpu_seconds();
   for (uint64_t s = first; s < first + count; ++s) {
     o.seed = s;
     sim::SimResult r = sim::run_simulation(o);
     views += r.view_changes;
+    affirming += r.records_affirming;
+    contraindicated += r.records_contraindicated;
     msgs += r.messages;
     crashes += r.crashes;
     byz_runs += r.byzantine > 0;
@@ -178,6 +183,10 @@ int run_sim(const SimArgs& a) {
       static_cast<unsigned long long>(count), static_cast<unsigned long long>(views),
       static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(byz_runs),
       static_cast<unsigned long long>(msgs), c1 - c0);
+  if (a.attest)
+    std::printf("records (appraised by the policy engine): %llu affirming, %llu contraindicated\n",
+                static_cast<unsigned long long>(affirming),
+                static_cast<unsigned long long>(contraindicated));
   for (const auto& [inv, n] : by_invariant) {
     std::printf("  %s violations: %llu\n", inv.c_str(), static_cast<unsigned long long>(n));
   }
@@ -214,6 +223,9 @@ void add_sim_command(CLI::App& app) {
       "Persist each replica to a real RocksDB store under this directory (wiped first)");
   sub->add_flag("--trace", args->trace, "Print every event to stderr");
   sub->add_flag("--quiet", args->quiet, "Only the summary");
+  sub->add_flag("--attest", args->attest,
+                "Requests are VM-signed AttestationRequests with sim evidence, appraised by the "
+                "policy engine into the records (one client in four boots an unapproved kernel)");
   sub->add_flag(
       "--bench", args->bench,
       "Measure protocol CPU per committed request for n=4,7,10,16 and batches 1,100,1000");

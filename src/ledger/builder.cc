@@ -14,7 +14,14 @@ LedgerBuilder::LedgerBuilder(const Genesis& genesis, RecordFn to_record)
 BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash32& state_root,
                                 uint64_t block_time) {
   BuiltBlock out;
+  if (history_) recorded_.clear();  // the store answers for earlier blocks
   for (const consensus::Request& q : cb.block.requests) {
+    Hash32 id = q.id();
+    if (seen(id)) {
+      ++duplicates_skipped_;
+      continue;
+    }
+    recorded_.insert(id);
     if (auto rec = to_record_(q, block_time)) {
       log_.append(rec->leaf_hash());
       out.records.push_back(std::move(*rec));
@@ -68,7 +75,17 @@ Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder) {
                                                 " does not match the header's log");
   }
   builder.resume(header, frontier);
+  builder.set_history([&store](const Hash32& id) { return store.record_by_request(id).ok(); });
   return {};
+}
+
+bool LedgerBuilder::seen(const Hash32& id) const {
+  return recorded_.count(id) > 0 || (history_ && history_(id));
+}
+
+void LedgerBuilder::set_history(std::function<bool(const Hash32&)> recorded_before) {
+  history_ = std::move(recorded_before);
+  recorded_.clear();
 }
 
 void LedgerBuilder::resume(const BlockHeader& last, const crypto::MerkleFrontier& log) {

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <optional>
+#include <unordered_set>
 
 #include "consensus/messages.h"
 #include "crypto/merkle_log.h"
@@ -37,14 +38,24 @@ class LedgerBuilder {
   const crypto::MerkleFrontier& log() const { return log_; }
   // Resume after a restart from the last stored header and the log frontier after it.
   void resume(const BlockHeader& last, const crypto::MerkleFrontier& log);
+  // Whether a request id is already on the ledger. Without it the builder remembers every id it
+  // recorded (in memory); with it (the store's by-request index) only the current block's.
+  void set_history(std::function<bool(const Hash32&)> recorded_before);
+  // Requests that a block carried again after an earlier block recorded them (PBFT may commit
+  // a request twice across a view change; it is executed, and recorded, once).
+  uint64_t duplicates_skipped() const { return duplicates_skipped_; }
 
  private:
+  bool seen(const Hash32& id) const;
   std::string chain_id_;
   Hash32 committee_hash_;
   RecordFn to_record_;
   uint64_t height_ = 0;
   Hash32 tip_;
   crypto::MerkleFrontier log_;
+  std::function<bool(const Hash32&)> history_;
+  std::unordered_set<Hash32, Hash32Hasher> recorded_;
+  uint64_t duplicates_skipped_ = 0;
 };
 
 class ReplicaStore;
@@ -52,7 +63,9 @@ class ReplicaStore;
 // store in one synced batch. REQUIRES: `built` is the builder's latest block.
 Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
                            const BuiltBlock& built);
-// Resumes the builder after the last header the store holds (no-op on an empty store).
+// Resumes the builder after the last header the store holds (no-op on an empty store), and
+// makes it consult the store's by-request index for requests already recorded. The store must
+// outlive the builder's use of it.
 Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder);
 
 }  // namespace attestnet::ledger
