@@ -410,3 +410,61 @@ TEST(Swtpm, EvidenceVerifyCommandAcceptsFreshAndRejectsTampered) {
 
 }  // namespace
 }  // namespace attestnet::evidence::tpm2
+
+// The agent's own TPM code (tpm2-tss ESAPI, no tpm2-tools): an AK derived in the endorsement
+// hierarchy, a quote bound to a request, and the request appraised by the attestation
+// application as a node would.
+#include "agent/tpm.h"
+#include "state/attestation.h"
+
+namespace attestnet::evidence::tpm2 {
+namespace {
+
+TEST(SwtpmAgent, EsapiQuoteInAnAttestationRequestIsAffirming) {
+  REQUIRE_SWTPM();
+  BootedTpm vm("vm-agent", approved_image(), "rsa");
+  ASSERT_TRUE(vm.tpm.ok());
+  auto tpm = agent::Tpm::open(vm.tpm.tcti());
+  ASSERT_TRUE(tpm.ok()) << tpm.error().to_string();
+  // The same template gives the same key every time (no key files on the VM).
+  auto ak1 = (*tpm)->ak_public();
+  ASSERT_TRUE(ak1.ok()) << ak1.error().to_string();
+  {
+    auto again = agent::Tpm::open(vm.tpm.tcti());
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*(*again)->ak_public(), *ak1);
+  }
+  Hash32 anchor = sha256(as_view(std::string("genesis of the devnet")));
+  crypto::SecretKey vm_key = crypto::SecretKey::generate();  // the VM's ephemeral key
+  Hash32 binding = evidence::evidence_binding(anchor, vm_key.public_key());
+  for (auto kind : {agent::Tpm::AkKind::kRsa2048, agent::Tpm::AkKind::kEccP256}) {
+    auto ev = (*tpm)->quote(as_view(binding), "sha256:0,4,7,8,9", kind);
+    ASSERT_TRUE(ev.ok()) << ev.error().to_string();
+    ev->event_log = vm.boot.log;
+    state::AttestationRequest req =
+        state::AttestationRequest::make(vm_key, "vm-agent", "tpm2", ev->encode(), anchor);
+    consensus::Request q;
+    q.client_id = 1;
+    q.client_seq = 1;
+    q.payload = req.encode();
+    state::AttestationApp app(std::make_shared<const policy::Policy>(policy_for(vm.boot)));
+    state::MemoryLedgerView view(anchor, 16);
+    ASSERT_TRUE(app.validate(q).ok());
+    auto rec = app.execute(q, 1700000000000, view);
+    std::string why;
+    for (const auto& r : rec.reasons) why += r + "\n";
+    EXPECT_EQ(rec.verdict, policy::Verdict::kAffirming) << why;
+    // The same quote in a request with another VM key: bound to someone else.
+    crypto::SecretKey thief = crypto::SecretKey::generate();
+    consensus::Request stolen = q;
+    stolen.payload =
+        state::AttestationRequest::make(thief, "vm-agent", "tpm2", ev->encode(), anchor).encode();
+    auto bad = app.execute(stolen, 1700000000000, view);
+    EXPECT_EQ(bad.verdict, policy::Verdict::kContraindicated);
+  }
+  auto missing = agent::Tpm::open("swtpm:host=127.0.0.1,port=1");
+  EXPECT_FALSE(missing.ok() && (*missing)->ak_public().ok());
+}
+
+}  // namespace
+}  // namespace attestnet::evidence::tpm2
