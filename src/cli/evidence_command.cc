@@ -343,9 +343,56 @@ json event_log_json(const EventLog& log) {
   return j;
 }
 
+json snp_json(const evidence::sevsnp::Report& r) {
+  auto tcb = [](uint64_t v) { return evidence::sevsnp::decode_tcb(v, false).to_string(); };
+  return {{"type", "SEV-SNP attestation report v" + std::to_string(r.version)},
+          {"guest_svn", r.guest_svn},
+          {"policy", r.policy},
+          {"debug_allowed", r.debug_allowed()},
+          {"vmpl", r.vmpl},
+          {"signing_key", r.signing_key == evidence::sevsnp::SigningKey::kVlek ? "vlek" : "vcek"},
+          {"measurement", to_hex(r.measurement)},
+          {"report_data", to_hex(r.report_data)},
+          {"host_data", to_hex(r.host_data)},
+          {"id_key_digest", to_hex(r.id_key_digest)},
+          {"report_id", to_hex(r.report_id)},
+          {"chip_id", to_hex(r.chip_id)},
+          {"reported_tcb (Milan/Genoa layout)", tcb(r.reported_tcb)},
+          {"current_tcb", tcb(r.current_tcb)},
+          {"launch_tcb", tcb(r.launch_tcb)},
+          {"platform_info", r.platform_info}};
+}
+
+json dcap_json(const evidence::tdx::Quote& q) {
+  json j{{"type",
+          std::string(q.is_tdx() ? "TDX" : "SGX") + " DCAP quote v" + std::to_string(q.version)},
+         {"qe_isv_svn", q.qe_report.isv_svn},
+         {"trailing_bytes", q.trailing}};
+  if (q.is_tdx()) {
+    j["tee_tcb_svn"] = to_hex(q.td.tee_tcb_svn);
+    j["mrseam"] = to_hex(q.td.mr_seam);
+    j["td_attributes"] = to_hex(q.td.td_attributes);
+    j["xfam"] = to_hex(q.td.xfam);
+    j["mrtd"] = to_hex(q.td.mr_td);
+    j["mrconfigid"] = to_hex(q.td.mr_config_id);
+    j["mrowner"] = to_hex(q.td.mr_owner);
+    for (int i = 0; i < 4; ++i) j["rtmr" + std::to_string(i)] = to_hex(q.td.rtmr[i]);
+  } else {
+    j["mrenclave"] = to_hex(q.enclave.mr_enclave);
+    j["mrsigner"] = to_hex(q.enclave.mr_signer);
+    j["isv_prod_id"] = q.enclave.isv_prod_id;
+    j["isv_svn"] = q.enclave.isv_svn;
+    j["attributes"] = to_hex(q.enclave.attributes);
+  }
+  j["report_data"] = to_hex(q.report_data());
+  return j;
+}
+
 // Tries each format this build knows; the first that parses completely wins.
 json inspect_bytes(ByteView b) {
   if (auto q = parse_quote(b); q.ok()) return quote_json(*q);
+  if (auto r = evidence::sevsnp::parse_report(b); r.ok()) return snp_json(*r);
+  if (auto d = evidence::tdx::parse_quote(b); d.ok()) return dcap_json(*d);
   if (b.size() >= 2 && b[0] == 0x04 && b[1] == 0x01) {
     if (auto e = Tpm2Evidence::decode(b); e.ok()) {
       json j{{"type", "Tpm2Evidence bundle v1"},
