@@ -241,6 +241,7 @@ int verify(const LedgerArgs& a) {
   for (const auto& m : rec->measurements) {
     std::printf("  measurement %s = %s\n", m.name.c_str(), to_hex(as_view(m.digest)).c_str());
   }
+  for (const auto& why : rec->reasons) std::printf("  reason: %s\n", why.c_str());
   std::printf("  in block %llu (time %llu) of chain %s, certified by %zu of %zu members\n",
               static_cast<unsigned long long>(resp->header.height),
               static_cast<unsigned long long>(resp->header.block_time), g->chain_id.c_str(),
