@@ -10,6 +10,7 @@ void add_ledger_command(CLI::App& app);
 void add_verify_command(CLI::App& app);
 void add_genesis_commands(CLI::App& app);
 void add_evidence_command(CLI::App& app);
+void add_attest_command(CLI::App& app);
 int exit_code();
 void set_exit_code(int code);
 

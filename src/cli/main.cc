@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   attestnet::cli::add_verify_command(app);
   attestnet::cli::add_genesis_commands(app);
   attestnet::cli::add_evidence_command(app);
+  attestnet::cli::add_attest_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

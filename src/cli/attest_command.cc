@@ -1,0 +1,160 @@
+// `attestnet attest`: the VM agent. Today it builds the signed AttestationRequest from the local
+// TPM (or a confidential VM's hardware) and writes it; submitting it to a node and waiting for
+// the response (--node URL) comes with the node (issue 4).
+// `attestnet evidence appraise-request`: what a node does with such a request at execution.
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "agent/collect.h"
+#include "agent/tpm.h"
+#include "cli/commands.h"
+#include "evidence/binding.h"
+#include "state/attestation.h"
+
+namespace attestnet::cli {
+namespace {
+
+struct AttestArgs {
+  std::string tpm, vm_id, anchor, eventlog, ima, out, pcrs = "sha256:0,4,7,8,9", ak = "rsa";
+  bool tsm = false;
+  std::string request, policy, at;
+};
+
+Result<Bytes> slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(Errc::kIo, "cannot read " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  return Bytes(s.begin(), s.end());
+}
+
+int fail(const std::string& m) {
+  std::fprintf(stderr, "attestnet attest: %s\n", m.c_str());
+  return 1;
+}
+
+int attest(const AttestArgs& a) {
+  auto anchor_bytes = from_hex(a.anchor);
+  if (!anchor_bytes || anchor_bytes->size() != 32)
+    return fail("--anchor must be 32 bytes of hex: a recent block hash (GET /v1/freshness)");
+  Hash32 anchor;
+  std::copy(anchor_bytes->begin(), anchor_bytes->end(), anchor.begin());
+  crypto::init();
+  crypto::SecretKey key = crypto::SecretKey::generate();  // ephemeral, never stored
+  Hash32 binding = evidence::evidence_binding(anchor, key.public_key());
+  std::printf("1/3 ephemeral VM key %s, binding %s\n",
+              to_hex(ByteView(key.public_key().data(), 32)).substr(0, 16).c_str(),
+              to_hex(binding).substr(0, 16).c_str());
+  std::string platform;
+  Bytes bundle;
+  if (a.tsm) {
+    Bytes rd(binding.begin(), binding.end());
+    rd.resize(64, 0);
+    auto ev = agent::collect_tsm(as_view(rd));
+    if (!ev.ok()) return fail(ev.error().reason);
+    platform = ev->platform;
+    bundle = ev->bundle;
+  } else {
+    if (a.tpm.empty())
+      return fail("give --tpm TCTI (swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0) or --tsm");
+    std::string tcti = a.tpm.rfind("device:", 0) == 0 || a.tpm.rfind("swtpm:", 0) == 0 ||
+                               a.tpm.rfind("mssim:", 0) == 0
+                           ? a.tpm
+                           : "device:" + a.tpm;
+    auto tpm = agent::Tpm::open(tcti);
+    if (!tpm.ok()) return fail(tpm.error().reason);
+    auto kind = a.ak == "ecc" ? agent::Tpm::AkKind::kEccP256 : agent::Tpm::AkKind::kRsa2048;
+    auto ev = (*tpm)->quote(ByteView(binding.data(), binding.size()), a.pcrs, kind);
+    if (!ev.ok()) return fail(ev.error().reason);
+    if (!a.eventlog.empty()) {
+      auto log = slurp(a.eventlog);
+      if (!log.ok()) return fail(log.error().reason);
+      ev->event_log = *log;
+    }
+    if (!a.ima.empty()) {
+      auto ima = slurp(a.ima);
+      if (!ima.ok()) return fail(ima.error().reason);
+      ev->ima_log = *ima;
+    }
+    platform = "tpm2";
+    bundle = ev->encode();
+  }
+  std::printf("2/3 %s evidence bound to the request (%zu bytes)\n", platform.c_str(),
+              bundle.size());
+  auto req = state::AttestationRequest::make(key, a.vm_id, platform, std::move(bundle), anchor);
+  Bytes enc = req.encode();
+  std::ofstream f(a.out, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(enc.data()), static_cast<std::streamsize>(enc.size()));
+  if (!f) return fail("cannot write " + a.out);
+  std::printf("3/3 wrote signed request %s to %s\n", to_hex(req.request_id()).substr(0, 16).c_str(),
+              a.out.c_str());
+  return 0;
+}
+
+int appraise_request(const AttestArgs& a) {
+  auto bytes = slurp(a.request);
+  if (!bytes.ok()) return fail(bytes.error().reason);
+  auto req = state::AttestationRequest::decode(as_view(*bytes));
+  if (!req.ok()) return fail(a.request + ": " + req.error().reason);
+  std::shared_ptr<const policy::Policy> pol;
+  if (!a.policy.empty()) {
+    auto text = slurp(a.policy);
+    if (!text.ok()) return fail(text.error().reason);
+    auto p = policy::parse_policy(
+        std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
+    if (!p.ok()) return fail(a.policy + ": " + p.error().reason);
+    pol = std::make_shared<const policy::Policy>(std::move(p).value());
+  }
+  state::AttestationApp app(pol);
+  // Offline, the request's own anchor stands for "recent": a node checks it against its chain.
+  state::MemoryLedgerView view(req->freshness_anchor, 1);
+  consensus::Request q;
+  q.client_id = 1;
+  q.payload = *bytes;
+  uint64_t at_ms =
+      a.at.empty() ? static_cast<uint64_t>(std::time(nullptr)) * 1000 : std::stoull(a.at) * 1000;
+  auto rec = app.execute(q, at_ms, view);
+  std::printf("vm %s platform %s: verdict %s", rec.vm_id.c_str(), rec.platform.c_str(),
+              ledger::verdict_name(rec.verdict));
+  if (pol) std::printf(" (policy %s v%u)", rec.policy_id.c_str(), rec.policy_version);
+  std::printf("\n");
+  for (const auto& m : rec.measurements)
+    std::printf("  measurement %-40s %s\n", m.name.c_str(), to_hex(m.digest).c_str());
+  for (const auto& why : rec.reasons) std::printf("  reason: %s\n", why.c_str());
+  if (rec.verdict == policy::Verdict::kContraindicated) return 1;
+  return pol && rec.verdict != policy::Verdict::kAffirming ? 1 : 0;
+}
+
+}  // namespace
+
+void add_attest_command(CLI::App& app) {
+  auto args = std::make_shared<AttestArgs>();
+  auto* c = app.add_subcommand(
+      "attest",
+      "VM agent: make an ephemeral key, take evidence bound to it and a freshness anchor, and "
+      "write the signed attestation request (submission to a node comes with the node)");
+  c->add_option("--tpm", args->tpm, "TPM TCTI: swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0");
+  c->add_flag("--tsm", args->tsm, "use configfs-tsm (SEV-SNP or TDX guest) instead of a TPM");
+  c->add_option("--vm-id", args->vm_id, "this VM's id")->required();
+  c->add_option("--anchor", args->anchor, "freshness anchor: a recent block hash (hex)")
+      ->required();
+  c->add_option("--eventlog", args->eventlog,
+                "TCG event log (default none; /sys/kernel/security/tpm0/binary_bios_measurements)");
+  c->add_option("--ima", args->ima, "IMA measurement list");
+  c->add_option("--pcrs", args->pcrs, "PCR selection to quote")->default_val("sha256:0,4,7,8,9");
+  c->add_option("--ak", args->ak, "rsa | ecc")->default_val("rsa");
+  c->add_option("--out", args->out, "where to write the request")->required();
+  c->callback([args] { set_exit_code(attest(*args)); });
+
+  auto* r = app.add_subcommand("appraise-request",
+                               "execute a request file as a node would and print the record");
+  r->add_option("request", args->request, "the request file")->required();
+  r->add_option("--policy", args->policy, "policy JSON");
+  r->add_option("--at", args->at, "block time (unix seconds; default now)");
+  r->callback([args] { set_exit_code(appraise_request(*args)); });
+}
+
+}  // namespace attestnet::cli
