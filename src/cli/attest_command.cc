@@ -22,15 +22,6 @@ struct AttestArgs {
   std::string request, policy, at;
 };
 
-Result<Bytes> slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return make_error(Errc::kIo, "cannot read " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return Bytes(s.begin(), s.end());
-}
-
 int fail(const std::string& m) {
   std::fprintf(stderr, "attestnet attest: %s\n", m.c_str());
   return 1;
@@ -70,12 +61,12 @@ int attest(const AttestArgs& a) {
     auto ev = (*tpm)->quote(ByteView(binding.data(), binding.size()), a.pcrs, kind);
     if (!ev.ok()) return fail(ev.error().reason);
     if (!a.eventlog.empty()) {
-      auto log = slurp(a.eventlog);
+      auto log = read_file(a.eventlog);
       if (!log.ok()) return fail(log.error().reason);
       ev->event_log = *log;
     }
     if (!a.ima.empty()) {
-      auto ima = slurp(a.ima);
+      auto ima = read_file(a.ima);
       if (!ima.ok()) return fail(ima.error().reason);
       ev->ima_log = *ima;
     }
@@ -95,13 +86,13 @@ int attest(const AttestArgs& a) {
 }
 
 int appraise_request(const AttestArgs& a) {
-  auto bytes = slurp(a.request);
+  auto bytes = read_file(a.request);
   if (!bytes.ok()) return fail(bytes.error().reason);
   auto req = state::AttestationRequest::decode(as_view(*bytes));
   if (!req.ok()) return fail(a.request + ": " + req.error().reason);
   std::shared_ptr<const policy::Policy> pol;
   if (!a.policy.empty()) {
-    auto text = slurp(a.policy);
+    auto text = read_file(a.policy);
     if (!text.ok()) return fail(text.error().reason);
     auto p = policy::parse_policy(
         std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));

@@ -1,6 +1,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+#include "core/bytes.h"
+#include "core/result.h"
 
 namespace attestnet::cli {
 
@@ -12,6 +16,8 @@ void add_genesis_commands(CLI::App& app);
 void add_evidence_command(CLI::App& app);
 void add_attest_command(CLI::App& app);
 int exit_code();
+// A whole file, or an Errc::kIo error naming it.
+Result<Bytes> read_file(const std::string& path);
 void set_exit_code(int code);
 
 }  // namespace attestnet::cli

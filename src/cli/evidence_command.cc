@@ -42,15 +42,6 @@ struct EvidenceArgs {
   bool json = false;
 };
 
-Result<Bytes> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return make_error(Errc::kIo, "cannot read " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return Bytes(s.begin(), s.end());
-}
-
 int fail_usage(const std::string& msg) {
   std::fprintf(stderr, "attestnet evidence: %s\n", msg.c_str());
   return 2;
@@ -587,6 +578,15 @@ void add_evidence_command(CLI::App& app) {
   auto* i = ev->add_subcommand("inspect", "print the structure of any evidence file");
   i->add_option("file", args->file, "the file")->required();
   i->callback([args] { set_exit_code(inspect(*args)); });
+}
+
+Result<Bytes> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(Errc::kIo, "cannot read " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  return Bytes(s.begin(), s.end());
 }
 
 }  // namespace attestnet::cli
