@@ -175,6 +175,8 @@ Result<Bytes> build_dcap_bundle(const EvidenceArgs& a) {
         ATN_TRY(e.collateral.tcb_info_json, read_text(f.path().string()));
       } else if (name.rfind("qe_identity", 0) == 0) {
         ATN_TRY(e.collateral.qe_identity_json, read_text(f.path().string()));
+      } else if (name.rfind("pck_", 0) == 0 && name.find("crl") != std::string::npos) {
+        ATN_TRY(e.collateral.pck_crl, read_file(f.path().string()));
       } else if (name.find("tcb_signing") != std::string::npos ||
                  name.find("tcb_info_issuer_chain") != std::string::npos) {
         ATN_TRY(e.collateral.signing_chain_pem, read_text(f.path().string()));

@@ -198,7 +198,7 @@ Collateral collateral(const std::string& dir, const std::string& tcbinfo = "tcbi
                       const std::string& qe = "qe_identity.json",
                       const std::string& chain = "tcb_signing_cert.pem") {
   auto d = vectors_dir() / dir;
-  return Collateral{text(d / tcbinfo), text(d / qe), text(d / chain)};
+  return Collateral{text(d / tcbinfo), text(d / qe), text(d / chain), {}};
 }
 
 VerifiedQuote verified(const char* path) {
@@ -396,6 +396,37 @@ TEST(DcapPolicy, SgxEnclaveValuesAndDebug) {
   EXPECT_EQ(r.verdict, policy::Verdict::kAffirming) << why(r);
   auto foreign = appraise_dcap("sgx", pj, bundle, Bytes(32, 1), k2026);
   EXPECT_NE(why(foreign).find("made for another request"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attestnet::evidence::tdx
+
+namespace attestnet::evidence::tdx {
+namespace {
+
+TEST(TdxCollateral, PckCrlIsCheckedWhenGiven) {
+  REQUIRE_VECTORS();
+  auto q = verified("tdx/v4-dcap-rs-00806f050000/quote.dat");
+  Bytes crl =
+      read(vectors_dir() / "tdx/collateral/fmspc-00806f050000-2025-02/pck_platform_crl.der");
+  // Signed by the Intel SGX PCK Platform CA of the quote's chain, current, and not listing it.
+  Status ok = check_pck_crl(q, as_view(crl), k20250213);
+  EXPECT_TRUE(ok.ok()) << ok.error().to_string();
+  auto c = collateral("tdx/collateral/fmspc-00806f050000-2025-02");
+  c.pck_crl = crl;
+  auto r = evaluate_collateral(q, c, {intel_root()}, k20250213);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->status, TcbStatus::kOutOfDate);
+  // Past its nextUpdate, and altered: refused.
+  EXPECT_EQ(check_pck_crl(q, as_view(crl), k20250213 + 40 * 86400).error().code, Errc::kStale);
+  Bytes bad = crl;
+  bad[bad.size() - 10] ^= 1;
+  EXPECT_FALSE(check_pck_crl(q, as_view(bad), k20250213).ok());
+  // The Root CA's CRL is not the PCK issuer's.
+  Bytes root_crl = read(vectors_dir() / "tdx/intel-root/intel_root_ca_crl.der");
+  auto wrong = check_pck_crl(q, as_view(root_crl), k20250213);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().reason.find("not from the CA"), std::string::npos);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ struct DcapEvidence {
     Writer w(quote.size() + collateral.tcb_info_json.size() + 8192);
     w.header(kTag, 1).bytes(as_view(quote)).str(collateral.tcb_info_json);
     w.str(collateral.qe_identity_json).str(collateral.signing_chain_pem);
+    w.bytes(as_view(collateral.pck_crl));
     return std::move(w).take();
   }
   static Result<DcapEvidence> decode(ByteView in) {
@@ -33,6 +34,7 @@ struct DcapEvidence {
     ATN_TRY(e.collateral.tcb_info_json, r.str());
     ATN_TRY(e.collateral.qe_identity_json, r.str());
     ATN_TRY(e.collateral.signing_chain_pem, r.str());
+    ATN_TRY(e.collateral.pck_crl, r.bytes());
     ATN_CHECK(r.finish());
     return e;
   }

@@ -1,5 +1,6 @@
 #include "evidence/tdx/collateral.h"
 
+#include <openssl/x509.h>
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -287,7 +288,51 @@ Result<TcbResult> evaluate_collateral(const VerifiedQuote& q, const Collateral& 
       return make_error(Errc::kStale, std::string(name) + " has expired (nextUpdate " +
                                           j.value("nextUpdate", "") + ")");
   }
-  return derive_tcb_status(q, info, qe);
+  ATN_TRY(TcbResult r, derive_tcb_status(q, info, qe));
+  if (!c.pck_crl.empty()) {
+    Status crl = check_pck_crl(q, as_view(c.pck_crl), at_unix);
+    if (!crl.ok()) {
+      if (crl.error().code != Errc::kCertificate ||
+          crl.error().reason.find("revoked") == std::string::npos)
+        return crl.error();
+      r.status = TcbStatus::kRevoked;
+      r.advisories.push_back(crl.error().reason);
+    }
+  }
+  return r;
+}
+
+Status check_pck_crl(const VerifiedQuote& q, ByteView der, int64_t at_unix) {
+  const unsigned char* p = der.data();
+  X509_CRL* crl = d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size()));
+  if (!crl) return make_error(Errc::kBadValue, "the PCK CRL is not a DER X.509 CRL");
+  struct Free {
+    X509_CRL* c;
+    ~Free() { X509_CRL_free(c); }
+  } guard{crl};
+  const crypto::Certificate& leaf = q.pck_chain.front();
+  const crypto::Certificate* issuer = nullptr;
+  for (size_t i = 1; i < q.pck_chain.size(); ++i)
+    if (X509_NAME_cmp(X509_get_subject_name(q.pck_chain[i].get()), X509_CRL_get_issuer(crl)) == 0 &&
+        X509_NAME_cmp(X509_get_subject_name(q.pck_chain[i].get()),
+                      X509_get_issuer_name(leaf.get())) == 0)
+      issuer = &q.pck_chain[i];
+  if (!issuer)
+    return make_error(Errc::kBadValue, "the PCK CRL is not from the CA that issued this PCK (" +
+                                           leaf.issuer() + ")");
+  ATN_TRY(auto key, issuer->public_key());
+  if (X509_CRL_verify(crl, key.get()) != 1)
+    return make_error(Errc::kBadSignature,
+                      "the PCK CRL's signature does not verify with " + issuer->subject());
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+  time_t t = static_cast<time_t>(at_unix);
+  if (next && X509_cmp_time(next, &t) < 0)
+    return make_error(Errc::kStale, "the PCK CRL has expired (past its nextUpdate)");
+  X509_REVOKED* revoked = nullptr;
+  if (X509_CRL_get0_by_serial(crl, &revoked, X509_get0_serialNumber(leaf.get())) == 1)
+    return make_error(Errc::kCertificate,
+                      "the PCK certificate " + leaf.subject() + " is revoked by its CA's CRL");
+  return {};
 }
 
 }  // namespace attestnet::evidence::tdx

@@ -39,7 +39,12 @@ struct Collateral {
   std::string tcb_info_json;      // PCS response body
   std::string qe_identity_json;   // PCS response body
   std::string signing_chain_pem;  // TCB-Info-Issuer-Chain: TCB Signing cert, root
+  Bytes pck_crl;                  // DER CRL of the PCK's issuing CA (Platform or Processor)
 };
+
+// The PCK leaf is not revoked: the CRL is signed by the CA that issued the leaf (found in the
+// quote's PCK chain), is current at `at_unix`, and does not list the leaf's serial number.
+Status check_pck_crl(const VerifiedQuote& q, ByteView crl_der, int64_t at_unix);
 
 // The raw bytes of a top-level member's value in a JSON text (what Intel signs).
 Result<std::string> raw_json_member(std::string_view text, std::string_view key);
@@ -65,7 +70,8 @@ Result<TcbResult> derive_tcb_status(const VerifiedQuote& q, std::string_view tcb
                                     std::string_view qe_identity_body);
 
 // All of it: the signing chain to a pinned root at `at_unix`, both signatures, neither document
-// past its nextUpdate at `at_unix`, and the status.
+// past its nextUpdate at `at_unix`, the PCK CRL when given (a revoked PCK gives Revoked), and the
+// status.
 Result<TcbResult> evaluate_collateral(const VerifiedQuote& q, const Collateral& c,
                                       const std::vector<Hash32>& pinned_roots, int64_t at_unix);
 
