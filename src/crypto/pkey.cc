@@ -50,6 +50,17 @@ struct BnDeleter {
 };
 using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
 
+// The DER encoding of an OpenSSL object through its i2d_* function.
+template <typename T, typename I2d>
+Bytes to_der(T* obj, I2d i2d) {
+  unsigned char* der = nullptr;
+  int n = i2d(obj, &der);
+  Bytes out;
+  if (n > 0) out.assign(der, der + n);
+  OPENSSL_free(der);
+  return out;
+}
+
 PkeyPtr wrap(EVP_PKEY* p) {
   return PkeyPtr(p, PkeyDeleter{});
 }
@@ -237,12 +248,7 @@ std::string VerifyKey::describe() const {
 }
 
 Bytes VerifyKey::spki_der() const {
-  unsigned char* der = nullptr;
-  int n = i2d_PUBKEY(key_.get(), &der);
-  Bytes out;
-  if (n > 0) out.assign(der, der + n);
-  OPENSSL_free(der);
-  return out;
+  return to_der(key_.get(), i2d_PUBKEY);
 }
 
 Status VerifyKey::verify_impl(HashAlg h, ByteView msg, ByteView sig, int padding, int salt) const {
@@ -327,12 +333,7 @@ Result<std::vector<Certificate>> Certificate::parse_any(ByteView bytes) {
 }
 
 Bytes Certificate::der() const {
-  unsigned char* der = nullptr;
-  int n = i2d_X509(cert_.get(), &der);
-  Bytes out;
-  if (n > 0) out.assign(der, der + n);
-  OPENSSL_free(der);
-  return out;
+  return to_der(cert_.get(), i2d_X509);
 }
 
 void Certificate::set(X509* raw) {

@@ -86,54 +86,35 @@ std::string event_type_name(uint32_t t) {
 
 namespace {
 
-// Little-endian reader over the log (the TCG log is little endian throughout).
+// The TCG log is little endian throughout, as the canonical codec's Reader reads: this adapter
+// gives the parsers a bool-returning form (each caller words its own error) and the padding test.
 class Le {
  public:
-  explicit Le(ByteView in) : in_(in) {}
-  size_t remaining() const { return in_.size() - pos_; }
-  size_t pos() const { return pos_; }
-  bool u8(uint8_t& v) { return take(&v, 1); }
-  bool u16(uint16_t& v) {
-    uint8_t b[2];
-    if (!take(b, 2)) return false;
-    v = static_cast<uint16_t>(b[0] | b[1] << 8);
-    return true;
-  }
-  bool u32(uint32_t& v) {
-    uint8_t b[4];
-    if (!take(b, 4)) return false;
-    v = static_cast<uint32_t>(b[0]) | static_cast<uint32_t>(b[1]) << 8 |
-        static_cast<uint32_t>(b[2]) << 16 | static_cast<uint32_t>(b[3]) << 24;
-    return true;
-  }
-  bool u64(uint64_t& v) {
-    uint32_t lo, hi;
-    if (!u32(lo) || !u32(hi)) return false;
-    v = static_cast<uint64_t>(hi) << 32 | lo;
-    return true;
-  }
-  bool bytes(size_t n, Bytes& out) {
-    if (remaining() < n) return false;
-    out.assign(in_.begin() + pos_, in_.begin() + pos_ + n);
-    pos_ += n;
-    return true;
-  }
+  explicit Le(ByteView in) : in_(in), r_(in) {}
+  size_t remaining() const { return r_.remaining(); }
+  size_t pos() const { return r_.position(); }
+  bool u8(uint8_t& v) { return take(r_.u8(), v); }
+  bool u16(uint16_t& v) { return take(r_.u16(), v); }
+  bool u32(uint32_t& v) { return take(r_.u32(), v); }
+  bool u64(uint64_t& v) { return take(r_.u64(), v); }
+  bool bytes(size_t n, Bytes& out) { return take(r_.fixed(n), out); }
   bool rest_is_padding() const {
-    if (remaining() == 0) return true;
-    uint8_t first = in_[pos_];
+    ByteView rest = in_.subspan(r_.position());
+    if (rest.empty()) return true;
+    uint8_t first = rest[0];
     if (first != 0x00 && first != 0xFF) return false;
-    return std::all_of(in_.begin() + pos_, in_.end(), [&](uint8_t c) { return c == first; });
+    return std::all_of(rest.begin(), rest.end(), [&](uint8_t c) { return c == first; });
   }
 
  private:
-  bool take(uint8_t* out, size_t n) {
-    if (remaining() < n) return false;
-    std::memcpy(out, in_.data() + pos_, n);
-    pos_ += n;
+  template <typename T>
+  static bool take(Result<T> r, T& out) {
+    if (!r.ok()) return false;
+    out = std::move(r).value();
     return true;
   }
   ByteView in_;
-  size_t pos_ = 0;
+  Reader r_;
 };
 
 Error truncated_event(uint32_t index, size_t offset, const char* what) {
