@@ -50,6 +50,10 @@ const char* errc_name(Errc c) {
       return "certificate";
     case Errc::kStale:
       return "stale";
+    case Errc::kInternal:
+      return "internal";
+    case Errc::kUnavailable:
+      return "unavailable";
   }
   return "unknown";
 }

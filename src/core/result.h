@@ -33,6 +33,9 @@ enum class Errc {
   kPcrMismatch,      // PCR values do not match the quoted digest or a replayed log
   kCertificate,      // a certificate chain does not verify to a pinned root
   kStale,            // evidence older than something already seen (replay)
+  // Running nodes (net/, node/, api/)
+  kInternal,     // a library refused an operation that should not fail (OpenSSL, RocksDB)
+  kUnavailable,  // a peer or service cannot be reached, or is overloaded
 };
 
 const char* errc_name(Errc c);

@@ -1,0 +1,440 @@
+#include "net/transport.h"
+
+#include <boost/asio/ssl.hpp>
+#include <deque>
+#include <map>
+#include <mutex>
+
+#include "net/tls.h"
+
+namespace attestnet::net {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SslStream = asio::ssl::stream<tcp::socket>;
+constexpr uint8_t kMore = 0x80;
+
+struct OutFrame {
+  std::array<uint8_t, 5> header{};
+  std::shared_ptr<const Bytes> payload;
+  size_t offset = 0, len = 0;
+};
+
+OutFrame make_frame(uint8_t channel, std::shared_ptr<const Bytes> p, size_t off, size_t len) {
+  OutFrame f;
+  uint32_t l = static_cast<uint32_t>(len);
+  for (int i = 0; i < 4; ++i) f.header[i] = static_cast<uint8_t>(l >> (8 * i));
+  f.header[4] = channel;
+  f.payload = std::move(p);
+  f.offset = off;
+  f.len = len;
+  return f;
+}
+
+}  // namespace
+
+// One outbound connection: dial, handshake, write frames; on any error close and dial again.
+class Outbound : public std::enable_shared_from_this<Outbound> {
+ public:
+  Outbound(asio::io_context& io, const TransportConfig& cfg, PeerAddress peer,
+           std::shared_ptr<asio::ssl::context> ctx, std::shared_ptr<TransportStats> stats)
+      : strand_(asio::make_strand(io)),
+        cfg_(cfg),
+        peer_(std::move(peer)),
+        ctx_(std::move(ctx)),
+        stats_(std::move(stats)),
+        timer_(strand_),
+        resolver_(strand_),
+        backoff_ms_(cfg.backoff_min_ms) {}
+
+  void start() {
+    asio::post(strand_, [self = shared_from_this()] { self->dial(); });
+  }
+  void stop() {
+    asio::post(strand_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      self->timer_.cancel();
+      self->close();
+      self->stats_->queued_bytes -= static_cast<int64_t>(self->queued_);
+      self->queued_ = 0;
+      self->high_.clear();
+      self->low_.clear();
+    });
+  }
+  void enqueue(Channel ch, std::shared_ptr<const Bytes> p) {
+    asio::post(strand_, [self = shared_from_this(), ch, p = std::move(p)]() mutable {
+      self->push(ch, std::move(p));
+    });
+  }
+  bool up() const { return up_.load(); }
+
+ private:
+  void push(Channel ch, std::shared_ptr<const Bytes> p) {
+    if (stopped_) return;
+    if (queued_ + p->size() > cfg_.max_queue_bytes) {
+      ++stats_->dropped_queue_full;
+      return;
+    }
+    queued_ += p->size();
+    stats_->queued_bytes += static_cast<int64_t>(p->size());
+    if (ch == Channel::kBulk) {
+      size_t n = p->size(), off = 0;
+      do {
+        size_t len = std::min(cfg_.chunk_bytes, n - off);
+        bool last = off + len == n;
+        low_.push_back(make_frame(static_cast<uint8_t>(ch) | (last ? 0 : kMore), p, off, len));
+        off += len;
+      } while (off < n);
+    } else {
+      size_t len = p->size();
+      high_.push_back(make_frame(static_cast<uint8_t>(ch), std::move(p), 0, len));
+    }
+    write_next();
+  }
+
+  void dial() {
+    if (stopped_) return;
+    resolver_.async_resolve(
+        peer_.host, std::to_string(peer_.port),
+        [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type r) {
+          if (ec) return self->retry();
+          self->stream_ = std::make_unique<SslStream>(self->strand_, *self->ctx_);
+          asio::async_connect(self->stream_->lowest_layer(), r,
+                              [self](boost::system::error_code ec, const tcp::endpoint&) {
+                                if (ec) return self->retry();
+                                self->stream_->lowest_layer().set_option(tcp::no_delay(true));
+                                self->handshake();
+                              });
+        });
+  }
+  void handshake() {
+    timer_.expires_after(std::chrono::milliseconds(cfg_.handshake_timeout_ms));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->up_) self->close();
+    });
+    stream_->async_handshake(asio::ssl::stream_base::client,
+                             [self = shared_from_this()](boost::system::error_code ec) {
+                               self->timer_.cancel();
+                               if (ec) {
+                                 ++self->stats_->handshake_failures;
+                                 return self->retry();
+                               }
+                               self->up_ = true;
+                               ++self->stats_->connects;
+                               ++self->stats_->outbound_up;
+                               self->backoff_ms_ = self->cfg_.backoff_min_ms;
+                               self->watch();
+                               self->write_next();
+                             });
+  }
+  // The receiver never writes on this connection: a completed read means it closed.
+  void watch() {
+    stream_->async_read_some(
+        asio::buffer(sink_),
+        [self = shared_from_this()](boost::system::error_code, size_t) { self->fail(); });
+  }
+  void write_next() {
+    if (!up_ || writing_ || stopped_) return;
+    std::deque<OutFrame>* q = !high_.empty() ? &high_ : !low_.empty() ? &low_ : nullptr;
+    if (!q) return;
+    writing_ = true;
+    OutFrame f = std::move(q->front());
+    q->pop_front();
+    auto frame = std::make_shared<OutFrame>(std::move(f));
+    std::array<asio::const_buffer, 2> bufs{
+        asio::buffer(frame->header),
+        asio::buffer(frame->payload->data() + frame->offset, frame->len)};
+    asio::async_write(*stream_, bufs,
+                      [self = shared_from_this(), frame](boost::system::error_code ec, size_t n) {
+                        self->writing_ = false;
+                        if (ec) {
+                          // The frame is lost with the connection; consensus retransmits.
+                          self->release(*frame);
+                          return self->fail();
+                        }
+                        ++self->stats_->frames_out;
+                        self->stats_->bytes_out += n;
+                        self->release(*frame);
+                        self->write_next();
+                      });
+  }
+  void release(const OutFrame& f) {
+    // A message's bytes count against the queue until its last frame is written.
+    if ((f.header[4] & kMore) == 0) {
+      size_t total = f.payload->size();
+      queued_ -= std::min(queued_, total);
+      stats_->queued_bytes -= static_cast<int64_t>(total);
+    }
+  }
+  void fail() {
+    if (up_) --stats_->outbound_up;
+    up_ = false;
+    close();
+    retry();
+  }
+  void retry() {
+    if (stopped_) return;
+    up_ = false;
+    timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
+    backoff_ms_ = std::min(cfg_.backoff_max_ms, backoff_ms_ * 2);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->dial();
+    });
+  }
+  void close() {
+    if (stream_) {
+      boost::system::error_code ec;
+      stream_->lowest_layer().close(ec);
+    }
+  }
+
+  asio::strand<asio::io_context::executor_type> strand_;
+  TransportConfig cfg_;
+  PeerAddress peer_;
+  std::shared_ptr<asio::ssl::context> ctx_;
+  std::shared_ptr<TransportStats> stats_;
+  asio::steady_timer timer_;
+  tcp::resolver resolver_;
+  std::unique_ptr<SslStream> stream_;
+  std::deque<OutFrame> high_, low_;
+  size_t queued_ = 0;
+  uint64_t backoff_ms_;
+  bool writing_ = false, stopped_ = false;
+  std::atomic<bool> up_{false};
+  std::array<uint8_t, 16> sink_{};
+};
+
+// One inbound connection: handshake (the peer must present a pinned key), then read frames.
+class Inbound : public std::enable_shared_from_this<Inbound> {
+ public:
+  Inbound(tcp::socket sock, asio::ssl::context& ctx, const TransportConfig& cfg,
+          std::shared_ptr<TransportStats> stats, const std::map<crypto::PublicKey, uint32_t>& ids,
+          FrameFn fn, std::function<void()> on_close)
+      : stream_(std::move(sock), ctx),
+        timer_(stream_.get_executor()),
+        cfg_(cfg),
+        stats_(std::move(stats)),
+        ids_(ids),
+        fn_(std::move(fn)),
+        on_close_(std::move(on_close)) {}
+  ~Inbound() { on_close_(); }
+
+  void start() {
+    timer_.expires_after(std::chrono::milliseconds(cfg_.handshake_timeout_ms));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->up_) self->close();
+    });
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = shared_from_this()](boost::system::error_code ec) {
+                              self->timer_.cancel();
+                              if (ec) {
+                                ++self->stats_->handshake_failures;
+                                return self->close();
+                              }
+                              auto k = peer_key(self->stream_.native_handle());
+                              auto it = k ? self->ids_.find(*k) : self->ids_.end();
+                              if (it == self->ids_.end()) {
+                                ++self->stats_->handshake_failures;
+                                return self->close();
+                              }
+                              self->from_ = it->second;
+                              self->up_ = true;
+                              ++self->stats_->inbound_up;
+                              self->read_header();
+                            });
+  }
+  void close() {
+    boost::system::error_code ec;
+    stream_.lowest_layer().close(ec);
+  }
+
+ private:
+  void read_header() {
+    asio::async_read(stream_, asio::buffer(header_),
+                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                       if (ec) return self->down();
+                       uint32_t len = 0;
+                       for (int i = 0; i < 4; ++i) len |= uint32_t(self->header_[i]) << (8 * i);
+                       uint8_t ch = self->header_[4] & ~kMore;
+                       bool more = self->header_[4] & kMore;
+                       bool ok = ch >= 1 && ch <= 3 && (!more || ch == 3) &&
+                                 len <= self->cfg_.max_frame &&
+                                 self->partial_.size() + len <= self->cfg_.max_frame;
+                       if (!ok) {  // a peer that breaks framing is dropped; it reconnects
+                         ++self->stats_->bad_frames;
+                         return self->down();
+                       }
+                       self->body_.resize(len);
+                       self->read_body();
+                     });
+  }
+  void read_body() {
+    asio::async_read(stream_, asio::buffer(body_),
+                     [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                       if (ec) return self->down();
+                       self->stats_->bytes_in += n + 5;
+                       uint8_t ch = self->header_[4] & ~kMore;
+                       if (self->header_[4] & kMore) {
+                         self->partial_.insert(self->partial_.end(), self->body_.begin(),
+                                               self->body_.end());
+                       } else {
+                         ++self->stats_->frames_in;
+                         Bytes payload;
+                         if (!self->partial_.empty()) {
+                           payload = std::move(self->partial_);
+                           self->partial_.clear();
+                           payload.insert(payload.end(), self->body_.begin(), self->body_.end());
+                         } else {
+                           payload = std::move(self->body_);
+                         }
+                         self->body_.clear();
+                         self->fn_(self->from_, static_cast<Channel>(ch), std::move(payload));
+                       }
+                       self->read_header();
+                     });
+  }
+  void down() {
+    if (up_) --stats_->inbound_up;
+    up_ = false;
+    close();
+  }
+
+  SslStream stream_;
+  asio::steady_timer timer_;
+  const TransportConfig& cfg_;
+  std::shared_ptr<TransportStats> stats_;
+  const std::map<crypto::PublicKey, uint32_t>& ids_;
+  FrameFn fn_;
+  std::function<void()> on_close_;
+  std::array<uint8_t, 5> header_{};
+  Bytes body_, partial_;
+  uint32_t from_ = 0;
+  bool up_ = false;
+};
+
+struct Transport::Impl : std::enable_shared_from_this<Transport::Impl> {
+  asio::io_context& io;
+  TransportConfig cfg;
+  crypto::SecretKey key;
+  FrameFn fn;
+  std::shared_ptr<TransportStats> stats;
+  std::map<crypto::PublicKey, uint32_t> ids;
+  std::shared_ptr<asio::ssl::context> server_ctx;
+  std::map<uint32_t, std::shared_ptr<Outbound>> out;
+  tcp::acceptor acceptor;
+  std::atomic<size_t> inbound{0};
+  std::mutex sessions_mu;
+  std::vector<std::weak_ptr<Inbound>> sessions;
+  bool stopped = false;
+
+  Impl(asio::io_context& i, TransportConfig c, crypto::SecretKey k, FrameFn f,
+       std::shared_ptr<TransportStats> s)
+      : io(i),
+        cfg(std::move(c)),
+        key(std::move(k)),
+        fn(std::move(f)),
+        stats(std::move(s)),
+        acceptor(asio::make_strand(i)) {}
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](
+                                                     boost::system::error_code ec, tcp::socket s) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted && !self->stopped) self->accept();
+        return;
+      }
+      if (self->inbound.load() >= self->cfg.max_inbound) {
+        ++self->stats->refused_connections;
+        boost::system::error_code ignored;
+        s.close(ignored);
+      } else {
+        ++self->inbound;
+        s.set_option(tcp::no_delay(true));
+        auto sess =
+            std::make_shared<Inbound>(std::move(s), *self->server_ctx, self->cfg, self->stats,
+                                      self->ids, self->fn, [self] { --self->inbound; });
+        {
+          std::lock_guard lk(self->sessions_mu);
+          std::erase_if(self->sessions, [](const auto& w) { return w.expired(); });
+          self->sessions.push_back(sess);
+        }
+        sess->start();
+      }
+      self->accept();
+    });
+  }
+};
+
+Transport::Transport(asio::io_context& io, TransportConfig cfg, crypto::SecretKey key, FrameFn fn)
+    : stats_(std::make_shared<TransportStats>()) {
+  impl_ = std::make_shared<Impl>(io, std::move(cfg), std::move(key), std::move(fn), stats_);
+}
+
+Transport::~Transport() {
+  stop();
+}
+
+Status Transport::start() {
+  Impl& m = *impl_;
+  for (const auto& p : m.cfg.peers) m.ids[p.key] = p.id;
+  auto& ids = m.ids;
+  auto server = make_tls_context(m.key, true,
+                                 [&ids](const crypto::PublicKey& k) { return ids.count(k) > 0; });
+  if (!server.ok()) return server.error();
+  m.server_ctx = std::move(server).value();
+  for (const auto& p : m.cfg.peers) {
+    crypto::PublicKey want = p.key;
+    auto client =
+        make_tls_context(m.key, false, [want](const crypto::PublicKey& k) { return k == want; });
+    if (!client.ok()) return client.error();
+    m.out[p.id] = std::make_shared<Outbound>(m.io, m.cfg, p, std::move(client).value(), stats_);
+  }
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(m.cfg.listen_host, ec);
+  if (ec)
+    return make_error(Errc::kInvalidArgument,
+                      "peer listen address '" + m.cfg.listen_host + "' is not an IP address");
+  tcp::endpoint ep(addr, m.cfg.listen_port);
+  m.acceptor.open(ep.protocol(), ec);
+  if (!ec) m.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) m.acceptor.bind(ep, ec);
+  if (!ec) m.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error(Errc::kIo, "cannot listen for peers on " + m.cfg.listen_host + ":" +
+                                     std::to_string(m.cfg.listen_port) + ": " + ec.message());
+  port_ = m.acceptor.local_endpoint().port();
+  m.accept();
+  for (auto& [id, o] : m.out) o->start();
+  return {};
+}
+
+void Transport::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+  for (auto& [id, o] : impl_->out) o->stop();
+  std::lock_guard lk(impl_->sessions_mu);
+  for (auto& w : impl_->sessions)
+    if (auto s = w.lock()) asio::post(impl_->io, [s] { s->close(); });
+}
+
+void Transport::send(uint32_t to, Channel ch, std::shared_ptr<const Bytes> payload) {
+  auto it = impl_->out.find(to);
+  if (it == impl_->out.end()) return;
+  it->second->enqueue(ch, std::move(payload));
+}
+
+void Transport::broadcast(Channel ch, const std::shared_ptr<const Bytes>& payload) {
+  for (auto& [id, o] : impl_->out) o->enqueue(ch, payload);
+}
+
+std::vector<uint32_t> Transport::connected_peers() const {
+  std::vector<uint32_t> v;
+  for (const auto& [id, o] : impl_->out)
+    if (o->up()) v.push_back(id);
+  return v;
+}
+
+}  // namespace attestnet::net
