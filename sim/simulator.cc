@@ -27,6 +27,7 @@
 #include "ledger/builder.h"
 #include "ledger/store.h"
 #include "state/attestation.h"
+#include "state/store_view.h"
 
 namespace attestnet::sim {
 
@@ -320,20 +321,9 @@ void Simulation::rebuild_view(uint32_t node) {
   Node& nd = nodes_[node];
   nd.view = std::make_unique<state::MemoryLedgerView>(genesis_.hash(), 1024);
   if (!nd.store) return;
-  uint64_t leaves = 0;
-  for (uint64_t h = 1; h < nd.builder->next_height(); ++h) {
-    auto hdr = nd.store->header(h);
-    if (!hdr.ok()) break;
-    auto header = ledger::BlockHeader::decode(as_view(hdr->first));
-    if (!header.ok()) break;
-    for (; leaves < header->log_size; ++leaves) {
-      auto rec = nd.store->record(leaves);
-      if (!rec.ok()) break;
-      auto decoded = ledger::AttestationRecord::decode(as_view(*rec));
-      if (decoded.ok()) nd.view->note_record(*decoded);
-    }
-    nd.view->note_header(header->hash());
-  }
+  Status st = state::rebuild_view(*nd.store, nd.builder->next_height() - 1, *nd.view);
+  if (!st.ok())
+    violation("storage", "replica " + std::to_string(node) + ": " + st.error().to_string());
 }
 
 void Simulation::setup() {

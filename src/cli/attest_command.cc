@@ -1,14 +1,18 @@
-// `attestnet attest`: the VM agent. Today it builds the signed AttestationRequest from the local
-// TPM (or a confidential VM's hardware) and writes it; submitting it to a node and waiting for
-// the response (--node URL) comes with the node (issue 4).
+// `attestnet attest`: the VM agent. Fetches a freshness anchor from a node (--node URL) or takes
+// one (--anchor), makes an ephemeral key, takes evidence from the local TPM (or a confidential
+// VM's hardware) binding both, and either submits the signed AttestationRequest and waits for
+// the certified response (--node) or writes the request (--request-out).
 // `attestnet evidence appraise-request`: what a node does with such a request at execution.
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/collect.h"
 #include "agent/tpm.h"
+#include "api/client.h"
 #include "cli/commands.h"
 #include "evidence/binding.h"
 #include "state/attestation.h"
@@ -18,6 +22,8 @@ namespace {
 
 struct AttestArgs {
   std::string tpm, vm_id, anchor, eventlog, ima, out, pcrs = "sha256:0,4,7,8,9", ak = "rsa";
+  std::string node, request_out;
+  double wait = 30;
   bool tsm = false;
   std::string request, policy, at;
 };
@@ -28,7 +34,28 @@ int fail(const std::string& m) {
 }
 
 int attest(const AttestArgs& a) {
-  auto anchor_bytes = from_hex(a.anchor);
+  std::optional<api::Url> url;
+  std::string anchor_hex = a.anchor;
+  if (!a.node.empty()) {
+    auto u = api::parse_url(a.node);
+    if (!u.ok()) return fail(u.error().reason);
+    url = *u;
+    auto r = api::http_call(*url, "GET", "/v1/freshness");
+    if (!r.ok()) return fail("cannot fetch a freshness anchor: " + r.error().reason);
+    try {
+      auto j = nlohmann::json::parse(r->body);
+      if (anchor_hex.empty()) anchor_hex = j.at("anchor").get<std::string>();
+      std::printf("0/3 freshness anchor %s (block %llu of %s) from %s\n",
+                  anchor_hex.substr(0, 16).c_str(),
+                  static_cast<unsigned long long>(j.at("height").get<uint64_t>()),
+                  j.at("chain_id").get<std::string>().c_str(), a.node.c_str());
+    } catch (const std::exception& e) {
+      return fail(a.node + "/v1/freshness did not answer with an anchor: " + r->body);
+    }
+  } else if (a.request_out.empty()) {
+    return fail("give --node URL (submit and wait) or --request-out FILE with --anchor");
+  }
+  auto anchor_bytes = from_hex(anchor_hex);
   if (!anchor_bytes || anchor_bytes->size() != 32)
     return fail("--anchor must be 32 bytes of hex: a recent block hash (GET /v1/freshness)");
   Hash32 anchor;
@@ -77,11 +104,43 @@ int attest(const AttestArgs& a) {
               bundle.size());
   auto req = state::AttestationRequest::make(key, a.vm_id, platform, std::move(bundle), anchor);
   Bytes enc = req.encode();
-  std::ofstream f(a.out, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(enc.data()), static_cast<std::streamsize>(enc.size()));
+  if (!a.request_out.empty()) {
+    std::ofstream f(a.request_out, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(enc.data()), static_cast<std::streamsize>(enc.size()));
+    if (!f) return fail("cannot write " + a.request_out);
+    std::printf("3/3 wrote signed request %s to %s\n",
+                to_hex(req.request_id()).substr(0, 16).c_str(), a.request_out.c_str());
+  }
+  if (!url) return 0;
+  nlohmann::json body = {{"request", to_hex(as_view(enc))}};
+  char target[64];
+  std::snprintf(target, sizeof target, "/v1/attestations?wait=%g", a.wait);
+  std::printf("3/3 submitting to %s and waiting up to %g s for the certified response...\n",
+              a.node.c_str(), a.wait);
+  std::fflush(stdout);
+  auto r = api::http_call(*url, "POST", target, body.dump(), "application/json",
+                          static_cast<uint64_t>(a.wait * 1000) + 5000);
+  if (!r.ok()) return fail(r.error().reason);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(r->body);
+  } catch (const std::exception&) {
+    return fail("the node answered " + std::to_string(r->status) + " with a body that is not JSON");
+  }
+  if (r->status == 202)
+    return fail("not committed within " + std::to_string(a.wait) + " s; ask again with GET " +
+                "/v1/attestations/" + j.value("request_id", std::string("?")));
+  if (r->status != 200 || !j.contains("response"))
+    return fail("the node refused the request (" + std::to_string(r->status) + "): " + j.dump());
+  std::ofstream f(a.out);
+  f << j["response"].dump(2) << "\n";
   if (!f) return fail("cannot write " + a.out);
-  std::printf("3/3 wrote signed request %s to %s\n", to_hex(req.request_id()).substr(0, 16).c_str(),
+  std::printf("    committed: verdict %s in block %llu; response written to %s\n",
+              j["record"]["verdict"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(j["response"]["height"].get<uint64_t>()),
               a.out.c_str());
+  for (const auto& why : j["record"]["reasons"])
+    std::printf("    reason: %s\n", why.get<std::string>().c_str());
   return 0;
 }
 
@@ -125,19 +184,24 @@ void add_attest_command(CLI::App& app) {
   auto args = std::make_shared<AttestArgs>();
   auto* c = app.add_subcommand(
       "attest",
-      "VM agent: make an ephemeral key, take evidence bound to it and a freshness anchor, and "
-      "write the signed attestation request (submission to a node comes with the node)");
+      "VM agent: fetch a freshness anchor, make an ephemeral key, take evidence binding both, "
+      "submit the signed request to a node, wait, and write the certified response");
+  c->add_option("--node", args->node, "a node's API, http://127.0.0.1:8100");
+  c->add_option("--wait", args->wait, "seconds to wait for the response")->default_val(30);
+  c->add_option("--request-out", args->request_out,
+                "also (or, without --node: only) write the "
+                "signed request here");
   c->add_option("--tpm", args->tpm, "TPM TCTI: swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0");
   c->add_flag("--tsm", args->tsm, "use configfs-tsm (SEV-SNP or TDX guest) instead of a TPM");
   c->add_option("--vm-id", args->vm_id, "this VM's id")->required();
-  c->add_option("--anchor", args->anchor, "freshness anchor: a recent block hash (hex)")
-      ->required();
+  c->add_option("--anchor", args->anchor,
+                "freshness anchor: a recent block hash (hex; default: GET --node/v1/freshness)");
   c->add_option("--eventlog", args->eventlog,
                 "TCG event log (default none; /sys/kernel/security/tpm0/binary_bios_measurements)");
   c->add_option("--ima", args->ima, "IMA measurement list");
   c->add_option("--pcrs", args->pcrs, "PCR selection to quote")->default_val("sha256:0,4,7,8,9");
   c->add_option("--ak", args->ak, "rsa | ecc")->default_val("rsa");
-  c->add_option("--out", args->out, "where to write the request")->required();
+  c->add_option("--out", args->out, "where to write the response (with --node)");
   c->callback([args] { set_exit_code(attest(*args)); });
 
   auto* r = app.add_subcommand("appraise-request",

@@ -15,7 +15,24 @@ void add_verify_command(CLI::App& app);
 void add_genesis_commands(CLI::App& app);
 void add_evidence_command(CLI::App& app);
 void add_attest_command(CLI::App& app);
+void add_node_commands(CLI::App& app);  // node, devnet
+void add_bench_command(CLI::App& app);
+struct DevnetOptions {
+  std::string dir = "devnet";
+  uint32_t nodes = 4;
+  std::string policy;
+  bool ordering_only = false;
+  uint16_t base_port = 7100, api_base_port = 8100;
+  uint32_t batch_max = 200;
+  uint64_t view_change_timeout_ms = 1000;
+  bool quiet = false;
+};
+int devnet_up(const DevnetOptions& o);  // exit code
+int devnet_down(const std::string& dir);
 int exit_code();
+// `genesis init` as a function (devnet up): keys in keys_dir/nodeI.key, peers on base_port+i.
+int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
+                         const std::string& out, uint16_t base_port);
 // A whole file, or an Errc::kIo error naming it.
 Result<Bytes> read_file(const std::string& path);
 void set_exit_code(int code);

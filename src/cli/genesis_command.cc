@@ -86,6 +86,17 @@ int genesis_init(const GenesisArgs& a) {
 
 }  // namespace
 
+int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
+                         const std::string& out, uint16_t base_port) {
+  GenesisArgs a;
+  a.chain_id = chain_id;
+  a.nodes = nodes;
+  a.keys_dir = keys_dir;
+  a.out = out;
+  a.base_port = base_port;
+  return genesis_init(a);
+}
+
 void add_genesis_commands(CLI::App& app) {
   auto args = std::make_shared<GenesisArgs>();
   CLI::App* kg =

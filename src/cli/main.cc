@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   attestnet::cli::add_genesis_commands(app);
   attestnet::cli::add_evidence_command(app);
   attestnet::cli::add_attest_command(app);
+  attestnet::cli::add_node_commands(app);
+  attestnet::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

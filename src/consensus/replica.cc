@@ -7,15 +7,12 @@
 #include "core/hash.h"
 
 namespace attestnet::consensus {
-namespace {
 
 Hash32 next_state_digest(const Hash32& prev, Seq seq, const Hash32& block_digest) {
   Writer w(72);
   w.hash(prev).u64(seq).hash(block_digest);
   return hash_domain("attestnet/state", as_view(w.data()));
 }
-
-}  // namespace
 
 Replica::Replica(ReplicaConfig cfg, crypto::SecretKey key, ReplicaHooks hooks)
     : cfg_(std::move(cfg)), key_(std::move(key)), hooks_(std::move(hooks)) {

@@ -134,6 +134,11 @@ struct ReplicaCounters {
   uint64_t execution_divergence = 0;  // must stay 0: our execution differs from a quorum's
 };
 
+// The replica's state digest after executing `block_digest` at `seq` (DeliverAction::state_digest):
+// a host that stored a committed block but crashed before executing it recomputes it from the
+// previous header's state root.
+Hash32 next_state_digest(const Hash32& prev, Seq seq, const Hash32& block_digest);
+
 class Replica {
  public:
   Replica(ReplicaConfig cfg, crypto::SecretKey key, ReplicaHooks hooks);

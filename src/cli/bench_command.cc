@@ -1,0 +1,417 @@
+// `attestnet bench`: starts a devnet (or targets one), drives it with C concurrent clients for a
+// duration, and prints committed attestations/s and latency percentiles beside the machine's own
+// limit measured in the same run (Ed25519 verifications/s on every core, divided by the
+// verifications one attestation costs across the committee). With --compare-etcd it also runs a
+// 3-node etcd cluster on 127.0.0.1 and drives it with the same client code and payload size.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/client.h"
+#include "cli/commands.h"
+#include "evidence/binding.h"
+#include "evidence/sim/sim.h"
+#include "state/attestation.h"
+
+namespace attestnet::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  uint32_t nodes = 4;
+  double duration = 30;
+  uint32_t concurrency = 16;
+  std::string evidence = "sim";  // sim | none | tpm (pre-generated request files)
+  std::string dir;
+  std::string target;        // an existing devnet dir (not started or stopped by the bench)
+  std::string requests_dir;  // --evidence tpm: signed request files to replay
+  uint32_t payload = 512;
+  bool compare_etcd = false;
+  bool json = false;
+  uint16_t base_port = 27100;
+};
+
+double ed25519_rate_all_cores() {
+  crypto::init();
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  auto k = crypto::SecretKey::from_seed(crypto::test_seed("bench-verify"));
+  Bytes msg(200, 7);
+  auto sig = k.sign(as_view(msg));
+  std::atomic<uint64_t> total{0};
+  auto end = Clock::now() + std::chrono::milliseconds(1500);
+  std::vector<std::thread> ts;
+  for (unsigned i = 0; i < cores; ++i)
+    ts.emplace_back([&] {
+      uint64_t n = 0;
+      while (Clock::now() < end) {
+        for (int j = 0; j < 64; ++j) n += crypto::verify(k.public_key(), as_view(msg), sig);
+      }
+      total += n;
+    });
+  for (auto& t : ts) t.join();
+  return static_cast<double>(total) / 1.5;
+}
+
+struct Load {
+  std::vector<double> latencies_ms;
+  uint64_t ok = 0, failed = 0;
+  double seconds = 0;
+  std::string first_error;
+};
+
+double pct(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(i), v.end());
+  return v[i];
+}
+
+// C clients, each: make a request, send it, wait for the answer, repeat until the deadline.
+Load drive(uint32_t clients, double seconds,
+           const std::function<
+               std::pair<api::Url, std::pair<std::string, std::string>>(uint32_t, uint64_t)>& make,
+           unsigned ok_status) {
+  Load load;
+  std::mutex mu;
+  auto start = Clock::now();
+  auto end = start + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  std::vector<std::thread> ts;
+  for (uint32_t c = 0; c < clients; ++c)
+    ts.emplace_back([&, c] {
+      std::vector<double> mine;
+      uint64_t ok = 0, failed = 0;
+      std::string err;
+      for (uint64_t i = 0; Clock::now() < end; ++i) {
+        auto [url, tb] = make(c, i);
+        auto t0 = Clock::now();
+        auto r = api::http_call(url, "POST", tb.first, tb.second, "application/json", 30000);
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (r.ok() && r->status == ok_status) {
+          ++ok;
+          mine.push_back(ms);
+        } else {
+          ++failed;
+          if (err.empty())
+            err = r.ok() ? std::to_string(r->status) + " " + r->body.substr(0, 200)
+                         : r.error().reason;
+        }
+      }
+      std::lock_guard lk(mu);
+      load.latencies_ms.insert(load.latencies_ms.end(), mine.begin(), mine.end());
+      load.ok += ok;
+      load.failed += failed;
+      if (load.first_error.empty()) load.first_error = err;
+    });
+  for (auto& t : ts) t.join();
+  load.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return load;
+}
+
+nlohmann::json summarize(const char* what, Load& l) {
+  double rate = static_cast<double>(l.ok) / l.seconds;
+  nlohmann::json j = {{"system", what},
+                      {"committed", l.ok},
+                      {"failed", l.failed},
+                      {"seconds", l.seconds},
+                      {"per_second", rate},
+                      {"p50_ms", pct(l.latencies_ms, 0.50)},
+                      {"p99_ms", pct(l.latencies_ms, 0.99)},
+                      {"p999_ms", pct(l.latencies_ms, 0.999)}};
+  if (!l.first_error.empty()) j["first_error"] = l.first_error;
+  return j;
+}
+
+void print_row(const nlohmann::json& j) {
+  std::printf(
+      "  %-28s %8.1f/s  p50 %7.1f ms  p99 %7.1f ms  p99.9 %7.1f ms  (%llu ok, %llu failed)\n",
+      j["system"].get<std::string>().c_str(), j["per_second"].get<double>(),
+      j["p50_ms"].get<double>(), j["p99_ms"].get<double>(), j["p999_ms"].get<double>(),
+      static_cast<unsigned long long>(j["committed"].get<uint64_t>()),
+      static_cast<unsigned long long>(j["failed"].get<uint64_t>()));
+  if (j.contains("first_error"))
+    std::printf("    first error: %s\n", j["first_error"].get<std::string>().c_str());
+}
+
+// A 3-member etcd cluster on 127.0.0.1 (Debian's etcd-server), fsync per commit as etcd does.
+struct Etcd {
+  std::vector<pid_t> pids;
+  std::vector<uint16_t> client_ports;
+  ~Etcd() {
+    for (pid_t p : pids) kill(p, SIGTERM);
+    for (pid_t p : pids) waitpid(p, nullptr, 0);
+  }
+  Status start(const std::string& dir, uint16_t base) {
+    std::string cluster;
+    for (int i = 0; i < 3; ++i)
+      cluster += (i ? "," : "") + std::string("e") + std::to_string(i) +
+                 "=http://127.0.0.1:" + std::to_string(base + 100 + i);
+    for (int i = 0; i < 3; ++i) {
+      uint16_t cp = static_cast<uint16_t>(base + 200 + i),
+               pp = static_cast<uint16_t>(base + 100 + i);
+      client_ports.push_back(cp);
+      std::string data = dir + "/etcd" + std::to_string(i);
+      fs::remove_all(data);
+      pid_t pid = fork();
+      if (pid == 0) {
+        std::string log = dir + "/etcd" + std::to_string(i) + ".log";
+        FILE* f = std::freopen(log.c_str(), "w", stderr);
+        (void)f;
+        std::string name = "e" + std::to_string(i);
+        std::string curl = "http://127.0.0.1:" + std::to_string(cp);
+        std::string purl = "http://127.0.0.1:" + std::to_string(pp);
+        execlp("etcd", "etcd", "--name", name.c_str(), "--data-dir", data.c_str(),
+               "--listen-client-urls", curl.c_str(), "--advertise-client-urls", curl.c_str(),
+               "--listen-peer-urls", purl.c_str(), "--initial-advertise-peer-urls", purl.c_str(),
+               "--initial-cluster", cluster.c_str(), "--initial-cluster-state", "new",
+               "--log-level", "error", static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      pids.push_back(pid);
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    for (uint16_t cp : client_ports) {
+      for (;;) {
+        auto r = api::http_call({"127.0.0.1", cp, ""}, "GET", "/health", "", "", 500);
+        if (r.ok() && r->body.find("true") != std::string::npos) break;
+        if (Clock::now() > deadline)
+          return make_error(Errc::kUnavailable, "etcd on 127.0.0.1:" + std::to_string(cp) +
+                                                    " not healthy within 20 s (is etcd-server "
+                                                    "installed? scripts/setup)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    return {};
+  }
+};
+
+std::string b64(const std::string& s) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o;
+  size_t i = 0;
+  for (; i + 2 < s.size(); i += 3) {
+    uint32_t v = (uint8_t(s[i]) << 16) | (uint8_t(s[i + 1]) << 8) | uint8_t(s[i + 2]);
+    for (int k = 3; k >= 0; --k) o.push_back(t[(v >> (6 * k)) & 63]);
+  }
+  if (i < s.size()) {
+    uint32_t v = uint8_t(s[i]) << 16;
+    if (i + 1 < s.size()) v |= uint8_t(s[i + 1]) << 8;
+    o.push_back(t[(v >> 18) & 63]);
+    o.push_back(t[(v >> 12) & 63]);
+    o.push_back(i + 1 < s.size() ? t[(v >> 6) & 63] : '=');
+    o.push_back('=');
+  }
+  return o;
+}
+
+int bench(const BenchArgs& a) {
+  if (a.evidence != "sim" && a.evidence != "none" && a.evidence != "tpm") {
+    std::fprintf(stderr, "bench: --evidence is sim, none or tpm\n");
+    return 2;
+  }
+  if (a.evidence == "tpm" && a.requests_dir.empty()) {
+    std::fprintf(stderr,
+                 "bench: --evidence tpm replays pre-generated requests: give "
+                 "--requests DIR (files written by attest --request-out)\n");
+    return 2;
+  }
+  crypto::init();
+  std::string dir = a.target.empty()
+                        ? (a.dir.empty() ? fs::temp_directory_path().string() +
+                                               "/attestnet-bench-" + std::to_string(getpid())
+                                         : a.dir)
+                        : a.target;
+  auto platform = crypto::SecretKey::from_seed(crypto::test_seed("bench-sim-platform"));
+  Bytes kernel = crypto::digest(crypto::HashAlg::kSha256, as_view(std::string("bench kernel")));
+  bool started = false;
+  if (a.target.empty()) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    DevnetOptions o;
+    o.dir = dir;
+    o.nodes = a.nodes;
+    o.base_port = a.base_port;
+    o.api_base_port = static_cast<uint16_t>(a.base_port + 50);
+    o.ordering_only = a.evidence == "none";
+    o.quiet = a.json;
+    if (!o.ordering_only) {
+      nlohmann::json pj = {{"id", "bench"},
+                           {"version", 1},
+                           {"sim",
+                            {{"platform_keys", {to_hex(ByteView(platform.public_key()))}},
+                             {"measurements", {{"kernel", {to_hex(kernel)}}}}}}};
+      std::ofstream(dir + "/bench-policy.json") << pj.dump(2);
+      o.policy = dir + "/bench-policy.json";
+    }
+    if (devnet_up(o) != 0) return 1;
+    started = true;
+  }
+  std::vector<api::Url> urls;
+  for (uint32_t i = 0;; ++i) {
+    std::string cfg = dir + "/node" + std::to_string(i) + ".toml";
+    if (!fs::exists(cfg)) break;
+    std::ifstream f(cfg);
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("api = \"", 0) == 0) {
+        auto u = api::parse_url(line.substr(7, line.size() - 8));
+        if (u.ok()) urls.push_back(*u);
+      }
+  }
+  if (urls.empty()) {
+    std::fprintf(stderr, "bench: no node configs in %s\n", dir.c_str());
+    return 1;
+  }
+  uint32_t n = static_cast<uint32_t>(urls.size());
+
+  double verify_rate = ed25519_rate_all_cores();
+  std::vector<Bytes> tpm_requests;
+  if (a.evidence == "tpm")
+    for (const auto& e : fs::directory_iterator(a.requests_dir))
+      if (auto b = read_file(e.path().string()); b.ok()) tpm_requests.push_back(*b);
+
+  // Anchors are refreshed per client every 100 requests (they stay recent for 1024 blocks).
+  std::vector<Hash32> anchors(a.concurrency);
+  std::vector<crypto::SecretKey> vm_keys;
+  for (uint32_t c = 0; c < a.concurrency; ++c)
+    vm_keys.push_back(
+        crypto::SecretKey::from_seed(crypto::test_seed("bench-vm-" + std::to_string(c))));
+  auto refresh = [&](uint32_t c) {
+    auto r = api::http_call(urls[c % n], "GET", "/v1/freshness");
+    if (r.ok()) {
+      auto b = from_hex(nlohmann::json::parse(r->body)["anchor"].get<std::string>());
+      if (b && b->size() == 32) std::copy(b->begin(), b->end(), anchors[c].begin());
+    }
+  };
+  std::atomic<uint64_t> counter{0};
+  auto make = [&](uint32_t c, uint64_t i) {
+    std::string target = "/v1/attestations?wait=20";
+    Bytes payload;
+    if (a.evidence == "sim") {
+      if (i % 100 == 0) refresh(c);
+      Hash32 b = evidence::evidence_binding(anchors[c], vm_keys[c].public_key());
+      Bytes ev =
+          evidence::sim::make_sim_evidence(platform, as_view(b), {{"kernel", kernel}}).encode();
+      // Unique requests: the VM id carries the sequence number.
+      payload = state::AttestationRequest::make(
+                    vm_keys[c], "bench-vm-" + std::to_string(c) + "-" + std::to_string(i), "sim",
+                    ev, anchors[c])
+                    .encode();
+    } else if (a.evidence == "tpm") {
+      payload = tpm_requests[counter++ % tpm_requests.size()];
+    } else {
+      payload.assign(a.payload, 0);
+      uint64_t k = counter++;
+      for (int j = 0; j < 8 && j < static_cast<int>(payload.size()); ++j)
+        payload[static_cast<size_t>(j)] = static_cast<uint8_t>(k >> (8 * j));
+      payload[payload.size() - 1] = static_cast<uint8_t>(getpid());
+    }
+    nlohmann::json body = {{"request", to_hex(as_view(payload))}};
+    return std::make_pair(urls[c % n], std::make_pair(target, body.dump()));
+  };
+  if (!a.json)
+    std::printf(
+        "bench: %u nodes, %u clients, %.0f s, evidence %s (machine: %u cores, Ed25519 "
+        "verify %.0f/s on all cores)\n",
+        n, a.concurrency, a.duration, a.evidence.c_str(), std::thread::hardware_concurrency(),
+        verify_rate);
+  Load l = drive(a.concurrency, a.duration, make, 200);
+  nlohmann::json out = {{"nodes", n},
+                        {"clients", a.concurrency},
+                        {"evidence", a.evidence},
+                        {"ed25519_verify_per_second", verify_rate}};
+  out["attestnet"] = summarize("attestnet", l);
+  // Verifications one attestation costs across the committee: per node the VM's request
+  // signature at arrival and at execution, the evidence signature at execution; and the block's
+  // pre-prepare, prepares, commits and header votes (3f+1 each, amortised over the batch).
+  double batch = 0;
+  {
+    auto r = api::http_call(urls[0], "GET", "/v1/status");
+    if (r.ok()) {
+      auto s = nlohmann::json::parse(r->body);
+      uint64_t h = s["height"].get<uint64_t>();
+      if (h) batch = static_cast<double>(l.ok) / static_cast<double>(h);
+    }
+  }
+  double per_req = a.evidence == "none" ? 0 : 3.0 * n;
+  double per_block = static_cast<double>(n) * (1 + 3 * static_cast<double>(n - 1));
+  double cost = per_req + (batch > 0 ? per_block / batch : per_block);
+  double limit = verify_rate / cost;
+  out["verifications_per_attestation"] = cost;
+  out["requests_per_block"] = batch;
+  out["machine_limit_per_second"] = limit;
+  out["ratio_to_limit"] = out["attestnet"]["per_second"].get<double>() / limit;
+  if (!a.json) {
+    print_row(out["attestnet"]);
+    std::printf(
+        "  %.1f requests/block; %.1f verifications per attestation; machine limit "
+        "%.0f/s; attestnet at %.0f%% of it\n",
+        batch, cost, limit, 100 * out["ratio_to_limit"].get<double>());
+  }
+  if (started) {
+    devnet_down(dir);
+  }
+  if (a.compare_etcd) {
+    Etcd etcd;
+    Status st = etcd.start(dir, static_cast<uint16_t>(a.base_port + 1000));
+    if (!st.ok()) {
+      std::fprintf(stderr, "bench: %s\n", st.error().reason.c_str());
+      return 1;
+    }
+    std::string value(a.payload, 'v');
+    auto put = [&](uint32_t c, uint64_t i) {
+      nlohmann::json body = {{"key", b64("k" + std::to_string(c) + "-" + std::to_string(i))},
+                             {"value", b64(value)}};
+      return std::make_pair(api::Url{"127.0.0.1", etcd.client_ports[c % 3], ""},
+                            std::make_pair(std::string("/v3/kv/put"), body.dump()));
+    };
+    Load e = drive(a.concurrency, a.duration, put, 200);
+    out["etcd"] = summarize("etcd (3 members, put)", e);
+    out["attestnet_over_etcd"] = out["attestnet"]["per_second"].get<double>() /
+                                 std::max(1e-9, out["etcd"]["per_second"].get<double>());
+    if (!a.json) {
+      print_row(out["etcd"]);
+      std::printf("  attestnet / etcd = %.2fx\n", out["attestnet_over_etcd"].get<double>());
+    }
+  }
+  if (a.json) std::printf("%s\n", out.dump(2).c_str());
+  if (a.target.empty() && a.dir.empty()) fs::remove_all(dir);
+  return l.ok > 0 ? 0 : 1;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* b = app.add_subcommand("bench", "Drive a devnet and report throughput and latency");
+  b->add_option("--nodes", a->nodes, "committee size (a devnet the bench starts)")->default_val(4);
+  b->add_option("--duration", a->duration, "seconds of load")->default_val(30);
+  b->add_option("--concurrency", a->concurrency, "concurrent clients")->default_val(16);
+  b->add_option("--evidence", a->evidence,
+                "sim (signed sim evidence, appraised) | none (ordering only) | tpm (--requests)")
+      ->default_val("sim");
+  b->add_option("--requests", a->requests_dir, "pre-generated request files (--evidence tpm)");
+  b->add_option("--payload", a->payload, "payload bytes (--evidence none, etcd values)")
+      ->default_val(512);
+  b->add_option("--dir", a->dir, "where the bench's devnet lives (default: a temp dir)");
+  b->add_option("--target", a->target, "drive this running devnet instead of starting one");
+  b->add_option("--base-port", a->base_port, "first port the bench's devnet uses")
+      ->default_val(27100);
+  b->add_flag("--compare-etcd", a->compare_etcd,
+              "also drive a 3-node etcd cluster (etcd-server) with the same clients and payload");
+  b->add_flag("--json", a->json, "print the results as JSON");
+  b->callback([a] { set_exit_code(bench(*a)); });
+}
+
+}  // namespace attestnet::cli

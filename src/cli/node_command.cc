@@ -1,0 +1,275 @@
+// `attestnet node --config node.toml` (the daemon) and `attestnet devnet up|down|status`
+// (N local node processes in the background, with their configs, keys, logs and a genesis).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/client.h"
+#include "cli/commands.h"
+#include "node/node.h"
+
+namespace attestnet::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct NodeArgs : DevnetOptions {
+  std::string config;
+};
+
+int run_node(const NodeArgs& a) {
+  // Block the stop signals before any thread starts, then wait for one of them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto cfg = node::load_config(a.config);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "attestnet node: %s\n", cfg.error().reason.c_str());
+    return 2;
+  }
+  auto n = node::Node::open(*cfg);
+  if (!n.ok()) {
+    std::fprintf(stderr, "attestnet node: %s\n", n.error().to_string().c_str());
+    return 1;
+  }
+  Status st = (*n)->start();
+  if (!st.ok()) {
+    std::fprintf(stderr, "attestnet node: %s\n", st.error().to_string().c_str());
+    return 1;
+  }
+  auto s = (*n)->status();
+  std::printf(
+      "attestnet node %s (replica %u of %zu, chain %s) at height %llu: peers on :%u, API "
+      "on http://%s:%u\n",
+      s["node"].get<std::string>().c_str(), (*n)->self(), (*n)->genesis().members.size(),
+      (*n)->genesis().chain_id.c_str(),
+      static_cast<unsigned long long>(s["height"].get<uint64_t>()), (*n)->peer_port(),
+      cfg->api_listen.host.c_str(), (*n)->api_port());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::printf("attestnet node: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*n)->stop();
+  std::printf("attestnet node: stopped cleanly\n");
+  return 0;
+}
+
+std::string node_name(uint32_t i) {
+  return "node" + std::to_string(i);
+}
+
+Result<nlohmann::json> get_json(const std::string& host, uint16_t port, const std::string& path,
+                                uint64_t timeout_ms = 2000) {
+  api::Url u{host, port, ""};
+  ATN_TRY(auto r, api::http_call(u, "GET", path, "", "application/json", timeout_ms));
+  try {
+    return nlohmann::json::parse(r.body);
+  } catch (const std::exception& e) {
+    return make_error(Errc::kBadValue, path + ": not JSON");
+  }
+}
+
+// Ports of a devnet from its configs: (name, api port) per node.
+std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& dir) {
+  std::vector<std::pair<std::string, uint16_t>> v;
+  for (uint32_t i = 0;; ++i) {
+    std::string cfg = dir + "/" + node_name(i) + ".toml";
+    if (!fs::exists(cfg)) break;
+    auto c = node::load_config(cfg);
+    v.emplace_back(node_name(i), c.ok() ? c->api_listen.port : 0);
+  }
+  return v;
+}
+
+pid_t spawn_node(const std::string& dir, uint32_t i) {
+  std::string exe = fs::read_symlink("/proc/self/exe");
+  std::string cfg = dir + "/" + node_name(i) + ".toml";
+  std::string log = dir + "/" + node_name(i) + ".log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) dup2(null, 0);
+    execl(exe.c_str(), exe.c_str(), "node", "--config", cfg.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::ofstream(dir + "/" + node_name(i) + ".pid") << pid << "\n";
+  return pid;
+}
+
+}  // namespace
+
+int devnet_up(const DevnetOptions& a) {
+  fs::create_directories(a.dir);
+  std::string genesis = a.dir + "/genesis.json";
+  bool fresh = !fs::exists(genesis);
+  if (fresh) {
+    if (a.policy.empty() && !a.ordering_only) {
+      std::fprintf(stderr,
+                   "devnet up: give --policy FILE (the appraisal policy every node "
+                   "loads), or --ordering-only\n");
+      return 2;
+    }
+    int rc =
+        create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis, a.base_port);
+    if (rc != 0) return rc;
+    if (!a.policy.empty())
+      fs::copy_file(a.policy, a.dir + "/policy.json", fs::copy_options::overwrite_existing);
+    for (uint32_t i = 0; i < a.nodes; ++i) {
+      std::ofstream f(a.dir + "/" + node_name(i) + ".toml");
+      f << "# attestnet node config written by `attestnet devnet up` (docs/operations.md)\n"
+        << "[node]\nkey = \"keys/" << node_name(i) << ".key\"\ngenesis = \"genesis.json\"\n"
+        << "data_dir = \"data/" << node_name(i) << "\"\n";
+      if (a.ordering_only)
+        f << "ordering_only = true\n";
+      else
+        f << "policy = \"policy.json\"\n";
+      f << "\n[listen]\npeer = \"127.0.0.1:" << a.base_port + i
+        << "\"\napi = \"127.0.0.1:" << a.api_base_port + i
+        << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
+        << "\nview_change_timeout_ms = " << a.view_change_timeout_ms
+        << "\n\n[api]\nrate_limit_per_second = 0\n";
+    }
+  }
+  auto nodes = devnet_nodes(a.dir);
+  if (nodes.empty()) {
+    std::fprintf(stderr, "devnet up: %s has a genesis but no node configs\n", a.dir.c_str());
+    return 1;
+  }
+  for (uint32_t i = 0; i < nodes.size(); ++i) {
+    std::ifstream pf(a.dir + "/" + node_name(i) + ".pid");
+    pid_t old = 0;
+    if (pf >> old && old > 0 && kill(old, 0) == 0) continue;  // already running
+    spawn_node(a.dir, i);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (const auto& [name, port] : nodes) {
+    while (!get_json("127.0.0.1", port, "/healthz", 500).ok()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::fprintf(stderr,
+                     "devnet up: %s did not answer on 127.0.0.1:%u within 30 s; see %s/%s.log\n",
+                     name.c_str(), port, a.dir.c_str(), name.c_str());
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  if (!a.quiet)
+    std::printf("devnet of %zu nodes up in %s (genesis %s); APIs on 127.0.0.1:%u..%u\n",
+                nodes.size(), a.dir.c_str(), genesis.c_str(), nodes.front().second,
+                nodes.back().second);
+  return 0;
+}
+
+int devnet_down(const std::string& dir) {
+  DevnetOptions a;
+  a.dir = dir;
+  auto nodes = devnet_nodes(a.dir);
+  int stopped = 0;
+  for (uint32_t i = 0; i < nodes.size(); ++i) {
+    std::string pidfile = a.dir + "/" + node_name(i) + ".pid";
+    std::ifstream pf(pidfile);
+    pid_t pid = 0;
+    if (!(pf >> pid) || pid <= 0) continue;
+    if (kill(pid, SIGTERM) == 0) {
+      for (int t = 0; t < 100 && kill(pid, 0) == 0; ++t) {
+        waitpid(pid, nullptr, WNOHANG);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (kill(pid, 0) == 0) {
+        std::fprintf(stderr, "%s did not stop within 10 s: SIGKILL\n", nodes[i].first.c_str());
+        kill(pid, SIGKILL);
+      }
+      ++stopped;
+    }
+    fs::remove(pidfile);
+  }
+  std::printf("devnet in %s: %d node(s) stopped\n", a.dir.c_str(), stopped);
+  return 0;
+}
+
+namespace {
+
+int devnet_status(const NodeArgs& a) {
+  auto nodes = devnet_nodes(a.dir);
+  if (nodes.empty()) {
+    std::fprintf(stderr, "no devnet in %s\n", a.dir.c_str());
+    return 1;
+  }
+  std::printf("%-8s %-6s %-8s %-9s %-5s %-8s %-8s %s\n", "node", "api", "height", "certified",
+              "view", "primary", "pending", "peers");
+  int down = 0;
+  for (const auto& [name, port] : nodes) {
+    auto s = get_json("127.0.0.1", port, "/v1/status");
+    if (!s.ok()) {
+      std::printf("%-8s %-6u DOWN (%s)\n", name.c_str(), port, s.error().reason.c_str());
+      ++down;
+      continue;
+    }
+    std::string peers;
+    for (const auto& p : (*s)["peers_connected"])
+      peers += (peers.empty() ? "" : ",") + p.get<std::string>();
+    std::printf("%-8s %-6u %-8llu %-9llu %-5llu %-8s %-8zu %s%s\n", name.c_str(), port,
+                static_cast<unsigned long long>((*s)["height"].get<uint64_t>()),
+                static_cast<unsigned long long>((*s)["certified_height"].get<uint64_t>()),
+                static_cast<unsigned long long>((*s)["view"].get<uint64_t>()),
+                (*s)["primary"].get<std::string>().c_str(), (*s)["pending_requests"].get<size_t>(),
+                peers.c_str(), (*s)["in_view_change"].get<bool>() ? " (view change)" : "");
+  }
+  std::printf("committee (epoch 0): ");
+  for (size_t i = 0; i < nodes.size(); ++i)
+    std::printf("%s%s", i ? ", " : "", nodes[i].first.c_str());
+  std::printf("\n");
+  return down ? 1 : 0;
+}
+
+}  // namespace
+
+void add_node_commands(CLI::App& app) {
+  auto args = std::make_shared<NodeArgs>();
+  auto* n = app.add_subcommand("node", "Run one node (SIGTERM stops it cleanly)");
+  n->add_option("--config", args->config, "node.toml (docs/operations.md)")->required();
+  n->callback([args] { set_exit_code(run_node(*args)); });
+
+  auto* d = app.add_subcommand("devnet", "A local network of node processes on 127.0.0.1");
+  d->require_subcommand(1);
+  auto* up = d->add_subcommand("up", "Create (first time) and start a devnet in the background");
+  up->add_option("--nodes", args->nodes, "committee size, 3f+1")->default_val(4);
+  up->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
+  up->add_option("--policy", args->policy, "appraisal policy JSON every node loads");
+  up->add_flag("--ordering-only", args->ordering_only,
+               "no appraisal (consensus benchmarks): records carry verdict none");
+  up->add_option("--base-port", args->base_port, "peer port of node0 (nodeI: +I)")
+      ->default_val(7100);
+  up->add_option("--api-base-port", args->api_base_port, "API port of node0 (nodeI: +I)")
+      ->default_val(8100);
+  up->add_option("--batch-max", args->batch_max, "requests per block")->default_val(200);
+  up->add_option("--view-change-timeout-ms", args->view_change_timeout_ms,
+                 "base view-change timeout")
+      ->default_val(1000);
+  up->callback([args] { set_exit_code(devnet_up(*args)); });
+  auto* down = d->add_subcommand("down", "Stop the devnet's nodes (SIGTERM, then SIGKILL)");
+  down->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
+  down->callback([args] { set_exit_code(devnet_down(args->dir)); });
+  auto* st = d->add_subcommand("status", "Height, view, committee and peers of every node");
+  st->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
+  st->callback([args] { set_exit_code(devnet_status(*args)); });
+}
+
+}  // namespace attestnet::cli

@@ -1,0 +1,60 @@
+// node.toml: what one node needs to run (docs/operations.md has a commented example).
+//
+//   [node]
+//   key      = "node0.key"      # Ed25519 identity key (hex seed, mode 0600; attestnet keygen)
+//   genesis  = "genesis.json"   # the network's trust anchor; this key must be a member
+//   data_dir = "data/node0"     # RocksDB store (created on first start)
+//   policy   = "policy.json"    # appraisal policy (every committee member must load the same)
+//   [listen]
+//   peer = "127.0.0.1:7100"     # TLS peer port (default: this member's endpoint in genesis)
+//   api  = "127.0.0.1:8100"     # HTTP API
+//   [consensus]                 # optional; defaults as below
+//   batch_max = 200
+//   batch_wait_ms = 2
+//   view_change_timeout_ms = 1000
+//   [api]
+//   max_body_bytes = 1048576
+//   rate_limit_per_second = 500   # per client address; 0 = unlimited
+//   rate_limit_burst = 1000
+//   [peers]                       # optional endpoint overrides, by member name
+//   node1 = "10.0.0.2:7100"
+//
+// Relative paths are relative to the config file's directory.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/codec.h"
+
+namespace attestnet::node {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+Result<HostPort> parse_host_port(const std::string& s);
+
+struct NodeConfig {
+  std::string config_path;
+  std::string key_file, genesis_file, data_dir, policy_file;
+  std::optional<HostPort> peer_listen;  // default: the genesis endpoint
+  HostPort api_listen{"127.0.0.1", 8100};
+  uint32_t batch_max = 200;
+  uint64_t batch_wait_ms = 2;
+  uint64_t view_change_timeout_ms = 1000;
+  size_t max_body_bytes = 1 << 20;
+  double rate_limit_per_second = 500;
+  double rate_limit_burst = 1000;
+  uint32_t workers = 1;  // signature-check threads
+  std::map<std::string, std::string> peer_overrides;
+  // Test and benchmark only: skip appraisal (records carry verdict "none") to measure ordering.
+  bool ordering_only = false;
+};
+
+// Every missing or inconsistent setting is reported with the key's name and the file.
+Result<NodeConfig> load_config(const std::string& path);
+
+}  // namespace attestnet::node

@@ -1,0 +1,159 @@
+// One attestnet node: a PBFT replica (consensus/), its RocksDB store and ledger (ledger/), the
+// attestation application (state/), the peer transport (net/) and the HTTP API (api/).
+//
+// Threads (DESIGN.md §2: the protocol thread never waits on crypto or disk):
+//   io (2)       peer TLS connections and HTTP sessions (Asio)
+//   workers (1+) verify peer envelopes' signatures and forwarded requests before the protocol
+//                thread sees them; results land in a signature cache the replica consults
+//   consensus    drives the Replica: one event at a time, plus a tick every 10 ms; hands the
+//                Actions, in order, to the effects thread
+//   effects      carries the Actions out IN ORDER: persist (synced), then send; executes delivered
+//                blocks into the ledger (appraisal), stores header certificates, answers waiters
+// Order is what makes "persist before send" hold: one thread, one queue.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/http_server.h"
+#include "consensus/replica.h"
+#include "ledger/builder.h"
+#include "ledger/response.h"
+#include "ledger/store.h"
+#include "net/transport.h"
+#include "node/config.h"
+#include "state/attestation.h"
+
+namespace attestnet::node {
+
+class SignatureCache;
+
+struct Histogram {
+  static constexpr std::array<double, 13> kBounds{1,   2,   5,    10,   20,   50,   100,
+                                                  200, 500, 1000, 2000, 5000, 10000};
+  std::array<std::atomic<uint64_t>, 14> buckets{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<double> sum{0};
+  void observe(double ms);
+};
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> open(const NodeConfig& cfg);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Binds the peer and API ports and starts every thread.
+  Status start();
+  // Stops accepting, drains the effects queue (everything acknowledged is already durable),
+  // joins the threads and closes the store.
+  void stop();
+  uint16_t api_port() const { return http_ ? http_->port() : 0; }
+  uint16_t peer_port() const { return transport_ ? transport_->listen_port() : 0; }
+
+  // --- what the API calls (thread-safe) ---
+  // Decodes and checks an AttestationRequest, orders it (forwarding it to every peer) and
+  // returns its request id; an error is the client's fault (400) or overload (503).
+  Result<Hash32> submit(Bytes attestation_request);
+  // Calls `done` (on the effects thread) with the response once the request's record is under
+  // a certified header, or with kNotFound at `deadline_ms` (steady clock) if it is not.
+  void await_response(const Hash32& id, uint64_t deadline_ms,
+                      std::function<void(Result<ledger::AttestationResponse>)> done);
+  // Runs `fn` on the effects thread, the store's only writer (consistent reads).
+  void read_store(std::function<void(const ledger::ReplicaStore&)> fn);
+  nlohmann::json status() const;
+  std::string metrics() const;
+  const ledger::Genesis& genesis() const { return genesis_; }
+  // The hash of the newest executed header (genesis before the first block) and its height.
+  std::pair<Hash32, uint64_t> freshness() const;
+  consensus::ReplicaId self() const { return self_; }
+
+ private:
+  Node() = default;
+  using Event = std::function<consensus::Actions(consensus::Replica&, uint64_t now_ms)>;
+  void post_consensus(Event e);
+  void post_effects(std::function<void()> fn);
+  void consensus_loop();
+  void effects_loop();
+  void carry_out(consensus::Actions actions);
+  void on_frame(uint32_t from, net::Channel ch, Bytes payload);
+  // The executed height and header digest (nullopt: executed at open already).
+  std::optional<std::pair<consensus::Seq, Hash32>> deliver(const consensus::DeliverAction& d);
+  void certified(const consensus::HeaderCertifiedAction& hc);
+  void answer_ready();
+  Status catch_up_ledger();
+  std::optional<ledger::AttestationRecord> execute(const consensus::Request& q, uint64_t time);
+
+  NodeConfig cfg_;
+  ledger::Genesis genesis_;
+  crypto::SecretKey key_;
+  consensus::ReplicaId self_ = 0;
+  consensus::ReplicaConfig rcfg_;
+  std::shared_ptr<const policy::Policy> policy_;
+  std::shared_ptr<state::AttestationApp> app_;
+  std::unique_ptr<ledger::ReplicaStore> store_;
+  std::unique_ptr<ledger::LedgerBuilder> builder_;
+  std::unique_ptr<state::MemoryLedgerView> view_;
+  std::unique_ptr<consensus::Replica> replica_;
+  std::shared_ptr<SignatureCache> sigs_;
+
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  std::unique_ptr<boost::asio::thread_pool> workers_;
+  std::unique_ptr<net::Transport> transport_;
+  std::unique_ptr<api::HttpServer> http_;
+
+  std::mutex cmu_;
+  std::condition_variable ccv_;
+  std::deque<Event> cq_;
+  std::thread consensus_thread_;
+  std::mutex emu_;
+  std::condition_variable ecv_;
+  std::deque<std::function<void()>> eq_;
+  std::thread effects_thread_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+
+  // Requests the workers or the API validated (the replica's validate hook consumes them).
+  std::mutex vmu_;
+  std::unordered_set<Hash32, Hash32Hasher> validated_;
+
+  // Effects-thread state: waiters for responses.
+  struct Waiter {
+    uint64_t deadline_ms;
+    std::function<void(Result<ledger::AttestationResponse>)> done;
+  };
+  std::unordered_map<Hash32, std::vector<Waiter>, Hash32Hasher> waiters_;
+  std::unordered_set<Hash32, Hash32Hasher> ready_;  // recorded, waiting for a certificate
+
+  // Snapshots for status and metrics (written by the consensus / effects threads).
+  mutable std::mutex smu_;
+  Hash32 tip_hash_{};
+  uint64_t tip_height_ = 0, certified_height_ = 0;
+  consensus::ReplicaCounters counters_{};
+  consensus::View view_no_ = 0;
+  bool in_view_change_ = false;
+  size_t pending_ = 0;
+  std::map<std::string, uint64_t> appraisal_failures_;
+  std::unordered_map<Hash32, uint64_t, Hash32Hasher> submitted_at_;  // id -> steady ms
+  std::atomic<size_t> cq_depth_{0}, eq_depth_{0};
+  std::atomic<uint64_t> blocks_committed_{0}, requests_committed_{0}, submitted_{0},
+      forwarded_in_{0}, rejected_requests_{0}, dropped_frames_{0};
+  Histogram commit_latency_;
+};
+
+// The HTTP routes of docs/api.md over a node (node/routes.cc).
+api::Handler make_api_handler(Node& node);
+
+}  // namespace attestnet::node

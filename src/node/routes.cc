@@ -1,0 +1,244 @@
+// The HTTP/JSON API (docs/api.md) over a running node.
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "node/node.h"
+
+namespace attestnet::node {
+namespace {
+
+using api::HttpReply;
+using api::HttpRequest;
+using api::json_error;
+using api::Reply;
+using json = nlohmann::json;
+
+HttpReply ok_json(const json& j, unsigned status = 200) {
+  return {status, j.dump(2) + "\n"};
+}
+
+uint64_t steady_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+json record_json(const ledger::AttestationRecord& r) {
+  json j;
+  j["request_id"] = to_hex(r.request_id);
+  j["vm_id"] = r.vm_id;
+  j["platform"] = r.platform;
+  j["verdict"] = ledger::verdict_name(r.verdict);
+  j["policy"] = {{"id", r.policy_id}, {"version", r.policy_version}};
+  j["timestamp_ms"] = r.timestamp;
+  j["vm_public_key"] = to_hex(ByteView(r.vm_public_key.data(), r.vm_public_key.size()));
+  j["measurements"] = json::array();
+  for (const auto& m : r.measurements)
+    j["measurements"].push_back({{"name", m.name}, {"digest", to_hex(as_view(m.digest))}});
+  j["claims"] = json::object();
+  for (const auto& c : r.claims) j["claims"][c.name] = c.value;
+  j["reasons"] = r.reasons;
+  return j;
+}
+
+json header_json(const ledger::BlockHeader& h) {
+  return {{"chain_id", h.chain_id},
+          {"height", h.height},
+          {"epoch", h.epoch},
+          {"view", h.view},
+          {"hash", to_hex(h.hash())},
+          {"prev_hash", to_hex(h.prev_hash)},
+          {"log_size", h.log_size},
+          {"log_root", to_hex(h.log_root)},
+          {"state_root", to_hex(h.state_root)},
+          {"committee_hash", to_hex(h.committee_hash)},
+          {"block_time_ms", h.block_time},
+          {"proposer", h.proposer}};
+}
+
+std::optional<Hash32> parse_id(const std::string& s) {
+  auto b = from_hex(s);
+  if (!b || b->size() != 32) return std::nullopt;
+  Hash32 h;
+  std::copy(b->begin(), b->end(), h.begin());
+  return h;
+}
+
+unsigned status_for(Errc c) {
+  switch (c) {
+    case Errc::kUnavailable:
+      return 503;
+    case Errc::kOversize:
+      return 413;
+    case Errc::kNotFound:
+      return 404;
+    default:
+      return 400;
+  }
+}
+
+// ?wait=SECONDS, at most 60.
+Result<uint64_t> wait_ms(const HttpRequest& r) {
+  auto it = r.query.find("wait");
+  if (it == r.query.end()) return uint64_t{0};
+  try {
+    size_t used = 0;
+    double s = std::stod(it->second, &used);
+    if (used != it->second.size() || s < 0 || s > 60) throw std::out_of_range("wait");
+    return static_cast<uint64_t>(s * 1000);
+  } catch (const std::exception&) {
+    return make_error(Errc::kInvalidArgument, "wait must be a number of seconds from 0 to 60");
+  }
+}
+
+void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted) {
+  size_t n = node.genesis().members.size();
+  node.await_response(
+      id, steady_ms() + wait, [reply, id, n, submitted](Result<ledger::AttestationResponse> r) {
+        if (r.ok()) {
+          json j = {{"request_id", to_hex(id)},
+                    {"status", "committed"},
+                    {"record", record_json(r->record)},
+                    {"response", r->to_json(n)}};
+          reply(ok_json(j));
+        } else if (r.error().code == Errc::kNotFound && submitted) {
+          reply(ok_json({{"request_id", to_hex(id)}, {"status", "pending"}}, 202));
+        } else {
+          reply(json_error(r.error().code == Errc::kNotFound ? 404 : 500, r.error().reason));
+        }
+      });
+}
+
+void submit(Node& node, const HttpRequest& r, Reply reply) {
+  Bytes payload;
+  if (r.content_type.rfind("application/octet-stream", 0) == 0) {
+    payload.assign(r.body.begin(), r.body.end());
+  } else {
+    json j;
+    try {
+      j = json::parse(r.body);
+    } catch (const json::exception& e) {
+      return reply(json_error(400, std::string("the body is not JSON: ") + e.what()));
+    }
+    if (!j.is_object() || !j.contains("request") || !j["request"].is_string())
+      return reply(json_error(
+          400, "the body must be {\"request\": \"<hex of an AttestationRequest (tag 0x0601)>\"}"));
+    auto b = from_hex(j["request"].get<std::string>());
+    if (!b) return reply(json_error(400, "\"request\" is not hex"));
+    payload = std::move(*b);
+  }
+  auto wait = wait_ms(r);
+  if (!wait.ok()) return reply(json_error(400, wait.error().reason));
+  auto id = node.submit(std::move(payload));
+  if (!id.ok())
+    return reply(json_error(status_for(id.error().code), "request refused: " + id.error().reason));
+  if (*wait == 0) return reply(ok_json({{"request_id", to_hex(*id)}, {"status", "pending"}}, 202));
+  answer_response(node, *id, *wait, std::move(reply), true);
+}
+
+void get_block(Node& node, const std::string& hs, Reply reply) {
+  uint64_t h = 0;
+  try {
+    size_t used = 0;
+    h = std::stoull(hs, &used);
+    if (used != hs.size()) throw std::invalid_argument("h");
+  } catch (const std::exception&) {
+    return reply(json_error(400, "block height \"" + hs + "\" is not a number"));
+  }
+  node.read_store([h, reply](const ledger::ReplicaStore& s) {
+    auto hf = s.header(h);
+    if (!hf.ok()) return reply(json_error(404, "no block at height " + std::to_string(h)));
+    auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+    if (!hdr.ok()) return reply(json_error(500, hdr.error().reason));
+    json j = header_json(*hdr);
+    auto cert = s.certificate(h);
+    j["certified"] = cert.ok();
+    if (cert.ok()) {
+      j["certificate"] = {{"view", cert->first}, {"signers", cert->second.sigs.size()}};
+    }
+    json recs = json::array();
+    uint64_t first = 0;
+    if (h > 1)
+      if (auto prev = s.header(h - 1); prev.ok())
+        if (auto ph = ledger::BlockHeader::decode(as_view(prev->first)); ph.ok())
+          first = ph->log_size;
+    for (uint64_t i = first; i < hdr->log_size; ++i)
+      if (auto rec = s.record(i); rec.ok())
+        if (auto d = ledger::AttestationRecord::decode(as_view(*rec)); d.ok())
+          recs.push_back(record_json(*d));
+    j["records"] = recs;
+    reply(ok_json(j));
+  });
+}
+
+void get_vm(Node& node, const std::string& vm, Reply reply) {
+  node.read_store([vm, reply](const ledger::ReplicaStore& s) {
+    auto hist = s.vm_history(vm);
+    if (!hist.ok() || hist->empty())
+      return reply(json_error(404, "no attestation of VM \"" + vm + "\" on the ledger"));
+    json h = json::array();
+    for (uint64_t leaf : *hist)
+      if (auto rec = s.record(leaf); rec.ok())
+        if (auto d = ledger::AttestationRecord::decode(as_view(*rec)); d.ok()) {
+          json rj = record_json(*d);
+          rj["leaf_index"] = leaf;
+          h.push_back(rj);
+        }
+    json j = {{"vm_id", vm}, {"latest", h.empty() ? json() : h.back()}, {"history", h}};
+    reply(ok_json(j));
+  });
+}
+
+}  // namespace
+
+api::Handler make_api_handler(Node& node) {
+  return [&node](const HttpRequest& r, Reply reply) {
+    const std::string& p = r.path;
+    auto is = [&](const char* m, const char* path) { return r.method == m && p == path; };
+    auto starts = [&](const std::string& prefix) {
+      return p.rfind(prefix, 0) == 0 && p.size() > prefix.size();
+    };
+    if (is("GET", "/healthz")) return reply(ok_json({{"ok", true}}));
+    if (is("GET", "/metrics")) return reply({200, node.metrics(), "text/plain; version=0.0.4"});
+    if (is("GET", "/v1/status")) return reply(ok_json(node.status()));
+    if (is("GET", "/v1/freshness")) {
+      auto [h, height] = node.freshness();
+      return reply(ok_json({{"anchor", to_hex(h)},
+                            {"height", height},
+                            {"chain_id", node.genesis().chain_id},
+                            {"genesis_hash", to_hex(node.genesis().hash())}}));
+    }
+    if (is("GET", "/v1/nodes")) {
+      json s = node.status();
+      json arr = json::array();
+      for (const auto& m : node.genesis().members) {
+        bool connected = m.name == s["node"];
+        for (const auto& c : s["peers_connected"]) connected |= c == m.name;
+        arr.push_back({{"name", m.name},
+                       {"public_key", to_hex(ByteView(m.public_key.data(), 32))},
+                       {"endpoint", m.endpoint},
+                       {"committee", true},
+                       {"reachable_from_here", connected},
+                       // Reputation and committee terms arrive with epochs (issue 5).
+                       {"reputation", nullptr}});
+      }
+      return reply(ok_json({{"epoch", 0}, {"nodes", arr}}));
+    }
+    if (p == "/v1/attestations") {
+      if (r.method != "POST") return reply(json_error(405, "use POST to submit an attestation"));
+      return submit(node, r, std::move(reply));
+    }
+    if (r.method == "GET" && starts("/v1/attestations/")) {
+      auto id = parse_id(p.substr(17));
+      if (!id) return reply(json_error(400, "a request id is 64 hex digits"));
+      auto wait = wait_ms(r);
+      if (!wait.ok()) return reply(json_error(400, wait.error().reason));
+      return answer_response(node, *id, *wait, std::move(reply), false);
+    }
+    if (r.method == "GET" && starts("/v1/blocks/")) return get_block(node, p.substr(11), reply);
+    if (r.method == "GET" && starts("/v1/vms/")) return get_vm(node, p.substr(8), reply);
+    return reply(json_error(404, "no such endpoint: " + r.method + " " + p + " (docs/api.md)"));
+  };
+}
+
+}  // namespace attestnet::node
