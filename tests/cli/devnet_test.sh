@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A real 4-node devnet on 127.0.0.1 (processes, TLS, RocksDB): load with signed sim evidence,
+# kill -9 a backup and then the primary under load, restart them, and check that progress
+# continued, the killed nodes caught up, all four ledgers end at the same tip and each audits
+# from genesis; then bad input to the API gets a 4xx with a reason while the node keeps serving.
+set -euo pipefail
+A=$1
+D=$(mktemp -d /tmp/attestnet-devnet-test.XXXXXX)
+BASE=$((20000 + RANDOM % 20000))
+cleanup() {
+  rc=$?
+  "$A" devnet down --dir "$D" >/dev/null 2>&1 || true
+  [ $rc = 0 ] || tail -n 5 "$D"/node*.log 2>/dev/null || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+
+get() {  # get PORT PATH: the body of an HTTP GET (bash's /dev/tcp, no curl needed)
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.0\r\nHost: x\r\n\r\n' "$2" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+post() {  # post PORT PATH BODY: the status line and body
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'POST %s HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %s\r\n\r\n%s' \
+    "$2" "${#3}" "$3" >&3
+  cat <&3
+  exec 3<&-
+}
+field() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" | head -1 | tr -d '" '; }
+
+echo "== 1. a devnet under load (4 s, signed sim evidence, appraised by the policy)"
+"$A" bench --dir "$D" --base-port "$BASE" --duration 4 --concurrency 8 | tail -3
+API=$((BASE + 50))
+echo "== 2. restart from the stores; load for 16 s; kill -9 a backup at 3 s and the primary at 8 s"
+"$A" devnet up --dir "$D" >/dev/null
+h0=$(get $API /v1/status | field height)
+"$A" bench --target "$D" --duration 16 --concurrency 8 --json >"$D/load.json" 2>&1 &
+LOAD=$!
+sleep 3
+kill -9 "$(cat "$D/node2.pid")"
+echo "killed node2 (a backup)"
+sleep 5
+view=$(get $API /v1/status | field view)
+primary=$((view % 4))
+[ "$primary" = 2 ] && primary=3
+kill -9 "$(cat "$D/node$primary.pid")"
+echo "killed node$primary (the primary of view $view)"
+sleep 3
+"$A" devnet up --dir "$D" >/dev/null
+echo "restarted node2 and node$primary"
+wait $LOAD || true
+committed=$(sed -n 's/.*"committed": \([0-9]*\).*/\1/p' "$D/load.json" | head -1)
+echo "load: $committed attestations committed while nodes were killed and restarted"
+[ "${committed:-0}" -gt 50 ] || { cat "$D/load.json"; echo "FAIL: too little progress"; exit 1; }
+
+echo "== 3. every ledger converges to one tip and audits from genesis"
+ok=0
+for i in $(seq 1 60); do
+  tips=$(for n in 0 1 2 3; do get $((API + n)) /v1/status | field tip; done | sort -u | wc -l)
+  heights=$(for n in 0 1 2 3; do get $((API + n)) /v1/status | field height; done | tr '\n' ' ')
+  if [ "$tips" = 1 ]; then ok=1; break; fi
+  # Idle replicas catch up when a new block commits: nudge with one more attestation.
+  "$A" bench --target "$D" --duration 0.5 --concurrency 1 >/dev/null 2>&1 || true
+  sleep 1
+done
+echo "heights: $heights"
+[ "$ok" = 1 ] || { "$A" devnet status --dir "$D" || true; echo "FAIL: ledgers differ"; exit 1; }
+h1=$(get $API /v1/status | field height)
+[ "$h1" -gt "$h0" ] || { echo "FAIL: no progress ($h0 -> $h1)"; exit 1; }
+# Each store audits: hash chain, committee, every block's commit certificate. A replica that
+# caught up by state transfer holds blocks whose header certificates it never gathered (state
+# transfer does not carry them yet, docs/operations.md): reported, not a failure here.
+tip=$(get $API /v1/status | field tip)
+for n in 0 1 2 3; do
+  out=$("$A" ledger verify-chain --data "$D/data/node$n" --genesis "$D/genesis.json" 2>/dev/null || true)
+  echo "node$n: $(echo "$out" | grep -o 'verified [0-9]* headers.*certificates verify' | head -1)"
+  echo "$out" | grep -o '^[0-9]* header(s) have no certificate' || true
+  echo "$out" | grep -q "tip $tip" || { echo "$out"; echo "FAIL: node$n does not audit to $tip"; exit 1; }
+done
+get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"
+
+echo "== 4. bad input: 4xx with a reason, and the node keeps serving"
+expect() {  # expect WHAT PATTERN OUTPUT
+  echo "$3" | grep -q -- "$2" || { echo "$3"; echo "FAIL: $1"; exit 1; }
+  echo "$1: ok"
+}
+expect "malformed JSON is 400" '^HTTP/1.1 400' "$(post $API /v1/attestations '{not json')"
+expect "bad hex is 400" 'is not hex' "$(post $API /v1/attestations '{"request":"zz"}')"
+expect "a garbage request is 400 with the decoder's reason" 'request refused' \
+  "$(post $API /v1/attestations '{"request":"0106"}')"
+# A body announced larger than the limit is refused from its headers.
+big=$(exec 3<>"/dev/tcp/127.0.0.1/$API"
+  printf 'POST /v1/attestations HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{}' >&3
+  cat <&3)
+expect "an oversized body is 413" '^HTTP/1.1 413' "$big"
+expect "an unknown path is 404" 'no such endpoint' "$(get $API /v1/nope)"
+expect "a bad request id is 400" '64 hex digits' "$(get $API /v1/attestations/1234)"
+for i in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$((BASE + 1))) 2>/dev/null || true; done
+echo "200 garbage connections to a peer port"
+expect "healthz still answers" '"ok": true' "$(get $API /healthz)"
+"$A" bench --target "$D" --duration 1 --concurrency 2 | grep -E "attestnet +[0-9]"
+echo "devnet test: PASS"
