@@ -294,6 +294,7 @@ class Simulation {
                                                          uint64_t time);
   void rebuild_view(uint32_t node);
   void count_record(uint32_t node, const ledger::AttestationRecord& r);
+  std::map<uint64_t, std::pair<Hash32, uint32_t>> header_at_;  // first honest header per height
 };
 
 std::optional<ledger::AttestationRecord> Simulation::attest_record(uint32_t node, const Request& q,
@@ -775,6 +776,13 @@ void Simulation::apply(uint32_t r, Actions actions) {
       ledger::BuiltBlock built = nd.builder->apply(*d->block, d->state_digest, d->block_time);
       if (nd.view) nd.view->note_header(built.header.hash());
       if (honest(r)) {
+        // Execution is deterministic: every honest replica builds the same header per height.
+        auto [it, first] = header_at_.try_emplace(built.header.height, built.header.hash(), r);
+        if (!first && it->second.first != built.header.hash())
+          violation("ledger-agreement",
+                    "replicas " + std::to_string(it->second.second) + " and " + std::to_string(r) +
+                        " built different headers at height " +
+                        std::to_string(built.header.height) + " from the same block");
         for (const auto& rec : built.records)
           if (!ledger_ids_[r].insert(rec.request_id).second)
             violation("at-most-once", "replica " + std::to_string(r) + " recorded request " +

@@ -8,6 +8,7 @@
 //   validity      honest replicas deliver only requests that clients sent and that validate
 //   certificate   every delivered block carries 2f+1 valid commit signatures
 //   continuity    each honest replica delivers heights 1, 2, 3, ... with no gap
+//   ledger-agreement  honest replicas execute each block into the same ledger header
 //   no-equivocation  no honest replica signs two different pre-prepares/prepares/commits for
 //                 one (view, seq), across crashes and restarts
 //   liveness      once the last fault heals, every request commits within a bound

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,7 @@ int run_node(const NodeArgs& a) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a peer or client that hangs up is an error code, not death
   auto cfg = node::load_config(a.config);
   if (!cfg.ok()) {
     std::fprintf(stderr, "attestnet node: %s\n", cfg.error().reason.c_str());
@@ -159,8 +161,20 @@ int devnet_up(const DevnetOptions& a) {
     spawn_node(a.dir, i);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (const auto& [name, port] : nodes) {
+  for (uint32_t i = 0; i < nodes.size(); ++i) {
+    const auto& [name, port] = nodes[i];
     while (!get_json("127.0.0.1", port, "/healthz", 500).ok()) {
+      // A node we started that already exited: say how, instead of waiting for the deadline.
+      pid_t pid = 0;
+      std::ifstream(a.dir + "/" + name + ".pid") >> pid;
+      int wst = 0;
+      if (pid > 0 && waitpid(pid, &wst, WNOHANG) == pid) {
+        std::fprintf(stderr, "devnet up: %s exited (%s %d); see %s/%s.log\n", name.c_str(),
+                     WIFSIGNALED(wst) ? "signal" : "status",
+                     WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst), a.dir.c_str(),
+                     name.c_str());
+        return 1;
+      }
       if (std::chrono::steady_clock::now() > deadline) {
         std::fprintf(stderr,
                      "devnet up: %s did not answer on 127.0.0.1:%u within 30 s; see %s/%s.log\n",

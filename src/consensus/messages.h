@@ -24,7 +24,7 @@
 //   StateRequest from_seq:u64
 //   StateReply  n:u32 CommittedBlock*n  has_proof:bool [stable_seq:u64 n:u32 Envelope*n]
 //   CommittedBlock := view:u64 Block CommitCertificate
-//   HeaderVote  height:u64 view:u64 header_digest[32]
+//   HeaderVote  height:u64 view:u64 (reserved, 0) header_digest[32]
 //               signed after executing `height`: the application's digest of the ledger header
 //               that block produced. 2f+1 matching votes are the header's certificate.
 #pragma once

@@ -143,7 +143,9 @@ Actions Replica::on_executed(Seq height, const Hash32& header_digest, uint64_t n
   if (hv.own) return take_actions();
   if (!record_signature(MsgType::kHeaderVote, 0, height, header_digest)) return take_actions();
   hv.own = header_digest;
-  hv.view = block->second->view;
+  // Header votes carry no view (0): the commit view differs between replicas (a block prepared
+  // in view v commits in v at some and in v+1 at others), the header they vote on does not.
+  hv.view = 0;
   HeaderVote v{height, hv.view, header_digest};
   Envelope env = sign(MsgType::kHeaderVote, v.encode());
   send(env);

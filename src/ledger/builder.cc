@@ -31,7 +31,9 @@ BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash3
   h.chain_id = chain_id_;
   h.height = cb.block.height;
   h.epoch = 0;
-  h.view = cb.view;
+  // Not the commit view: a block prepared in view v may commit in v at some replicas and, after
+  // a view change re-proposes it, in v+1 at others. The header must be the same everywhere.
+  h.view = 0;
   h.prev_hash = tip_;
   h.log_size = log_.size();
   h.log_root = log_.root();

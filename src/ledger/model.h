@@ -16,6 +16,7 @@
 //     chain_id:str height:u64 epoch:u64 view:u64 prev_hash[32]
 //     log_size:u64 log_root[32] state_root[32] committee_hash[32] next_committee_hash[32]
 //     block_time:u64 proposer:u32 payload_digest[32]
+//     (view is reserved and 0: a block may commit in different views at different replicas)
 //   hash = H("attestnet/header", encoding)
 //
 //   Certificate message  exactly what replicas sign in a HeaderVote (consensus/messages.h):
@@ -87,7 +88,7 @@ struct BlockHeader {
   std::string chain_id;
   uint64_t height = 0;
   uint64_t epoch = 0;
-  uint64_t view = 0;
+  uint64_t view = 0;  // reserved, always 0: the commit view is not the same at every replica
   Hash32 prev_hash{};
   uint64_t log_size = 0;
   Hash32 log_root{};

@@ -178,7 +178,7 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
     batch.Put(cfs_[kTiles], tile_key(key.first, key.second), contents);
   }
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = ledger_sync_;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot persist the ledger of block " + std::to_string(height), st);
   highest_header_ = std::max(highest_header_, height);
@@ -323,7 +323,7 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
   w.u64(view);
   cert.encode(w);
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = ledger_sync_;
   rocksdb::Status st =
       db_->Put(wo, cfs_[kCerts], be64(height),
                rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
@@ -361,30 +361,38 @@ Result<std::pair<consensus::View, crypto::QuorumCertificate>> ReplicaStore::cert
   return std::make_pair(view, std::move(qc));
 }
 
-Status ReplicaStore::write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes) {
-  rocksdb::WriteBatch batch;
-  if (block_bytes) {
+void ReplicaStore::add_record(rocksdb::WriteBatch& batch, const consensus::PersistRecord& rec,
+                              uint64_t index) {
+  if (rec.kind == consensus::PersistRecord::Kind::kCommitted) {
+    // The block is stored once, in `blocks`; the log refers to it by height.
     Writer ref(8);
     ref.u64(rec.seq);
-    batch.Put(
-        cfs_[kBlocks], be64(rec.seq),
-        rocksdb::Slice(reinterpret_cast<const char*>(block_bytes->data()), block_bytes->size()));
-    batch.Put(cfs_[kConsensus], be64(next_index_), encode_record(rec, as_view(ref.data())));
+    batch.Put(cfs_[kBlocks], be64(rec.seq),
+              rocksdb::Slice(reinterpret_cast<const char*>(rec.bytes.data()), rec.bytes.size()));
+    batch.Put(cfs_[kConsensus], be64(index), encode_record(rec, as_view(ref.data())));
   } else {
-    batch.Put(cfs_[kConsensus], be64(next_index_), encode_record(rec, as_view(rec.bytes)));
+    batch.Put(cfs_[kConsensus], be64(index), encode_record(rec, as_view(rec.bytes)));
   }
+}
+
+Status ReplicaStore::append(const consensus::PersistRecord& rec) {
+  const consensus::PersistRecord* one = &rec;
+  return append_all(std::span<const consensus::PersistRecord* const>(&one, 1));
+}
+
+Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const> recs) {
+  if (recs.empty()) return {};
+  rocksdb::WriteBatch batch;
+  for (size_t i = 0; i < recs.size(); ++i) add_record(batch, *recs[i], next_index_ + i);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot persist a consensus record", st);
-  ++next_index_;
-  if (block_bytes) highest_block_ = std::max(highest_block_, rec.seq);
+  next_index_ += recs.size();
+  for (const auto* r : recs)
+    if (r->kind == consensus::PersistRecord::Kind::kCommitted)
+      highest_block_ = std::max(highest_block_, r->seq);
   return {};
-}
-
-Status ReplicaStore::append(const consensus::PersistRecord& rec) {
-  if (rec.kind == consensus::PersistRecord::Kind::kCommitted) return write_record(rec, &rec.bytes);
-  return write_record(rec, nullptr);
 }
 
 Status ReplicaStore::truncate(consensus::Seq stable_seq) {

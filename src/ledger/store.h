@@ -25,6 +25,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 class ColumnFamilyHandle;
 }  // namespace rocksdb
 
@@ -49,6 +51,13 @@ class ReplicaStore {
   ReplicaStore& operator=(const ReplicaStore&) = delete;
 
   Status append(const consensus::PersistRecord& rec);
+  // Several records in one synced batch (group commit), in order.
+  Status append_all(std::span<const consensus::PersistRecord* const> recs);
+  // Whether ledger blocks and header certificates are synced on their own (default: yes). A
+  // node turns it off: both are derived from the synced committed blocks (a lost ledger block is
+  // re-executed at open, Node::catch_up_ledger), and the next synced write makes them durable
+  // too (RocksDB has one write-ahead log for every column family).
+  void set_ledger_sync(bool on) { ledger_sync_ = on; }
   Status truncate(consensus::Seq stable_seq);
   // The records to hand to Replica::recover, in the order they were appended.
   Result<std::vector<consensus::PersistRecord>> load() const;
@@ -91,7 +100,7 @@ class ReplicaStore {
  private:
   ReplicaStore() = default;
   static Result<std::unique_ptr<ReplicaStore>> open_impl(const std::string& dir, bool read_only);
-  Status write_record(const consensus::PersistRecord& rec, const Bytes* block_bytes);
+  void add_record(rocksdb::WriteBatch& batch, const consensus::PersistRecord& rec, uint64_t index);
   Result<Hash32> subtree_root(uint64_t offset, uint64_t size) const;  // aligned, size = 2^k
   Result<Hash32> range_root(uint64_t lo, uint64_t hi) const;          // MTH of leaves [lo, hi)
 
@@ -102,6 +111,7 @@ class ReplicaStore {
   consensus::Seq highest_block_ = 0;
   consensus::Seq highest_header_ = 0;
   bool read_only_ = false;
+  bool ledger_sync_ = true;
 };
 
 }  // namespace attestnet::ledger

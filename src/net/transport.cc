@@ -258,7 +258,7 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
                        for (int i = 0; i < 4; ++i) len |= uint32_t(self->header_[i]) << (8 * i);
                        uint8_t ch = self->header_[4] & ~kMore;
                        bool more = self->header_[4] & kMore;
-                       bool ok = ch >= 1 && ch <= 3 && (!more || ch == 3) &&
+                       bool ok = ch >= 1 && ch <= 4 && (!more || ch == 3) &&
                                  len <= self->cfg_.max_frame &&
                                  self->partial_.size() + len <= self->cfg_.max_frame;
                        if (!ok) {  // a peer that breaks framing is dropped; it reconnects

@@ -8,7 +8,8 @@
 //
 //   frame := length:u32 LE | channel:u8 | payload[length]
 //   channel 1 consensus (envelopes), 2 requests (client requests forwarded to peers),
-//           3 bulk (state transfer); bit 0x80 on a bulk frame: "more chunks follow"
+//           3 bulk (state transfer), 4 ledger (header certificates between nodes);
+//           bit 0x80 on a bulk frame: "more chunks follow"
 //
 // No head-of-line blocking: bulk payloads are cut into chunks (256 KiB) queued behind a separate,
 // lower-priority queue, so a consensus frame waits for at most one chunk. A full queue drops the
@@ -32,7 +33,7 @@
 
 namespace attestnet::net {
 
-enum class Channel : uint8_t { kConsensus = 1, kRequest = 2, kBulk = 3 };
+enum class Channel : uint8_t { kConsensus = 1, kRequest = 2, kBulk = 3, kLedger = 4 };
 
 struct PeerAddress {
   uint32_t id = 0;

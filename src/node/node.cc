@@ -153,6 +153,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   auto st = ledger::ReplicaStore::open(cfg.data_dir);
   if (!st.ok()) return make_error(st.error().code, cfg.data_dir + ": " + st.error().reason);
   n->store_ = std::move(st).value();
+  n->store_->set_ledger_sync(false);
   if (Status tip = ledger::verify_tip(*n->store_, n->genesis_); !tip.ok())
     return make_error(tip.error().code, cfg.data_dir + " does not verify against " +
                                             cfg.genesis_file + ": " + tip.error().reason);
@@ -383,6 +384,10 @@ void Node::effects_loop() {
             ++it;
           }
         }
+        if (now >= next_cert_sync_ms_) {
+          next_cert_sync_ms_ = now + 1000;
+          request_missing_certificates();
+        }
         continue;
       }
       fn = std::move(eq_.front());
@@ -390,21 +395,123 @@ void Node::effects_loop() {
       eq_depth_ = eq_.size();
     }
     fn();
+    if (uint64_t now = steady_ms(); now >= next_cert_sync_ms_) {
+      next_cert_sync_ms_ = now + 1000;
+      request_missing_certificates();
+    }
   }
+}
+
+namespace {
+constexpr uint8_t kCertRequest = 1, kCertReply = 2;
+constexpr uint32_t kMaxCertsPerMessage = 256;
+}  // namespace
+
+void Node::request_missing_certificates() {
+  uint64_t tip = builder_->next_height() - 1;
+  if (tip < 4) return;
+  std::vector<uint64_t> missing;
+  for (uint64_t h = cert_scan_from_; h + 4 <= tip && missing.size() < kMaxCertsPerMessage; ++h) {
+    if (store_->certificate(h).ok()) {
+      if (missing.empty()) cert_scan_from_ = h + 1;
+      continue;
+    }
+    missing.push_back(h);
+  }
+  if (missing.empty() || genesis_.members.size() < 2) return;
+  Writer w(8 * missing.size() + 8);
+  w.u8(kCertRequest).u32(static_cast<uint32_t>(missing.size()));
+  for (uint64_t h : missing) w.u64(h);
+  // Ask one peer per round, round robin: a silent or lying peer costs a round, not progress.
+  cert_sync_peer_ = (cert_sync_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
+  if (cert_sync_peer_ == self_)
+    cert_sync_peer_ = (cert_sync_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
+  transport_->send(cert_sync_peer_, net::Channel::kLedger,
+                   std::make_shared<Bytes>(std::move(w).take()));
+}
+
+void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
+  Reader r(as_view(payload));
+  auto kind = r.u8();
+  auto n = r.u32();
+  if (!kind.ok() || !n.ok() || *n > kMaxCertsPerMessage) {
+    ++dropped_frames_;
+    return;
+  }
+  if (*kind == kCertRequest) {
+    Writer w;
+    std::vector<std::tuple<uint64_t, consensus::View, crypto::QuorumCertificate>> found;
+    for (uint32_t i = 0; i < *n; ++i) {
+      auto h = r.u64();
+      if (!h.ok()) break;
+      if (auto c = store_->certificate(*h); c.ok()) found.emplace_back(*h, c->first, c->second);
+    }
+    if (found.empty()) return;
+    w.u8(kCertReply).u32(static_cast<uint32_t>(found.size()));
+    for (auto& [h, v, c] : found) {
+      w.u64(h).u64(v);
+      c.encode(w);
+    }
+    transport_->send(from, net::Channel::kLedger, std::make_shared<Bytes>(std::move(w).take()));
+    return;
+  }
+  if (*kind != kCertReply) {
+    ++dropped_frames_;
+    return;
+  }
+  ledger::Committee committee = genesis_.committee();
+  bool any = false;
+  for (uint32_t i = 0; i < *n; ++i) {
+    auto h = r.u64();
+    auto v = r.u64();
+    if (!h.ok() || !v.ok()) break;
+    auto qc = crypto::QuorumCertificate::decode(r);
+    if (!qc.ok()) break;
+    if (store_->certificate(*h).ok()) continue;
+    auto hf = store_->header(*h);
+    if (!hf.ok()) continue;
+    auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+    if (!hdr.ok()) continue;
+    ledger::HeaderCertificate cert{*qc};
+    // Only a certificate 2f+1 members signed over OUR header at this height is kept.
+    if (!ledger::verify_header(*hdr, cert, committee).ok()) {
+      ++dropped_frames_;
+      continue;
+    }
+    if (!store_->put_certificate(*h, *v, *qc).ok()) continue;
+    ++certificates_fetched_;
+    any = true;
+    std::lock_guard lk(smu_);
+    certified_height_ = std::max(certified_height_, *h);
+  }
+  if (any) answer_ready();
 }
 
 void Node::carry_out(Actions actions) {
   std::vector<std::pair<consensus::Seq, Hash32>> executed;
+  // Group commit: consecutive persists become one synced batch, written before the first
+  // action after them (persist before send still holds: nothing is sent before its record).
+  std::vector<const consensus::PersistRecord*> pending;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    Status st = store_->append_all(pending);
+    if (!st.ok()) {
+      // Without durability the replica must not speak: stop rather than risk equivocation.
+      std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
+                   st.error().to_string().c_str());
+      std::_Exit(70);
+    }
+    persisted_batches_ += 1;
+    persisted_records_ += pending.size();
+    pending.clear();
+  };
   for (auto& a : actions) {
     if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
-      Status st = store_->append(p->record);
-      if (!st.ok()) {
-        // Without durability the replica must not speak: stop rather than risk equivocation.
-        std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
-                     st.error().to_string().c_str());
-        std::_Exit(70);
-      }
-    } else if (auto* t = std::get_if<consensus::TruncateAction>(&a)) {
+      pending.push_back(&p->record);
+      continue;
+    }
+    flush();
+    if (auto* t = std::get_if<consensus::TruncateAction>(&a)) {
       (void)store_->truncate(t->stable_seq);
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
       net::Channel ch = s->type == consensus::MsgType::kStateReply ? net::Channel::kBulk
@@ -419,6 +526,7 @@ void Node::carry_out(Actions actions) {
       certified(*hc);
     }
   }
+  flush();
   for (const auto& [h, digest] : executed) {
     post_consensus([h = h, digest = digest](Replica& r, uint64_t now) {
       return r.on_executed(h, digest, now);
@@ -490,6 +598,10 @@ void Node::answer_ready() {
 void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
   if (stopping_) return;
   auto data = std::make_shared<Bytes>(std::move(payload));
+  if (ch == net::Channel::kLedger) {
+    post_effects([this, data, from] { on_ledger_frame(from, *data); });
+    return;
+  }
   if (ch == net::Channel::kRequest) {
     asio::post(*workers_, [this, data] {
       Reader r(as_view(*data));
@@ -633,6 +745,13 @@ std::string Node::metrics() const {
        double(requests_committed_));
   line("attestnet_requests_submitted_total", "counter", "Requests accepted by this node's API.",
        double(submitted_));
+  line("attestnet_persist_batches_total", "counter", "Synced write batches (group commits).",
+       double(persisted_batches_));
+  line("attestnet_persist_records_total", "counter", "Consensus records persisted.",
+       double(persisted_records_));
+  line("attestnet_certificates_fetched_total", "counter",
+       "Header certificates fetched from peers (missed while down or after state transfer).",
+       double(certificates_fetched_));
   line("attestnet_ledger_height", "gauge", "Height of the newest executed block.", double(height));
   line("attestnet_certified_height", "gauge", "Height of the newest certified header.",
        double(certified));

@@ -92,6 +92,10 @@ class Node {
   void certified(const consensus::HeaderCertifiedAction& hc);
   void answer_ready();
   Status catch_up_ledger();
+  // Header certificates a replica missed (blocks it got by state transfer, or votes that came
+  // while it was down) are fetched from peers and checked against its own headers.
+  void request_missing_certificates();
+  void on_ledger_frame(uint32_t from, const Bytes& payload);
   std::optional<ledger::AttestationRecord> execute(const consensus::Request& q, uint64_t time);
 
   NodeConfig cfg_;
@@ -136,6 +140,9 @@ class Node {
   };
   std::unordered_map<Hash32, std::vector<Waiter>, Hash32Hasher> waiters_;
   std::unordered_set<Hash32, Hash32Hasher> ready_;  // recorded, waiting for a certificate
+  uint64_t cert_scan_from_ = 1;                     // lower heights all have certificates
+  uint64_t next_cert_sync_ms_ = 0;
+  uint32_t cert_sync_peer_ = 0;
 
   // Snapshots for status and metrics (written by the consensus / effects threads).
   mutable std::mutex smu_;
@@ -149,7 +156,8 @@ class Node {
   std::unordered_map<Hash32, uint64_t, Hash32Hasher> submitted_at_;  // id -> steady ms
   std::atomic<size_t> cq_depth_{0}, eq_depth_{0};
   std::atomic<uint64_t> blocks_committed_{0}, requests_committed_{0}, submitted_{0},
-      forwarded_in_{0}, rejected_requests_{0}, dropped_frames_{0};
+      forwarded_in_{0}, rejected_requests_{0}, dropped_frames_{0}, persisted_batches_{0},
+      persisted_records_{0}, certificates_fetched_{0};
   Histogram commit_latency_;
 };
 
