@@ -270,6 +270,7 @@ void Replica::try_propose() {
   // below the stable checkpoint are truncated, and a slot must not be signed twice.
   next_seq_ = std::max(next_seq_, std::max(last_executed_, stable_) + 1);
   while (next_seq_ <= stable_ + cfg_.window) {
+    if (cfg_.max_inflight_blocks && next_seq_ > last_executed_ + cfg_.max_inflight_blocks) return;
     // pending_order_ holds proposal candidates in arrival order; ids that were executed or
     // already proposed are skipped lazily, so each id is looked at O(1) times.
     const RequestState* front = nullptr;

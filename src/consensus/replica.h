@@ -37,8 +37,12 @@ struct ReplicaConfig {
   std::vector<crypto::PublicKey> committee;  // n = 3f+1 members; primary(v) = v mod n
   ReplicaId self = 0;
 
-  uint32_t batch_max = 100;           // B: requests per block
-  uint64_t batch_wait_ms = 5;         // T: the primary proposes a partial batch after this
+  uint32_t batch_max = 100;    // B: requests per block
+  uint64_t batch_wait_ms = 5;  // T: the primary proposes a partial batch after this
+  // The primary keeps at most this many proposed blocks above the last executed one (0: the
+  // window is the only bound). While they are in flight, requests gather into the next batch:
+  // fewer, fuller blocks when each block costs synced writes on every replica.
+  uint32_t max_inflight_blocks = 0;
   uint64_t checkpoint_interval = 16;  // K
   uint64_t window = 64;               // L: high watermark = stable + L (L >= 2K)
   uint64_t view_change_timeout_ms = 1000;

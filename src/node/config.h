@@ -12,6 +12,7 @@
 //   batch_max = 200
 //   batch_wait_ms = 2
 //   view_change_timeout_ms = 1000
+//   max_inflight_blocks = 4     # proposals in flight at the primary (0: only the window)
 //   [api]
 //   max_body_bytes = 1048576
 //   rate_limit_per_second = 500   # per client address; 0 = unlimited
@@ -43,8 +44,9 @@ struct NodeConfig {
   std::optional<HostPort> peer_listen;  // default: the genesis endpoint
   HostPort api_listen{"127.0.0.1", 8100};
   uint32_t batch_max = 200;
-  uint64_t batch_wait_ms = 2;
+  uint64_t batch_wait_ms = 0;
   uint64_t view_change_timeout_ms = 1000;
+  uint32_t max_inflight_blocks = 4;
   size_t max_body_bytes = 1 << 20;
   double rate_limit_per_second = 500;
   double rate_limit_burst = 1000;

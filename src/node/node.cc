@@ -1,5 +1,7 @@
 #include "node/node.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -136,6 +138,12 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     n->policy_ = std::make_shared<const policy::Policy>(std::move(pol).value());
     n->app_ = std::make_shared<state::AttestationApp>(n->policy_);
   }
+  n->sigs_ = std::make_shared<SignatureCache>();
+  if (n->app_) {
+    auto sigs = n->sigs_;
+    n->app_->set_verifier([sigs](const crypto::PublicKey& pk, ByteView m,
+                                 const crypto::Signature& s) { return sigs->verify(pk, m, s); });
+  }
 
   auto& rc = n->rcfg_;
   rc.chain_id = n->genesis_.chain_id;
@@ -146,6 +154,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   rc.checkpoint_interval = n->genesis_.checkpoint_interval;
   rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
   rc.view_change_timeout_ms = cfg.view_change_timeout_ms;
+  rc.max_inflight_blocks = cfg.max_inflight_blocks;
 
   // The store: refuse a damaged one, resume the ledger after its last header, replay the
   // replica's write-ahead records.
@@ -165,7 +174,6 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   ATN_CHECK(state::rebuild_view(*n->store_, n->builder_->next_height() - 1, *n->view_));
   ATN_CHECK(n->catch_up_ledger());
   ATN_TRY(auto records, n->store_->load());
-  n->sigs_ = std::make_shared<SignatureCache>();
   consensus::ReplicaHooks hooks;
   auto sigs = n->sigs_;
   hooks.verify = [sigs](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
@@ -277,9 +285,22 @@ Status Node::start() {
 
   workers_ = std::make_unique<asio::thread_pool>(cfg_.workers);
   work_.emplace(io_.get_executor());
-  for (int i = 0; i < 2; ++i) io_threads_.emplace_back([this] { io_.run(); });
-  effects_thread_ = std::thread([this] { effects_loop(); });
-  consensus_thread_ = std::thread([this] { consensus_loop(); });
+  // Named threads: `top -H` and `ps -L` show what each costs.
+  for (int i = 0; i < 2; ++i)
+    io_threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "atn-io");
+      io_.run();
+    });
+  effects_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "atn-effects");
+    effects_loop();
+  });
+  consensus_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "atn-consensus");
+    consensus_loop();
+  });
+  for (uint32_t i = 0; i < cfg_.workers; ++i)
+    asio::post(*workers_, [] { pthread_setname_np(pthread_self(), "atn-worker"); });
   started_ = true;
   return {};
 }
@@ -328,7 +349,7 @@ void Node::consensus_loop() {
     std::deque<Event> batch;
     {
       std::unique_lock lk(cmu_);
-      ccv_.wait_for(lk, std::chrono::milliseconds(5), [&] { return !cq_.empty() || stopping_; });
+      ccv_.wait_for(lk, std::chrono::milliseconds(1), [&] { return !cq_.empty() || stopping_; });
       batch.swap(cq_);
       cq_depth_ = 0;
     }
@@ -342,7 +363,7 @@ void Node::consensus_loop() {
     if (now >= next_tick) {
       Actions a = replica_->on_tick(now);
       all.insert(all.end(), std::make_move_iterator(a.begin()), std::make_move_iterator(a.end()));
-      next_tick = now + 10;
+      next_tick = now + 1;  // batch_wait_ms and the timers are in ms: tick at that grain
     }
     {
       std::lock_guard lk(smu_);
@@ -484,7 +505,7 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
     std::lock_guard lk(smu_);
     certified_height_ = std::max(certified_height_, *h);
   }
-  if (any) answer_ready();
+  if (any) answer_ready(UINT64_MAX);
 }
 
 void Node::carry_out(Actions actions) {
@@ -561,7 +582,7 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::deliver(const consensus::
   ++blocks_committed_;
   requests_committed_ += built.records.size();
   for (const auto& r : built.records)
-    if (waiters_.count(r.request_id)) ready_.insert(r.request_id);
+    if (waiters_.count(r.request_id)) ready_[r.request_id] = built.header.height;
   return std::make_pair(built.header.height, built.header.hash());
 }
 
@@ -576,17 +597,21 @@ void Node::certified(const consensus::HeaderCertifiedAction& hc) {
     std::lock_guard lk(smu_);
     certified_height_ = std::max(certified_height_, hc.height);
   }
-  answer_ready();
+  answer_ready(hc.height);
 }
 
-void Node::answer_ready() {
+void Node::answer_ready(uint64_t certified_height) {
   for (auto it = ready_.begin(); it != ready_.end();) {
-    auto resp = ledger::build_response(*store_, genesis_, *it);
+    if (it->second > certified_height) {
+      ++it;
+      continue;
+    }
+    auto resp = ledger::build_response(*store_, genesis_, it->first);
     if (!resp.ok() && resp.error().code == Errc::kNotFound) {
       ++it;
       continue;
     }
-    auto w = waiters_.find(*it);
+    auto w = waiters_.find(it->first);
     if (w != waiters_.end()) {
       for (auto& x : w->second) x.done(resp);
       waiters_.erase(w);
@@ -650,8 +675,7 @@ Result<Hash32> Node::submit(Bytes payload) {
         Errc::kOversize,
         "the request is larger than " + std::to_string(consensus::kMaxRequestPayload) + " bytes");
   if (app_) {
-    ATN_TRY(auto req, state::AttestationRequest::decode(as_view(q.payload)));
-    ATN_CHECK(req.verify_signature());
+    ATN_CHECK(app_->validate(q));
   }
   {
     std::lock_guard lk(smu_);
@@ -685,7 +709,7 @@ void Node::await_response(const Hash32& id, uint64_t deadline_ms,
       return;
     }
     waiters_[id].push_back({deadline_ms, std::move(done)});
-    if (store_->record_by_request(id).ok()) ready_.insert(id);
+    if (store_->record_by_request(id).ok()) ready_[id] = 0;
   });
 }
 

@@ -90,7 +90,7 @@ class Node {
   // The executed height and header digest (nullopt: executed at open already).
   std::optional<std::pair<consensus::Seq, Hash32>> deliver(const consensus::DeliverAction& d);
   void certified(const consensus::HeaderCertifiedAction& hc);
-  void answer_ready();
+  void answer_ready(uint64_t certified_height);
   Status catch_up_ledger();
   // Header certificates a replica missed (blocks it got by state transfer, or votes that came
   // while it was down) are fetched from peers and checked against its own headers.
@@ -139,8 +139,10 @@ class Node {
     std::function<void(Result<ledger::AttestationResponse>)> done;
   };
   std::unordered_map<Hash32, std::vector<Waiter>, Hash32Hasher> waiters_;
-  std::unordered_set<Hash32, Hash32Hasher> ready_;  // recorded, waiting for a certificate
-  uint64_t cert_scan_from_ = 1;                     // lower heights all have certificates
+  // Recorded requests with waiters, by the height of their block: answered once a header at or
+  // above it is certified (0: height unknown, tried at every certificate).
+  std::unordered_map<Hash32, uint64_t, Hash32Hasher> ready_;
+  uint64_t cert_scan_from_ = 1;  // lower heights all have certificates
   uint64_t next_cert_sync_ms_ = 0;
   uint32_t cert_sync_peer_ = 0;
 

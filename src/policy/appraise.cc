@@ -250,7 +250,7 @@ void appraise_sim(Appraiser& a, const AppraisalInput& in) {
            "policy " + a.policy()->id +
                " does not name platform sim: software evidence proves no hardware and is "
                "rejected");
-  auto ev = evidence::sim::verify_sim_evidence(in.evidence);
+  auto ev = evidence::sim::verify_sim_evidence(in.evidence, in.ed25519);
   if (!ev.ok()) return a.evidence_failed(kHardware, "evidence", ev.error());
   a.claim("sim.platform_key", to_hex(ByteView(ev->platform_key.data(), 32)));
   for (const auto& m : ev->measurements) a.measure(m.name, m.digest);

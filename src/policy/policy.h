@@ -19,6 +19,7 @@
 #include "core/bytes.h"
 #include "core/result.h"
 #include "crypto/ed25519.h"
+#include "crypto/quorum.h"
 #include "evidence/tpm2/quote.h"
 
 namespace attestnet::policy {
@@ -123,6 +124,7 @@ struct AppraisalInput {
   const VmState* vm = nullptr;
   evidence::tpm2::AkCache* ak_cache = nullptr;  // optional memo of parsed AKs
   crypto::ChainCache* chain_cache = nullptr;    // optional memo of verified chains
+  const crypto::VerifyFn* ed25519 = nullptr;    // optional memo of Ed25519 verifications
   // When certificate validity and collateral dates are judged: the block time (seconds).
   int64_t at_unix = 0;
   // Roots the caller pins in addition to the policy's (`attestnet evidence verify --root`).

@@ -2,6 +2,7 @@
 
 #include "core/hash.h"
 #include "evidence/binding.h"
+#include "evidence/sim/sim.h"
 
 namespace attestnet::state {
 
@@ -45,9 +46,11 @@ Result<AttestationRequest> AttestationRequest::decode(ByteView in) {
   return q;
 }
 
-Status AttestationRequest::verify_signature() const {
+Status AttestationRequest::verify_signature(const crypto::VerifyFn* verify) const {
   Hash32 id = request_id();
-  if (!crypto::verify(vm_public_key, as_view(id), vm_signature))
+  bool ok = verify ? (*verify)(vm_public_key, as_view(id), vm_signature)
+                   : crypto::verify(vm_public_key, as_view(id), vm_signature);
+  if (!ok)
     return make_error(Errc::kBadSignature,
                       "the request's VM signature does not verify with its ephemeral key");
   return {};
@@ -112,7 +115,10 @@ AttestationApp::AttestationApp(std::shared_ptr<const policy::Policy> policy)
 
 Status AttestationApp::validate(const consensus::Request& q) const {
   ATN_TRY(AttestationRequest r, AttestationRequest::decode(as_view(q.payload)));
-  return r.verify_signature();
+  const crypto::VerifyFn* v = verify_ ? &verify_ : nullptr;
+  ATN_CHECK(r.verify_signature(v));
+  if (v && r.platform == "sim") (void)evidence::sim::verify_sim_evidence(as_view(r.evidence), v);
+  return {};
 }
 
 ledger::AttestationRecord AttestationApp::execute(const consensus::Request& q,
@@ -136,7 +142,8 @@ ledger::AttestationRecord AttestationApp::execute(const consensus::Request& q,
   rec.platform = req->platform;
   rec.vm_public_key = req->vm_public_key;
   rec.vm_signature = req->vm_signature;
-  if (auto st = req->verify_signature(); !st.ok()) {
+  const crypto::VerifyFn* v = verify_ ? &verify_ : nullptr;
+  if (auto st = req->verify_signature(v); !st.ok()) {
     rec.verdict = policy::Verdict::kContraindicated;
     rec.reasons = {"request: " + st.error().reason};
     return rec;
@@ -151,6 +158,7 @@ ledger::AttestationRecord AttestationApp::execute(const consensus::Request& q,
   in.at_unix = static_cast<int64_t>(block_time_ms / 1000);
   in.ak_cache = &ak_cache_;
   in.chain_cache = &chain_cache_;
+  in.ed25519 = v;
   policy::AppraisalResult a = policy::appraise(policy_.get(), in);
   if (!view.is_recent_anchor(req->freshness_anchor)) {
     a.verdict = policy::Verdict::kContraindicated;

@@ -41,7 +41,7 @@ struct AttestationRequest {
   Hash32 binding() const;
   Bytes encode() const;
   static Result<AttestationRequest> decode(ByteView in);
-  Status verify_signature() const;
+  Status verify_signature(const crypto::VerifyFn* verify = nullptr) const;
   static AttestationRequest make(const crypto::SecretKey& vm_key, std::string vm_id,
                                  std::string platform, Bytes evidence, const Hash32& anchor);
 
@@ -81,7 +81,12 @@ class AttestationApp {
  public:
   explicit AttestationApp(std::shared_ptr<const policy::Policy> policy);
 
-  // On arrival (consensus ReplicaHooks::validate): decodes and checks the VM's signature.
+  // Ed25519 verifications (the VM's signature, sim evidence) go through `verify`: a node passes
+  // its memo, so what validate() checked on arrival costs nothing again at execution. Results
+  // do not depend on it (a memo of a deterministic function).
+  void set_verifier(crypto::VerifyFn verify) { verify_ = std::move(verify); }
+  // On arrival (consensus ReplicaHooks::validate): decodes and checks the VM's signature, and
+  // (without judging it) verifies sim evidence's signature so that execution finds it memoised.
   Status validate(const consensus::Request& q) const;
   // At execution: the record every replica computes for this request at this block time.
   ledger::AttestationRecord execute(const consensus::Request& q, uint64_t block_time_ms,
@@ -92,6 +97,7 @@ class AttestationApp {
   // Memoisation only (results do not depend on them).
   mutable evidence::tpm2::AkCache ak_cache_;
   mutable crypto::ChainCache chain_cache_;
+  crypto::VerifyFn verify_;
 };
 
 }  // namespace attestnet::state

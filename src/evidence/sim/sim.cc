@@ -56,9 +56,12 @@ SimEvidence make_sim_evidence(const crypto::SecretKey& platform, ByteView report
   return e;
 }
 
-Result<SimEvidence> verify_sim_evidence(ByteView in) {
+Result<SimEvidence> verify_sim_evidence(ByteView in, const crypto::VerifyFn* verify) {
   ATN_TRY(SimEvidence e, SimEvidence::decode(in));
-  if (!crypto::verify(e.platform_key, as_view(e.signed_bytes()), e.signature))
+  Bytes msg = e.signed_bytes();
+  bool ok = verify ? (*verify)(e.platform_key, as_view(msg), e.signature)
+                   : crypto::verify(e.platform_key, as_view(msg), e.signature);
+  if (!ok)
     return make_error(Errc::kBadSignature,
                       "sim evidence signature does not verify with its platform key " +
                           to_hex(ByteView(e.platform_key.data(), e.platform_key.size())));

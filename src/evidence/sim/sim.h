@@ -12,6 +12,7 @@
 
 #include "core/codec.h"
 #include "crypto/ed25519.h"
+#include "crypto/quorum.h"
 
 namespace attestnet::evidence::sim {
 
@@ -35,6 +36,7 @@ struct SimEvidence {
 SimEvidence make_sim_evidence(const crypto::SecretKey& platform, ByteView report_data,
                               std::vector<SimMeasurement> measurements);
 // Decodes and checks the signature.
-Result<SimEvidence> verify_sim_evidence(ByteView in);
+// `verify` (optional) replaces crypto::verify: a node passes its memo of verified signatures.
+Result<SimEvidence> verify_sim_evidence(ByteView in, const crypto::VerifyFn* verify = nullptr);
 
 }  // namespace attestnet::evidence::sim
