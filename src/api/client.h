@@ -4,6 +4,7 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
+#include <memory>
 #include <string>
 
 #include "core/result.h"
@@ -26,5 +27,21 @@ Result<HttpResult> http_call(const Url& url, const std::string& method, const st
                              const std::string& body = "",
                              const std::string& content_type = "application/json",
                              uint64_t timeout_ms = 10000);
+
+// A keep-alive connection for many calls to one server (the load generator): reconnects once
+// when the server closed it. Not thread-safe: one per client thread.
+class HttpSession {
+ public:
+  explicit HttpSession(Url url);
+  ~HttpSession();
+  Result<HttpResult> call(const std::string& method, const std::string& target,
+                          const std::string& body = "",
+                          const std::string& content_type = "application/json",
+                          uint64_t timeout_ms = 10000);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace attestnet::api

@@ -93,10 +93,12 @@ Load drive(uint32_t clients, double seconds,
       std::vector<double> mine;
       uint64_t ok = 0, failed = 0;
       std::string err;
+      std::optional<api::HttpSession> session;  // keep-alive, as a real client would
       for (uint64_t i = 0; Clock::now() < end; ++i) {
         auto [url, tb] = make(c, i);
+        if (!session) session.emplace(url);
         auto t0 = Clock::now();
-        auto r = api::http_call(url, "POST", tb.first, tb.second, "application/json", 30000);
+        auto r = session->call("POST", tb.first, tb.second, "application/json", 30000);
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (r.ok() && r->status == ok_status) {
           ++ok;

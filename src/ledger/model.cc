@@ -170,7 +170,8 @@ void sign_header(HeaderCertificate& cert, const BlockHeader& h, const crypto::Se
   cert.sigs.add(index, key.sign(as_view(msg)));
 }
 
-Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c) {
+Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c,
+                     const crypto::VerifyFn& verify) {
   if (h.committee_hash != c.hash()) {
     return make_error(Errc::kCommitteeMismatch,
                       "header " + std::to_string(h.height) + " names committee " +
@@ -178,7 +179,7 @@ Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const 
                           std::to_string(c.epoch) + " is " + short_hex(c.hash()));
   }
   Bytes msg = certificate_message(h.chain_id, h.epoch, h.view, h.height, h.hash());
-  Status st = crypto::verify_quorum(cert.sigs, c.members, c.threshold(), as_view(msg));
+  Status st = crypto::verify_quorum(cert.sigs, c.members, c.threshold(), as_view(msg), verify);
   if (!st.ok()) {
     return make_error(st.error().code, "certificate of header " + std::to_string(h.height) + ": " +
                                            st.error().reason);

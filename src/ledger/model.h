@@ -119,6 +119,7 @@ struct HeaderCertificate {
 // Signs the header's certificate message as committee member `index`.
 void sign_header(HeaderCertificate& cert, const BlockHeader& h, const crypto::SecretKey& key,
                  uint32_t index);
-Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c);
+Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c,
+                     const crypto::VerifyFn& verify = {});
 
 }  // namespace attestnet::ledger

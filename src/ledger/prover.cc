@@ -5,7 +5,8 @@
 namespace attestnet::ledger {
 
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
-                                           const Hash32& request_id) {
+                                           const Hash32& request_id,
+                                           const crypto::VerifyFn& verify) {
   ATN_TRY(auto found, store.record_by_request(request_id));
   AttestationResponse resp;
   resp.leaf_index = found.first;
@@ -22,7 +23,7 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
     resp.certificate.sigs = cert->second;
     ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
     // Never hand out a response a relying party would reject.
-    auto checked = verify_response(resp, genesis);
+    auto checked = verify_response(resp, genesis, verify);
     if (!checked.ok()) {
       return make_error(
           checked.error().code,

@@ -8,7 +8,10 @@
 
 namespace attestnet::ledger {
 
+// `verify`: as for verify_response (a node passes its memo: one header certificate is checked
+// once for all the responses it covers).
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
-                                           const Hash32& request_id);
+                                           const Hash32& request_id,
+                                           const crypto::VerifyFn& verify = {});
 
 }  // namespace attestnet::ledger

@@ -189,7 +189,8 @@ Result<AttestationResponse> AttestationResponse::from_json(const json& j, size_t
   return decode(as_view(b), committee_size);
 }
 
-Result<AttestationRecord> verify_response(const AttestationResponse& resp, const Genesis& genesis) {
+Result<AttestationRecord> verify_response(const AttestationResponse& resp, const Genesis& genesis,
+                                          const crypto::VerifyFn& verify) {
   const BlockHeader& h = resp.header;
   if (h.chain_id != genesis.chain_id) {
     return make_error(Errc::kWrongChain, "the response is from chain \"" + h.chain_id +
@@ -200,7 +201,7 @@ Result<AttestationRecord> verify_response(const AttestationResponse& resp, const
                       "the response was signed in epoch " + std::to_string(h.epoch) +
                           "; following epoch hand-overs from genesis is not implemented yet");
   }
-  ATN_CHECK(verify_header(h, resp.certificate, genesis.committee()));
+  ATN_CHECK(verify_header(h, resp.certificate, genesis.committee(), verify));
   Hash32 leaf = resp.record.leaf_hash();
   if (leaf != resp.record_hash) {
     return make_error(Errc::kRecordMismatch, "the record hashes to " + hex32(leaf) +

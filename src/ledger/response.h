@@ -63,6 +63,8 @@ struct AttestationResponse {
 //   kProofMismatch / kBadValue   the inclusion proof does not lead to the header's log root
 // Epoch hand-over chains (issue 5) are not implemented yet: a header from an epoch after 0 is
 // refused with kCommitteeMismatch saying so.
-Result<AttestationRecord> verify_response(const AttestationResponse& resp, const Genesis& genesis);
+// `verify` (optional) replaces crypto::verify for the certificate (a node's memo).
+Result<AttestationRecord> verify_response(const AttestationResponse& resp, const Genesis& genesis,
+                                          const crypto::VerifyFn& verify = {});
 
 }  // namespace attestnet::ledger

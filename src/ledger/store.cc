@@ -388,6 +388,10 @@ Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const>
   wo.sync = true;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot persist a consensus record", st);
+  if (messages_indexed_)
+    for (size_t i = 0; i < recs.size(); ++i)
+      if (recs[i]->kind == consensus::PersistRecord::Kind::kMessage && recs[i]->seq != 0)
+        live_messages_[next_index_ + i] = recs[i]->seq;
   next_index_ += recs.size();
   for (const auto* r : recs)
     if (r->kind == consensus::PersistRecord::Kind::kCommitted)
@@ -396,24 +400,37 @@ Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const>
 }
 
 Status ReplicaStore::truncate(consensus::Seq stable_seq) {
+  // The slot-bound message records still in the log, by index: scanned once, then kept up to
+  // date by append_all, so a checkpoint costs O(records dropped), not a scan of the whole log
+  // (which also holds a reference per committed block, forever).
+  if (!messages_indexed_) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      rocksdb::Slice v = it->value();
+      Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+      auto kind = r.u8();
+      auto seq = r.u64();
+      if (!kind.ok() || !seq.ok()) continue;
+      if (*kind == static_cast<uint8_t>(consensus::PersistRecord::Kind::kMessage) && *seq != 0)
+        live_messages_[from_be64(it->key())] = *seq;
+    }
+    if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
+    messages_indexed_ = true;
+  }
   rocksdb::WriteBatch batch;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    rocksdb::Slice v = it->value();
-    Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
-    auto kind = r.u8();
-    auto seq = r.u64();
-    if (!kind.ok() || !seq.ok()) continue;
-    if (*kind == static_cast<uint8_t>(consensus::PersistRecord::Kind::kMessage) && *seq != 0 &&
-        *seq <= stable_seq) {
-      batch.Delete(cfs_[kConsensus], it->key());
+  std::vector<uint64_t> dropped;
+  for (const auto& [index, seq] : live_messages_) {
+    if (seq <= stable_seq) {
+      batch.Delete(cfs_[kConsensus], be64(index));
+      dropped.push_back(index);
     }
   }
-  if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
+  if (dropped.empty()) return {};
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot truncate the consensus log", st);
+  for (uint64_t i : dropped) live_messages_.erase(i);
   return {};
 }
 

@@ -24,6 +24,7 @@
 // REQUIRES: one writer (the node's storage thread, or the simulator).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -112,6 +113,8 @@ class ReplicaStore {
   consensus::Seq highest_header_ = 0;
   bool read_only_ = false;
   bool ledger_sync_ = true;
+  bool messages_indexed_ = false;
+  std::map<uint64_t, uint64_t> live_messages_;  // log index -> slot, for truncate
 };
 
 }  // namespace attestnet::ledger

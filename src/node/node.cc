@@ -244,6 +244,13 @@ Node::~Node() {
   stop();
 }
 
+crypto::VerifyFn Node::memo_verify() const {
+  auto sigs = sigs_;
+  return [sigs](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
+    return sigs->verify(pk, m, s);
+  };
+}
+
 Status Node::start() {
   net::TransportConfig tc;
   tc.self = self_;
@@ -495,7 +502,7 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
     if (!hdr.ok()) continue;
     ledger::HeaderCertificate cert{*qc};
     // Only a certificate 2f+1 members signed over OUR header at this height is kept.
-    if (!ledger::verify_header(*hdr, cert, committee).ok()) {
+    if (!ledger::verify_header(*hdr, cert, committee, memo_verify()).ok()) {
       ++dropped_frames_;
       continue;
     }
@@ -606,7 +613,7 @@ void Node::answer_ready(uint64_t certified_height) {
       ++it;
       continue;
     }
-    auto resp = ledger::build_response(*store_, genesis_, it->first);
+    auto resp = ledger::build_response(*store_, genesis_, it->first, memo_verify());
     if (!resp.ok() && resp.error().code == Errc::kNotFound) {
       ++it;
       continue;
@@ -703,7 +710,7 @@ Result<Hash32> Node::submit(Bytes payload) {
 void Node::await_response(const Hash32& id, uint64_t deadline_ms,
                           std::function<void(Result<ledger::AttestationResponse>)> done) {
   post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
-    auto resp = ledger::build_response(*store_, genesis_, id);
+    auto resp = ledger::build_response(*store_, genesis_, id, memo_verify());
     if (resp.ok() || resp.error().code != Errc::kNotFound || deadline_ms <= steady_ms()) {
       done(std::move(resp));
       return;

@@ -65,6 +65,8 @@ class Node {
   // Decodes and checks an AttestationRequest, orders it (forwarding it to every peer) and
   // returns its request id; an error is the client's fault (400) or overload (503).
   Result<Hash32> submit(Bytes attestation_request);
+  // Ed25519 verification through the node's memo of verified signatures.
+  crypto::VerifyFn memo_verify() const;
   // Calls `done` (on the effects thread) with the response once the request's record is under
   // a certified header, or with kNotFound at `deadline_ms` (steady clock) if it is not.
   void await_response(const Hash32& id, uint64_t deadline_ms,
