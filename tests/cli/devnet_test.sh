@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A real 4-node devnet on 127.0.0.1 (processes, TLS, RocksDB): load with signed sim evidence,
-# kill -9 a backup and then the primary under load, restart them, and check that progress
-# continued, the killed nodes caught up, all four ledgers end at the same tip and each audits
-# from genesis; then bad input to the API gets a 4xx with a reason while the node keeps serving.
+# A real 4-node devnet on 127.0.0.1 (processes, TLS, RocksDB): load with signed sim evidence and
+# 200 real TPM quotes from 4 swtpm VMs, kill -9 a backup and then the primary under load, restart
+# them, and check that progress continued, the killed nodes caught up, all four ledgers end at the
+# same tip and each audits from genesis, and every response a client received verifies offline
+# and is on every node's ledger; then bad input to the API gets a 4xx with a reason while the
+# node keeps serving.
 set -euo pipefail
 A=$1
 D=$(mktemp -d /tmp/attestnet-devnet-test.XXXXXX)
@@ -11,6 +13,7 @@ BASE=$((10000 + RANDOM % 20000))
 cleanup() {
   rc=$?
   "$A" devnet down --dir "$D" >/dev/null 2>&1 || true
+  for p in "$D"/vm*/swtpm.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
   [ $rc = 0 ] || tail -n 5 "$D"/node*.log 2>/dev/null || true
   [ -n "${KEEP:-}" ] && [ $rc != 0 ] && echo "kept $D" || rm -rf "$D"
 }
@@ -34,11 +37,36 @@ field() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" | head -1 | tr -d '" '; }
 echo "== 1. a devnet under load (4 s, signed sim evidence, appraised by the policy)"
 "$A" bench --dir "$D" --base-port "$BASE" --duration 4 --concurrency 8 | tail -3
 API=$((BASE + 50))
+echo "== 1b. 4 swtpm VMs boot the approved kernel; their agents take 200 quotes (requests)"
+W=$D
+. "$(dirname "$0")/../../scripts/swtpm-vm.sh"
+for v in 0 1 2 3; do boot_vm "vm$v" K >/dev/null; done
+# The devnet's policy admits sim evidence; add the TPM fleet's reference values to it.
+python3 - "$D/bench-policy.json" "$D/vm0/policy.json" "$D/policy.json" <<'PY'
+import json, sys
+sim, tpm, out = sys.argv[1:]
+p = json.load(open(sim)); p["tpm2"] = json.load(open(tpm))["tpm2"]
+json.dump(p, open(out, "w"), indent=2)
+PY
 echo "== 2. restart from the stores; load for 16 s; kill -9 a backup at 3 s and the primary at 8 s"
 "$A" devnet up --dir "$D" >/dev/null
 h0=$(get $API /v1/status | field height)
+anchor=$(get $API /v1/freshness | field anchor)
+mkdir -p "$D/requests"
+for v in 0 1 2 3; do
+  (for i in $(seq 1 50); do
+    "$A" attest --tpm "swtpm:host=127.0.0.1,port=$(cat "$D/vm$v/port")" --vm-id "vm$v-$i" \
+      --anchor "$anchor" --eventlog "$D/vm$v/eventlog.bin" --request-out "$D/requests/vm$v-$i.bin" >/dev/null
+  done) &
+done
+wait
+echo "$(ls "$D/requests" | wc -l) TPM requests bound to anchor ${anchor:0:16}"
 "$A" bench --target "$D" --duration 16 --concurrency 8 --json >"$D/load.json" 2>&1 &
 LOAD=$!
+# The TPM requests go in alongside (2 clients; they overlap the first kill).
+"$A" bench --target "$D" --evidence tpm --requests "$D/requests" --duration 16 --concurrency 2 \
+  --save-responses "$D/responses" --json >"$D/tpm.json" 2>&1 &
+TPM=$!
 sleep 3
 kill -9 "$(cat "$D/node2.pid")"
 echo "killed node2 (a backup)"
@@ -52,6 +80,7 @@ sleep 3
 "$A" devnet up --dir "$D" >/dev/null
 echo "restarted node2 and node$primary"
 wait $LOAD || true
+wait $TPM || true
 committed=$(sed -n 's/.*"committed": \([0-9]*\).*/\1/p' "$D/load.json" | head -1)
 echo "load: $committed attestations committed while nodes were killed and restarted"
 [ "${committed:-0}" -gt 50 ] || { cat "$D/load.json"; echo "FAIL: too little progress"; exit 1; }
@@ -89,6 +118,21 @@ for n in 0 1 2 3; do
 done
 get $API /metrics | grep -E "^attestnet_certificates_fetched_total"
 get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"
+
+echo "== 3b. every TPM response a client received verifies offline and is on every ledger"
+n=0
+for f in "$D"/responses/*.json; do
+  "$A" verify "$f" --genesis "$D/genesis.json" | grep -q "^VALID: vm vm[0-3]-[0-9]* (tpm2) verdict affirming" \
+    || { "$A" verify "$f" --genesis "$D/genesis.json"; echo "FAIL: $f"; exit 1; }
+  id=$(basename "$f" .json)
+  for k in 0 1 2 3; do
+    get $((API + k)) "/v1/attestations/$id" | grep -q '"status": "committed"' \
+      || { echo "FAIL: $id is not on node$k's ledger"; exit 1; }
+  done
+  n=$((n + 1))
+done
+echo "$n TPM responses: VALID offline (affirming) and on all 4 ledgers"
+[ "$n" -ge 150 ] || { cat "$D/tpm.json"; echo "FAIL: too few TPM attestations completed"; exit 1; }
 
 echo "== 4. bad input: 4xx with a reason, and the node keeps serving"
 expect() {  # expect WHAT PATTERN OUTPUT
