@@ -22,7 +22,7 @@ namespace {
 
 struct AttestArgs {
   std::string tpm, vm_id, anchor, eventlog, ima, out, pcrs = "sha256:0,4,7,8,9", ak = "rsa";
-  std::string node, request_out;
+  std::string node, request_out, bundle, platform;
   double wait = 30;
   bool tsm = false;
   std::string request, policy, at;
@@ -68,7 +68,15 @@ int attest(const AttestArgs& a) {
               to_hex(binding).substr(0, 16).c_str());
   std::string platform;
   Bytes bundle;
-  if (a.tsm) {
+  if (!a.bundle.empty()) {
+    // Evidence collected elsewhere (a bundle from `evidence bundle` or `evidence collect`): it
+    // must already carry this request's binding, or the network will say so.
+    if (a.platform.empty()) return fail("--bundle needs --platform (tpm2, sev-snp, tdx, sgx, sim)");
+    auto b = read_file(a.bundle);
+    if (!b.ok()) return fail(b.error().reason);
+    platform = a.platform;
+    bundle = std::move(b).value();
+  } else if (a.tsm) {
     Bytes rd(binding.begin(), binding.end());
     rd.resize(64, 0);
     auto ev = agent::collect_tsm(as_view(rd));
@@ -100,8 +108,14 @@ int attest(const AttestArgs& a) {
     platform = "tpm2";
     bundle = ev->encode();
   }
-  std::printf("2/3 %s evidence bound to the request (%zu bytes)\n", platform.c_str(),
-              bundle.size());
+  if (a.bundle.empty())
+    std::printf("2/3 %s evidence bound to the request (%zu bytes)\n", platform.c_str(),
+                bundle.size());
+  else
+    std::printf(
+        "2/3 %s evidence from %s (%zu bytes; the network checks that it carries this "
+        "request's binding)\n",
+        platform.c_str(), a.bundle.c_str(), bundle.size());
   auto req = state::AttestationRequest::make(key, a.vm_id, platform, std::move(bundle), anchor);
   Bytes enc = req.encode();
   if (!a.request_out.empty()) {
@@ -193,6 +207,10 @@ void add_attest_command(CLI::App& app) {
                 "signed request here");
   c->add_option("--tpm", args->tpm, "TPM TCTI: swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0");
   c->add_flag("--tsm", args->tsm, "use configfs-tsm (SEV-SNP or TDX guest) instead of a TPM");
+  c->add_option("--bundle", args->bundle,
+                "submit this evidence bundle (from `evidence bundle|collect`) instead");
+  c->add_option("--platform", args->platform,
+                "the bundle's platform: tpm2 | sev-snp | tdx | sgx | sim");
   c->add_option("--vm-id", args->vm_id, "this VM's id")->required();
   c->add_option("--anchor", args->anchor,
                 "freshness anchor: a recent block hash (hex; default: GET --node/v1/freshness)");
