@@ -156,7 +156,15 @@ void appraise_tpm2(Appraiser& a, const AppraisalInput& in) {
   const AkPublic& akp = **ak;
   auto sig = parse_signature_file(as_view(ev->signature), akp, ev->plain_hash);
   if (!sig.ok()) return a.evidence_failed(kHardware, "signature", sig.error());
-  auto vq = verify_quote(akp, as_view(ev->quote), *sig, ev->pcrs);
+  Hash32 sig_key{};
+  bool sig_known = false;
+  if (in.ak_cache) {
+    sig_key = AkCache::signature_key(as_view(ev->ak_public), as_view(ev->quote),
+                                     as_view(ev->signature), ev->plain_hash);
+    sig_known = in.ak_cache->signature_known(sig_key);
+  }
+  auto vq = verify_quote(akp, as_view(ev->quote), *sig, ev->pcrs, sig_known);
+  if (vq.ok() && in.ak_cache && !sig_known) in.ak_cache->remember_signature(sig_key);
   if (!vq.ok()) {
     const char* claim = vq.error().code == Errc::kPcrMismatch ? kExecutables : kHardware;
     return a.evidence_failed(claim, "quote", vq.error());
@@ -280,6 +288,25 @@ void appraise_sim(Appraiser& a, const AppraisalInput& in) {
 }
 
 }  // namespace
+
+void prewarm(const AppraisalInput& in) {
+  if (in.platform == "sim") {
+    if (in.ed25519) (void)evidence::sim::verify_sim_evidence(in.evidence, in.ed25519);
+    return;
+  }
+  if (in.platform != "tpm2" || !in.ak_cache) return;
+  auto ev = Tpm2Evidence::decode(in.evidence);
+  if (!ev.ok()) return;
+  Hash32 key = AkCache::signature_key(as_view(ev->ak_public), as_view(ev->quote),
+                                      as_view(ev->signature), ev->plain_hash);
+  if (in.ak_cache->signature_known(key)) return;
+  auto ak = in.ak_cache->get(as_view(ev->ak_public));
+  if (!ak.ok()) return;
+  auto sig = parse_signature_file(as_view(ev->signature), **ak, ev->plain_hash);
+  if (!sig.ok()) return;
+  if (verify_quote(**ak, as_view(ev->quote), *sig, ev->pcrs).ok())
+    in.ak_cache->remember_signature(key);
+}
 
 AppraisalResult appraise(const Policy* policy, const AppraisalInput& in) {
   Appraiser a(policy, in.platform);

@@ -135,4 +135,10 @@ struct AppraisalInput {
 // reported, and the verdict is kNone: nothing was compared with reference values.
 AppraisalResult appraise(const Policy* policy, const AppraisalInput& in);
 
+// What appraisal would verify that depends on nothing but the evidence (a TPM quote's
+// signature; sim evidence's Ed25519 signature), done now so that appraise() finds it in
+// in.ak_cache / in.ed25519's memo: a node calls it when a request arrives, off the execution
+// path. Judges nothing and changes no result. Thread-safe with thread-safe caches.
+void prewarm(const AppraisalInput& in);
+
 }  // namespace attestnet::policy

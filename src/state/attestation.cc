@@ -117,7 +117,12 @@ Status AttestationApp::validate(const consensus::Request& q) const {
   ATN_TRY(AttestationRequest r, AttestationRequest::decode(as_view(q.payload)));
   const crypto::VerifyFn* v = verify_ ? &verify_ : nullptr;
   ATN_CHECK(r.verify_signature(v));
-  if (v && r.platform == "sim") (void)evidence::sim::verify_sim_evidence(as_view(r.evidence), v);
+  policy::AppraisalInput in;
+  in.platform = r.platform;
+  in.evidence = as_view(r.evidence);
+  in.ak_cache = &ak_cache_;
+  in.ed25519 = v;
+  policy::prewarm(in);
   return {};
 }
 

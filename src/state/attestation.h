@@ -86,7 +86,8 @@ class AttestationApp {
   // do not depend on it (a memo of a deterministic function).
   void set_verifier(crypto::VerifyFn verify) { verify_ = std::move(verify); }
   // On arrival (consensus ReplicaHooks::validate): decodes and checks the VM's signature, and
-  // (without judging it) verifies sim evidence's signature so that execution finds it memoised.
+  // (without judging anything) verifies the evidence's own signature (policy::prewarm) so that
+  // execution finds it memoised. Thread-safe.
   Status validate(const consensus::Request& q) const;
   // At execution: the record every replica computes for this request at this block time.
   ledger::AttestationRecord execute(const consensus::Request& q, uint64_t block_time_ms,

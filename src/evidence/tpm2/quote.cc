@@ -277,6 +277,24 @@ Result<std::shared_ptr<const AkPublic>> AkCache::get(ByteView ak_public) {
   return shared;
 }
 
+Hash32 AkCache::signature_key(ByteView ak_public, ByteView attest, ByteView signature,
+                              uint16_t plain_hash) {
+  Writer w(ak_public.size() + attest.size() + signature.size() + 32);
+  w.bytes(ak_public).bytes(attest).bytes(signature).u16(plain_hash);
+  return hash_domain("attestnet/tpm2-quote-signature", as_view(w.data()));
+}
+
+bool AkCache::signature_known(const Hash32& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return signatures_.count(key) > 0;
+}
+
+void AkCache::remember_signature(const Hash32& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (signatures_.size() >= 16 * capacity_) signatures_.clear();
+  signatures_.insert(key);
+}
+
 size_t AkCache::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return map_.size();
@@ -401,9 +419,9 @@ Status verify_signature(const AkPublic& ak, const Quote& q, const Signature& sig
 }
 
 Result<VerifiedQuote> verify_quote(const AkPublic& ak, ByteView tpms_attest, const Signature& sig,
-                                   const PcrValues& pcrs) {
+                                   const PcrValues& pcrs, bool signature_verified) {
   ATN_TRY(Quote q, parse_quote(tpms_attest));
-  ATN_CHECK(verify_signature(ak, q, sig));
+  if (!signature_verified) ATN_CHECK(verify_signature(ak, q, sig));
   // qualifiedSigner is the AK's *qualified* name (it folds in the parent hierarchy's), so it
   // cannot be compared with the AK's name here; the signature is what binds the quote to the AK.
   ATN_TRY(Bytes d, pcr_digest(sig.hash_alg, q.selection, pcrs));

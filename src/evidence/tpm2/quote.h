@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/bytes.h"
@@ -92,11 +93,18 @@ class AkCache {
   explicit AkCache(size_t capacity = 4096) : capacity_(capacity) {}
   Result<std::shared_ptr<const AkPublic>> get(ByteView ak_public);
   size_t size() const;
+  // Quote signatures already verified, by H(AK public, TPMS_ATTEST, signature bytes): a node
+  // checks a quote's signature when the request arrives and finds it here at execution.
+  static Hash32 signature_key(ByteView ak_public, ByteView attest, ByteView signature,
+                              uint16_t plain_hash);
+  bool signature_known(const Hash32& key) const;
+  void remember_signature(const Hash32& key);
 
  private:
   size_t capacity_;
   mutable std::mutex mu_;
   std::unordered_map<Hash32, std::shared_ptr<const AkPublic>, Hash32Hasher> map_;
+  std::unordered_set<Hash32, Hash32Hasher> signatures_;
 };
 
 // A signature file as tpm2_quote writes it: `tss` (TPMT_SIGNATURE) or `plain` (raw RSA
@@ -120,7 +128,9 @@ struct VerifiedQuote {
   Signature signature;
   PcrValues pcrs;  // exactly the quoted PCRs
 };
+// signature_verified: the caller checked this exact (AK, attest, signature) before (AkCache's
+// memo); everything else is checked again.
 Result<VerifiedQuote> verify_quote(const AkPublic& ak, ByteView tpms_attest, const Signature& sig,
-                                   const PcrValues& pcrs);
+                                   const PcrValues& pcrs, bool signature_verified = false);
 
 }  // namespace attestnet::evidence::tpm2
