@@ -21,6 +21,7 @@
 #include "core/hash.h"
 
 #include "crypto/merkle.h"
+#include "crypto/signature_memo.h"
 #include "evidence/binding.h"
 #include "evidence/sim/sim.h"
 #include "ledger/audit.h"
@@ -106,33 +107,6 @@ const char* byz_name(ByzKind k) {
   }
   return "?";
 }
-
-// Verified-signature cache shared by the simulated replicas: verification is a pure function,
-// so caching changes cost, never results.
-class SigCache {
- public:
-  bool verify(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
-    Hash32 key =
-        Sha256().update(as_view(Hash32(pk))).update(ByteView(sig.data(), 64)).update(msg).finish();
-    if (good_.count(key)) return true;
-    if (bad_.count(key)) return false;
-    bool ok = crypto::verify(pk, msg, sig);
-    (ok ? good_ : bad_).insert(key);
-    if (good_.size() > 2000000) good_.clear();
-    if (bad_.size() > 200000) bad_.clear();
-    return ok;
-  }
-
- private:
-  struct H {
-    size_t operator()(const Hash32& h) const {
-      size_t v;
-      std::memcpy(&v, h.data(), sizeof v);
-      return v;
-    }
-  };
-  std::unordered_set<Hash32, H> good_, bad_;
-};
 
 struct Event {
   enum Kind { kDeliver, kTick, kRequest, kReply, kClientTick, kCrash, kRestart } kind;
@@ -257,7 +231,8 @@ class Simulation {
   std::unordered_map<Hash32, size_t, Hash32Hasher> request_index_;
   std::vector<Hash32> request_ids_;
   std::unordered_set<Hash32, Hash32Hasher> sent_requests_;
-  std::shared_ptr<SigCache> cache_ = std::make_shared<SigCache>();
+  // Verified signatures shared by the simulated replicas (cost, never results).
+  std::shared_ptr<crypto::SignatureMemo> cache_ = std::make_shared<crypto::SignatureMemo>();
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
   uint64_t next_event_id_ = 0;
   uint64_t now_ = 0;

@@ -6,6 +6,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "core/codec.h"
+#include "net/listen.h"
+
 namespace attestnet::api {
 namespace {
 
@@ -226,19 +229,7 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   Impl& m = *impl_;
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(m.cfg.host, ec);
-  if (ec)
-    return make_error(Errc::kInvalidArgument,
-                      "API listen address '" + m.cfg.host + "' is not an IP address");
-  tcp::endpoint ep(addr, m.cfg.port);
-  m.acceptor.open(ep.protocol(), ec);
-  if (!ec) m.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) m.acceptor.bind(ep, ec);
-  if (!ec) m.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return make_error(Errc::kIo, "cannot listen for the API on " + m.cfg.host + ":" +
-                                     std::to_string(m.cfg.port) + ": " + ec.message());
+  ATN_CHECK(net::listen_on(m.acceptor, m.cfg.host, m.cfg.port, "the API"));
   port_ = m.acceptor.local_endpoint().port();
   m.accept();
   return {};

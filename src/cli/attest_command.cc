@@ -55,11 +55,10 @@ int attest(const AttestArgs& a) {
   } else if (a.request_out.empty()) {
     return fail("give --node URL (submit and wait) or --request-out FILE with --anchor");
   }
-  auto anchor_bytes = from_hex(anchor_hex);
-  if (!anchor_bytes || anchor_bytes->size() != 32)
+  auto parsed_anchor = hash32_from_hex(anchor_hex);
+  if (!parsed_anchor)
     return fail("--anchor must be 32 bytes of hex: a recent block hash (GET /v1/freshness)");
-  Hash32 anchor;
-  std::copy(anchor_bytes->begin(), anchor_bytes->end(), anchor.begin());
+  Hash32 anchor = *parsed_anchor;
   crypto::init();
   crypto::SecretKey key = crypto::SecretKey::generate();  // ephemeral, never stored
   Hash32 binding = evidence::evidence_binding(anchor, key.public_key());

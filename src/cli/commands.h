@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/bytes.h"
 #include "core/result.h"
@@ -29,6 +31,8 @@ struct DevnetOptions {
 };
 int devnet_up(const DevnetOptions& o);  // exit code
 int devnet_down(const std::string& dir);
+// The nodes of a devnet directory, from their configs: (name, API port), node0 first.
+std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& dir);
 int exit_code();
 // `genesis init` as a function (devnet up): keys in keys_dir/nodeI.key, peers on base_port+i.
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,

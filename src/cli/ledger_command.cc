@@ -116,12 +116,12 @@ int show(const LedgerArgs& a) {
 
 // Parses REQUEST_ID and opens the data directory read-only; non-zero exit code on failure.
 int open_for_request(const LedgerArgs& a, Hash32* rid, std::unique_ptr<ledger::ReplicaStore>* out) {
-  auto id = from_hex(a.request_id);
-  if (!id || id->size() != 32) {
+  auto id = hash32_from_hex(a.request_id);
+  if (!id) {
     std::fprintf(stderr, "REQUEST_ID must be 64 hex digits\n");
     return 2;
   }
-  std::copy(id->begin(), id->end(), rid->begin());
+  *rid = *id;
   auto store = ledger::ReplicaStore::open_read_only(a.data);
   if (!store.ok()) {
     std::fprintf(stderr, "data directory: %s\n", store.error().to_string().c_str());

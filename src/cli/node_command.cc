@@ -81,18 +81,6 @@ Result<nlohmann::json> get_json(const std::string& host, uint16_t port, const st
   }
 }
 
-// Ports of a devnet from its configs: (name, api port) per node.
-std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& dir) {
-  std::vector<std::pair<std::string, uint16_t>> v;
-  for (uint32_t i = 0;; ++i) {
-    std::string cfg = dir + "/" + node_name(i) + ".toml";
-    if (!fs::exists(cfg)) break;
-    auto c = node::load_config(cfg);
-    v.emplace_back(node_name(i), c.ok() ? c->api_listen.port : 0);
-  }
-  return v;
-}
-
 pid_t spawn_node(const std::string& dir, uint32_t i) {
   std::string exe = fs::read_symlink("/proc/self/exe");
   std::string cfg = dir + "/" + node_name(i) + ".toml";
@@ -116,6 +104,18 @@ pid_t spawn_node(const std::string& dir, uint32_t i) {
 }
 
 }  // namespace
+
+// Ports of a devnet from its configs: (name, api port) per node.
+std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& dir) {
+  std::vector<std::pair<std::string, uint16_t>> v;
+  for (uint32_t i = 0;; ++i) {
+    std::string cfg = dir + "/" + node_name(i) + ".toml";
+    if (!fs::exists(cfg)) break;
+    auto c = node::load_config(cfg);
+    v.emplace_back(node_name(i), c.ok() ? c->api_listen.port : 0);
+  }
+  return v;
+}
 
 int devnet_up(const DevnetOptions& a) {
   fs::create_directories(a.dir);

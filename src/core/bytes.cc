@@ -15,6 +15,14 @@ std::string to_hex(ByteView b) {
   return out;
 }
 
+std::optional<Hash32> hash32_from_hex(std::string_view hex) {
+  auto b = from_hex(hex);
+  if (!b || b->size() != 32) return std::nullopt;
+  Hash32 h;
+  std::copy(b->begin(), b->end(), h.begin());
+  return h;
+}
+
 std::optional<Bytes> from_hex(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
   auto nib = [](char c) -> int {

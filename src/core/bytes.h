@@ -20,6 +20,8 @@ inline std::string to_hex(const Hash32& h) {
   return to_hex(ByteView(h.data(), h.size()));
 }
 std::optional<Bytes> from_hex(std::string_view hex);
+// Exactly 64 hex digits (a hash, a request id, an anchor), else nullopt.
+std::optional<Hash32> hash32_from_hex(std::string_view hex);
 std::optional<Bytes> from_base64(std::string_view b64);
 
 inline ByteView as_view(const Bytes& b) {

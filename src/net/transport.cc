@@ -5,6 +5,8 @@
 #include <map>
 #include <mutex>
 
+#include "core/codec.h"
+#include "net/listen.h"
 #include "net/tls.h"
 
 namespace attestnet::net {
@@ -100,6 +102,7 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
         [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type r) {
           if (ec) return self->retry();
           self->stream_ = std::make_unique<SslStream>(self->strand_, *self->ctx_);
+          ++self->gen_;
           asio::async_connect(self->stream_->lowest_layer(), r,
                               [self](boost::system::error_code ec, const tcp::endpoint&) {
                                 if (ec) return self->retry();
@@ -121,6 +124,7 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
                                  return self->retry();
                                }
                                self->up_ = true;
+                               self->writing_ = false;  // a write of the old connection is void
                                ++self->stats_->connects;
                                ++self->stats_->outbound_up;
                                self->backoff_ms_ = self->cfg_.backoff_min_ms;
@@ -130,9 +134,10 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
   }
   // The receiver never writes on this connection: a completed read means it closed.
   void watch() {
-    stream_->async_read_some(
-        asio::buffer(sink_),
-        [self = shared_from_this()](boost::system::error_code, size_t) { self->fail(); });
+    stream_->async_read_some(asio::buffer(sink_), [self = shared_from_this(), gen = gen_](
+                                                      boost::system::error_code, size_t) {
+      if (gen == self->gen_) self->fail();  // not a completion of an older connection
+    });
   }
   void write_next() {
     if (!up_ || writing_ || stopped_) return;
@@ -145,19 +150,21 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(frame->header),
         asio::buffer(frame->payload->data() + frame->offset, frame->len)};
-    asio::async_write(*stream_, bufs,
-                      [self = shared_from_this(), frame](boost::system::error_code ec, size_t n) {
-                        self->writing_ = false;
-                        if (ec) {
-                          // The frame is lost with the connection; consensus retransmits.
-                          self->release(*frame);
-                          return self->fail();
-                        }
-                        ++self->stats_->frames_out;
-                        self->stats_->bytes_out += n;
-                        self->release(*frame);
-                        self->write_next();
-                      });
+    asio::async_write(
+        *stream_, bufs,
+        [self = shared_from_this(), frame, gen = gen_](boost::system::error_code ec, size_t n) {
+          if (gen != self->gen_) return self->release(*frame);  // an older connection's write
+          self->writing_ = false;
+          if (ec) {
+            // The frame is lost with the connection; consensus retransmits.
+            self->release(*frame);
+            return self->fail();
+          }
+          ++self->stats_->frames_out;
+          self->stats_->bytes_out += n;
+          self->release(*frame);
+          self->write_next();
+        });
   }
   void release(const OutFrame& f) {
     // A message's bytes count against the queue until its last frame is written.
@@ -200,6 +207,7 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
   std::deque<OutFrame> high_, low_;
   size_t queued_ = 0;
   uint64_t backoff_ms_;
+  uint64_t gen_ = 0;  // connection generation: completions of a closed connection are ignored
   bool writing_ = false, stopped_ = false;
   std::atomic<bool> up_{false};
   std::array<uint8_t, 16> sink_{};
@@ -390,19 +398,7 @@ Status Transport::start() {
     if (!client.ok()) return client.error();
     m.out[p.id] = std::make_shared<Outbound>(m.io, m.cfg, p, std::move(client).value(), stats_);
   }
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(m.cfg.listen_host, ec);
-  if (ec)
-    return make_error(Errc::kInvalidArgument,
-                      "peer listen address '" + m.cfg.listen_host + "' is not an IP address");
-  tcp::endpoint ep(addr, m.cfg.listen_port);
-  m.acceptor.open(ep.protocol(), ec);
-  if (!ec) m.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) m.acceptor.bind(ep, ec);
-  if (!ec) m.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return make_error(Errc::kIo, "cannot listen for peers on " + m.cfg.listen_host + ":" +
-                                     std::to_string(m.cfg.listen_port) + ": " + ec.message());
+  ATN_CHECK(listen_on(m.acceptor, m.cfg.listen_host, m.cfg.listen_port, "peers"));
   port_ = m.acceptor.local_endpoint().port();
   m.accept();
   for (auto& [id, o] : m.out) o->start();

@@ -74,38 +74,6 @@ void Histogram::observe(double ms) {
   }
 }
 
-// Verified (key, message, signature) triples, shared by the workers (who fill it) and the
-// consensus thread (whose verify hook consults it first). Bounded: cleared when full.
-class SignatureCache {
- public:
-  static Hash32 key(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
-    Writer w(msg.size() + 96);
-    w.fixed(ByteView(pk.data(), pk.size())).fixed(ByteView(sig.data(), sig.size())).fixed(msg);
-    return hash_domain("attestnet/node-sigcache", as_view(w.data()));
-  }
-  bool verify(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {
-    Hash32 k = key(pk, msg, sig);
-    {
-      std::lock_guard lk(mu_);
-      if (ok_.count(k)) {
-        ++hits_;
-        return true;
-      }
-    }
-    if (!crypto::verify(pk, msg, sig)) return false;
-    std::lock_guard lk(mu_);
-    if (ok_.size() > 200000) ok_.clear();
-    ok_.insert(k);
-    return true;
-  }
-  uint64_t hits() const { return hits_.load(); }
-
- private:
-  std::mutex mu_;
-  std::unordered_set<Hash32, Hash32Hasher> ok_;
-  std::atomic<uint64_t> hits_{0};
-};
-
 Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   crypto::init();
   std::unique_ptr<Node> n(new Node());
@@ -138,12 +106,10 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     n->policy_ = std::make_shared<const policy::Policy>(std::move(pol).value());
     n->app_ = std::make_shared<state::AttestationApp>(n->policy_);
   }
-  n->sigs_ = std::make_shared<SignatureCache>();
-  if (n->app_) {
-    auto sigs = n->sigs_;
-    n->app_->set_verifier([sigs](const crypto::PublicKey& pk, ByteView m,
-                                 const crypto::Signature& s) { return sigs->verify(pk, m, s); });
-  }
+  // Verified signatures, shared by the workers (who fill it on arrival), the replica's verify
+  // hook, execution (set_verifier) and response building.
+  n->sigs_ = std::make_shared<crypto::SignatureMemo>(200000, 20000);
+  if (n->app_) n->app_->set_verifier(n->memo_verify());
 
   auto& rc = n->rcfg_;
   rc.chain_id = n->genesis_.chain_id;
@@ -175,10 +141,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   ATN_CHECK(n->catch_up_ledger());
   ATN_TRY(auto records, n->store_->load());
   consensus::ReplicaHooks hooks;
-  auto sigs = n->sigs_;
-  hooks.verify = [sigs](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
-    return sigs->verify(pk, m, s);
-  };
+  hooks.verify = n->memo_verify();
   hooks.validate = [self](const consensus::Request& q) -> Status {
     {
       std::lock_guard lk(self->vmu_);
@@ -245,10 +208,7 @@ Node::~Node() {
 }
 
 crypto::VerifyFn Node::memo_verify() const {
-  auto sigs = sigs_;
-  return [sigs](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& s) {
-    return sigs->verify(pk, m, s);
-  };
+  return sigs_->fn();
 }
 
 Status Node::start() {
@@ -317,6 +277,7 @@ void Node::stop() {
   if (http_) http_->stop();
   ccv_.notify_all();
   if (consensus_thread_.joinable()) consensus_thread_.join();
+  consensus_done_ = true;
   // The effects thread finishes what consensus handed it: everything it persisted is synced.
   ecv_.notify_all();
   if (effects_thread_.joinable()) effects_thread_.join();
@@ -387,46 +348,48 @@ void Node::consensus_loop() {
 }
 
 void Node::effects_loop() {
+  uint64_t next_housekeeping = 0;
   for (;;) {
     std::function<void()> fn;
     {
       std::unique_lock lk(emu_);
       ecv_.wait_for(lk, std::chrono::milliseconds(50), [&] { return !eq_.empty() || stopping_; });
-      if (eq_.empty()) {
-        if (stopping_ && !consensus_thread_.joinable()) break;
-        if (stopping_) continue;
-        // Expire waiters whose deadline passed.
-        lk.unlock();
-        uint64_t now = steady_ms();
-        for (auto it = waiters_.begin(); it != waiters_.end();) {
-          auto& v = it->second;
-          std::erase_if(v, [&](Waiter& w) {
-            if (w.deadline_ms > now) return false;
-            w.done(make_error(Errc::kNotFound, "not committed before the deadline"));
-            return true;
-          });
-          if (v.empty()) {
-            ready_.erase(it->first);
-            it = waiters_.erase(it);
-          } else {
-            ++it;
-          }
-        }
-        if (now >= next_cert_sync_ms_) {
-          next_cert_sync_ms_ = now + 1000;
-          request_missing_certificates();
-        }
-        continue;
+      // Stop only once consensus has stopped and everything it handed over is carried out.
+      if (eq_.empty() && consensus_done_) break;
+      if (!eq_.empty()) {
+        fn = std::move(eq_.front());
+        eq_.pop_front();
+        eq_depth_ = eq_.size();
       }
-      fn = std::move(eq_.front());
-      eq_.pop_front();
-      eq_depth_ = eq_.size();
     }
-    fn();
-    if (uint64_t now = steady_ms(); now >= next_cert_sync_ms_) {
-      next_cert_sync_ms_ = now + 1000;
-      request_missing_certificates();
+    if (fn) fn();
+    uint64_t now = steady_ms();
+    if (!stopping_ && now >= next_housekeeping) {
+      next_housekeeping = now + 50;
+      housekeeping(now);
     }
+  }
+}
+
+// Waiters past their deadline are answered (202 / 404), and missed header certificates are
+// asked for once a second; under load as well as when idle.
+void Node::housekeeping(uint64_t now) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    std::erase_if(it->second, [&](Waiter& w) {
+      if (w.deadline_ms > now) return false;
+      w.done(make_error(Errc::kNotFound, "not committed before the deadline"));
+      return true;
+    });
+    if (it->second.empty()) {
+      ready_.erase(it->first);
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (now >= next_cert_sync_ms_) {
+    next_cert_sync_ms_ = now + 1000;
+    request_missing_certificates();
   }
 }
 
@@ -763,15 +726,21 @@ std::string Node::metrics() const {
   consensus::ReplicaCounters c;
   std::map<std::string, uint64_t> failures;
   uint64_t height, certified;
+  size_t pending;
   {
     std::lock_guard lk(smu_);
     c = counters_;
+    pending = pending_;
     failures = appraisal_failures_;
     height = tip_height_;
     certified = certified_height_;
   }
   line("attestnet_blocks_committed_total", "counter", "Blocks executed into the ledger.",
        double(blocks_committed_));
+  line("attestnet_requests_forwarded_in_total", "counter",
+       "Requests peers forwarded to this node that validated.", double(forwarded_in_));
+  line("attestnet_requests_forwarded_in_total", "counter",
+       "Requests peers forwarded to this node that validated.", double(forwarded_in_));
   line("attestnet_requests_committed_total", "counter", "Attestation records on the ledger.",
        double(requests_committed_));
   line("attestnet_requests_submitted_total", "counter", "Requests accepted by this node's API.",
@@ -795,7 +764,7 @@ std::string Node::metrics() const {
   line("attestnet_effects_queue_depth", "gauge", "Action batches waiting to be carried out.",
        double(eq_depth_));
   line("attestnet_pending_requests", "gauge", "Requests known but not yet committed.",
-       double(c.requests_executed ? pending_ : pending_));
+       double(pending));
   if (transport_) {
     const auto& t = transport_->stats();
     line("attestnet_peer_connections", "gauge", "Outbound peer connections up.",

@@ -26,6 +26,7 @@
 
 #include "api/http_server.h"
 #include "consensus/replica.h"
+#include "crypto/signature_memo.h"
 #include "ledger/builder.h"
 #include "ledger/response.h"
 #include "ledger/store.h"
@@ -34,8 +35,6 @@
 #include "state/attestation.h"
 
 namespace attestnet::node {
-
-class SignatureCache;
 
 struct Histogram {
   static constexpr std::array<double, 13> kBounds{1,   2,   5,    10,   20,   50,   100,
@@ -93,6 +92,7 @@ class Node {
   std::optional<std::pair<consensus::Seq, Hash32>> deliver(const consensus::DeliverAction& d);
   void certified(const consensus::HeaderCertifiedAction& hc);
   void answer_ready(uint64_t certified_height);
+  void housekeeping(uint64_t now_ms);
   Status catch_up_ledger();
   // Header certificates a replica missed (blocks it got by state transfer, or votes that came
   // while it was down) are fetched from peers and checked against its own headers.
@@ -111,7 +111,7 @@ class Node {
   std::unique_ptr<ledger::LedgerBuilder> builder_;
   std::unique_ptr<state::MemoryLedgerView> view_;
   std::unique_ptr<consensus::Replica> replica_;
-  std::shared_ptr<SignatureCache> sigs_;
+  std::shared_ptr<crypto::SignatureMemo> sigs_;
 
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
@@ -129,6 +129,7 @@ class Node {
   std::deque<std::function<void()>> eq_;
   std::thread effects_thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> consensus_done_{false};
   bool started_ = false;
 
   // Requests the workers or the API validated (the replica's validate hook consumes them).
@@ -160,8 +161,8 @@ class Node {
   std::unordered_map<Hash32, uint64_t, Hash32Hasher> submitted_at_;  // id -> steady ms
   std::atomic<size_t> cq_depth_{0}, eq_depth_{0};
   std::atomic<uint64_t> blocks_committed_{0}, requests_committed_{0}, submitted_{0},
-      forwarded_in_{0}, rejected_requests_{0}, dropped_frames_{0}, persisted_batches_{0},
-      persisted_records_{0}, certificates_fetched_{0};
+      forwarded_in_{0}, dropped_frames_{0}, persisted_batches_{0}, persisted_records_{0},
+      certificates_fetched_{0};
   Histogram commit_latency_;
 };
 

@@ -56,14 +56,6 @@ json header_json(const ledger::BlockHeader& h) {
           {"proposer", h.proposer}};
 }
 
-std::optional<Hash32> parse_id(const std::string& s) {
-  auto b = from_hex(s);
-  if (!b || b->size() != 32) return std::nullopt;
-  Hash32 h;
-  std::copy(b->begin(), b->end(), h.begin());
-  return h;
-}
-
 unsigned status_for(Errc c) {
   switch (c) {
     case Errc::kUnavailable:
@@ -229,7 +221,7 @@ api::Handler make_api_handler(Node& node) {
       return submit(node, r, std::move(reply));
     }
     if (r.method == "GET" && starts("/v1/attestations/")) {
-      auto id = parse_id(p.substr(17));
+      auto id = hash32_from_hex(p.substr(17));
       if (!id) return reply(json_error(400, "a request id is 64 hex digits"));
       auto wait = wait_ms(r);
       if (!wait.ok()) return reply(json_error(400, wait.error().reason));
