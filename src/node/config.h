@@ -10,7 +10,7 @@
 //   api  = "127.0.0.1:8100"     # HTTP API
 //   [consensus]                 # optional; defaults as below
 //   batch_max = 200
-//   batch_wait_ms = 2
+//   batch_wait_ms = 0
 //   view_change_timeout_ms = 1000
 //   max_inflight_blocks = 4     # proposals in flight at the primary (0: only the window)
 //   [api]
