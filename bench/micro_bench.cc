@@ -10,7 +10,7 @@ namespace attestnet {
 namespace {
 
 consensus::Block make_block(size_t requests, size_t payload) {
-  consensus::Block b{1, 1700000000000, 0, {}};
+  consensus::Block b{1, 0, 1700000000000, 0, {}, {}};
   for (size_t i = 0; i < requests; ++i) {
     b.requests.push_back(consensus::Request{i, i, Bytes(payload, static_cast<uint8_t>(i))});
   }

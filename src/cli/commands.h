@@ -36,7 +36,8 @@ std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& di
 int exit_code();
 // `genesis init` as a function (devnet up): keys in keys_dir/nodeI.key, peers on base_port+i.
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
-                         const std::string& out, uint16_t base_port);
+                         const std::string& out, uint16_t base_port, uint32_t committee_size = 0,
+                         uint64_t epoch_length = 0);
 // A whole file, or an Errc::kIo error naming it.
 Result<Bytes> read_file(const std::string& path);
 void set_exit_code(int code);

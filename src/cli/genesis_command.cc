@@ -19,7 +19,8 @@ struct GenesisArgs {
   std::string keys_dir;
   std::string out = "genesis.json";
   uint16_t base_port = 7100;
-  uint64_t epoch_length = 1000;
+  uint32_t committee_size = 0;  // 0: every node sits
+  uint64_t epoch_length = 0;
   uint64_t checkpoint_interval = 16;
   std::string key_out;
 };
@@ -50,8 +51,16 @@ int keygen(const GenesisArgs& a) {
 }
 
 int genesis_init(const GenesisArgs& a) {
-  if (a.nodes < 4 || (a.nodes - 1) % 3 != 0) {
-    std::fprintf(stderr, "--nodes must be 3f+1 with f >= 1 (4, 7, 10, ...), got %u\n", a.nodes);
+  uint32_t seats = a.committee_size ? a.committee_size : a.nodes;
+  if (seats < 4 || (seats - 1) % 3 != 0 || seats > a.nodes) {
+    std::fprintf(stderr,
+                 "the committee (--committee-size, default --nodes) must be 3f+1 with f >= 1 "
+                 "(4, 7, 10, ...) and at most --nodes; got %u seats for %u nodes\n",
+                 seats, a.nodes);
+    return 2;
+  }
+  if (seats < a.nodes && a.epoch_length == 0) {
+    std::fprintf(stderr, "registered nodes beyond the committee need epochs (--epoch-length)\n");
     return 2;
   }
   if (std::filesystem::exists(a.out)) {
@@ -60,8 +69,14 @@ int genesis_init(const GenesisArgs& a) {
   }
   ledger::Genesis g;
   g.chain_id = a.chain_id;
-  g.epoch_length = a.epoch_length;
+  g.trust.epoch_length = a.epoch_length;
+  g.trust.committee_size = seats;
+  g.trust.max_churn = 1;
   g.checkpoint_interval = a.checkpoint_interval;
+  if (a.epoch_length % a.checkpoint_interval != 0) {
+    std::fprintf(stderr, "--epoch-length must be a multiple of --checkpoint-interval\n");
+    return 2;
+  }
   std::filesystem::create_directories(a.keys_dir);
   for (uint32_t i = 0; i < a.nodes; ++i) {
     std::string path = a.keys_dir + "/node" + std::to_string(i) + ".key";
@@ -87,8 +102,11 @@ int genesis_init(const GenesisArgs& a) {
 }  // namespace
 
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
-                         const std::string& out, uint16_t base_port) {
+                         const std::string& out, uint16_t base_port, uint32_t committee_size,
+                         uint64_t epoch_length) {
   GenesisArgs a;
+  a.committee_size = committee_size;
+  a.epoch_length = epoch_length;
   a.chain_id = chain_id;
   a.nodes = nodes;
   a.keys_dir = keys_dir;
@@ -108,11 +126,14 @@ void add_genesis_commands(CLI::App& app) {
   gen->require_subcommand(1);
   CLI::App* init = gen->add_subcommand("init", "Create keys for N local nodes and a genesis file");
   init->add_option("--chain-id", args->chain_id, "Chain id");
-  init->add_option("--nodes", args->nodes, "Committee size, 3f+1");
+  init->add_option("--nodes", args->nodes, "Registered nodes");
+  init->add_option("--committee-size", args->committee_size,
+                   "Seats, 3f+1 (default: every node); the first nodes sit in epoch 0");
   init->add_option("--keys-dir", args->keys_dir, "Directory for the nodes' key files")->required();
   init->add_option("--out", args->out, "Genesis file to write");
   init->add_option("--base-port", args->base_port, "Peer port of node 0 (node i gets +i)");
-  init->add_option("--epoch-length", args->epoch_length, "Blocks per epoch");
+  init->add_option("--epoch-length", args->epoch_length,
+                   "Blocks per epoch (0: no epochs, the genesis committee forever)");
   init->add_option("--checkpoint-interval", args->checkpoint_interval, "Blocks per checkpoint");
   init->callback([args] { set_exit_code(genesis_init(*args)); });
 }

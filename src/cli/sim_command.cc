@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "sim/epoch_sim.h"
 #include "sim/simulator.h"
 
 namespace attestnet::cli {
@@ -38,7 +39,170 @@ struct SimArgs {
   bool quiet = false;
   bool attest = false;
   uint32_t batch = 8;
+  // --epochs: the epoch and committee-rotation simulator (sim/epoch_sim.h).
+  uint64_t epochs = 0;
+  uint32_t registered = 16;
+  uint32_t seats = 7;
+  uint32_t byzantine = 2;
+  uint64_t epoch_length = 8;
+  std::string behaviour = "mixed";
+  bool silent = false;
+  bool no_net_faults = false;
+  bool json = false;
 };
+
+int run_epochs(const SimArgs& a) {
+  sim::EpochSimOptions o;
+  o.registered = a.registered;
+  o.seats = a.seats;
+  o.epochs = a.epochs;
+  o.epoch_length = a.epoch_length;
+  o.byzantine = a.byzantine;
+  o.trace = a.trace;
+  o.net_faults = !a.no_net_faults;
+  o.silent_from_epoch = a.silent ? 2 : UINT64_MAX;
+  if (a.behaviour == "equivocate") {
+    o.behaviour = sim::ByzBehaviour::kEquivocate;
+  } else if (a.behaviour == "bad-vote") {
+    o.behaviour = sim::ByzBehaviour::kBadHeaderVote;
+  } else if (a.behaviour == "mixed") {
+    o.behaviour = sim::ByzBehaviour::kMixed;
+  } else {
+    std::fprintf(stderr, "unknown --behaviour '%s': use equivocate, bad-vote or mixed\n",
+                 a.behaviour.c_str());
+    return 2;
+  }
+  if (a.seats < 4 || (a.seats - 1) % 3 != 0 || a.seats > a.registered) {
+    std::fprintf(stderr, "--seats must be 3f+1 (4, 7, 10, ...) and at most --registered\n");
+    return 2;
+  }
+  if (a.byzantine > (a.seats - 1) / 3) {
+    std::fprintf(stderr, "--byzantine %u exceeds f = %u for %u seats\n", a.byzantine,
+                 (a.seats - 1) / 3, a.seats);
+    return 2;
+  }
+  if (a.epoch_length % o.checkpoint_interval != 0) {
+    std::fprintf(stderr, "--epoch-length must be a multiple of %llu\n",
+                 static_cast<unsigned long long>(o.checkpoint_interval));
+    return 2;
+  }
+  uint64_t first = a.seed, count = a.seeds == 0 ? 1 : a.seeds;
+  uint64_t violations = 0, seated = 0, excluded = 0, over_f = 0, proofs = 0, proven = 0;
+  uint64_t vc = 0, newcomer = 0, silent_lost = 0, silent_sum = 0, silent_max = 0;
+  double in_sum = 0, ho_sum = 0, vc_sum = 0;
+  uint64_t in_n = 0, ho_n = 0, vc_n = 0;
+  sim::EpochSimResult last;
+  std::map<std::string, uint64_t> by_invariant;
+  double c0 = cpu_seconds();
+  for (uint64_t s = first; s < first + count; ++s) {
+    o.seed = s;
+    sim::EpochSimResult r = sim::run_epoch_simulation(o);
+    if (!r.ok) {
+      ++violations;
+      ++by_invariant[r.invariant];
+      if (violations <= 5) {
+        std::printf("VIOLATION seed=%llu invariant=%s\n  %s\n  last events:\n",
+                    static_cast<unsigned long long>(s), r.invariant.c_str(), r.detail.c_str());
+        for (const auto& e : r.last_events) std::printf("    %s\n", e.c_str());
+        std::printf(
+            "  replay: attestnet sim --epochs %llu --registered %u --seats %u "
+            "--byzantine %u --epoch-length %llu --behaviour %s%s --seed %llu\n",
+            static_cast<unsigned long long>(a.epochs), a.registered, a.seats, a.byzantine,
+            static_cast<unsigned long long>(a.epoch_length), a.behaviour.c_str(),
+            a.silent ? " --silent" : "", static_cast<unsigned long long>(s));
+      }
+    }
+    seated += r.byz_seated_while_excluded;
+    excluded += r.byz_excluded_epochs;
+    over_f += r.committees_over_f;
+    proofs += r.proofs_accepted;
+    proven += r.byzantine_proven;
+    vc += r.view_changes;
+    newcomer += r.newcomer_seated;
+    if (r.silent_lost_seat_after >= 0) {
+      ++silent_lost;
+      silent_sum += static_cast<uint64_t>(r.silent_lost_seat_after);
+      silent_max = std::max(silent_max, static_cast<uint64_t>(r.silent_lost_seat_after));
+    }
+    in_sum += r.block_interval_ms * static_cast<double>(r.blocks);
+    in_n += r.blocks;
+    ho_sum += r.handover_interval_ms * static_cast<double>(r.handover_samples);
+    ho_n += r.handover_samples;
+    vc_sum += r.view_change_interval_ms * static_cast<double>(r.view_change_samples);
+    vc_n += r.view_change_samples;
+    last = r;
+    if (count >= 20 && (s - first + 1) % 20 == 0 && !a.quiet) {
+      std::fprintf(stderr, "  ... %llu/%llu seeds, %llu violation(s)\n",
+                   static_cast<unsigned long long>(s - first + 1),
+                   static_cast<unsigned long long>(count),
+                   static_cast<unsigned long long>(violations));
+    }
+  }
+  double c1 = cpu_seconds();
+  double in_ms = in_n ? in_sum / static_cast<double>(in_n) : 0;
+  double ho_ms = ho_n ? ho_sum / static_cast<double>(ho_n) : 0;
+  double vc_ms = vc_n ? vc_sum / static_cast<double>(vc_n) : 0;
+  std::printf(
+      "sim --epochs %llu: registered=%u seats=%u byzantine=%u (%s)%s epoch_length=%llu "
+      "seeds=%llu..%llu: %llu violation(s)\n",
+      static_cast<unsigned long long>(a.epochs), a.registered, a.seats, a.byzantine,
+      a.behaviour.c_str(), a.silent ? " +1 silent" : "",
+      static_cast<unsigned long long>(a.epoch_length), static_cast<unsigned long long>(first),
+      static_cast<unsigned long long>(first + count - 1),
+      static_cast<unsigned long long>(violations));
+  std::printf("  misbehaviour proofs committed: %llu; Byzantine nodes proven: %llu of %llu\n",
+              static_cast<unsigned long long>(proofs), static_cast<unsigned long long>(proven),
+              static_cast<unsigned long long>(a.byzantine * count));
+  std::printf("  epochs a proven Byzantine node sat during its exclusion: %llu of %llu (%.1f%%)\n",
+              static_cast<unsigned long long>(seated), static_cast<unsigned long long>(excluded),
+              excluded ? 100.0 * static_cast<double>(seated) / static_cast<double>(excluded) : 0.0);
+  std::printf("  committees with more than f Byzantine members: %llu\n",
+              static_cast<unsigned long long>(over_f));
+  std::printf("  runs where a newcomer earned a seat: %llu of %llu\n",
+              static_cast<unsigned long long>(newcomer), static_cast<unsigned long long>(count));
+  if (a.silent) {
+    std::printf(
+        "  silent member lost its seat in %llu of %llu runs, after %.1f epochs on "
+        "average (at most %llu)\n",
+        static_cast<unsigned long long>(silent_lost), static_cast<unsigned long long>(count),
+        silent_lost ? static_cast<double>(silent_sum) / static_cast<double>(silent_lost) : 0.0,
+        static_cast<unsigned long long>(silent_max));
+  }
+  std::printf(
+      "  simulated block interval: %.1f ms within an epoch, %.1f ms across a hand-over, "
+      "%.1f ms after a view change (%llu view changes)\n",
+      in_ms, ho_ms, vc_ms, static_cast<unsigned long long>(vc));
+  if (last.response_bytes) {
+    std::printf(
+        "  light client (last seed, %llu epochs): response %zu bytes, verified from "
+        "genesis in %.0f us; from a checkpoint at epoch %llu: %zu bytes, %.0f us\n",
+        static_cast<unsigned long long>(last.epochs_completed), last.response_bytes,
+        last.verify_from_genesis_us,
+        static_cast<unsigned long long>((last.epochs_completed - 1) / 2),
+        last.response_from_checkpoint_bytes, last.verify_from_checkpoint_us);
+  }
+  std::printf("  %.1f s CPU\n", c1 - c0);
+  for (const auto& [inv, n] : by_invariant)
+    std::printf("  %s violations: %llu\n", inv.c_str(), static_cast<unsigned long long>(n));
+  if (a.json) {
+    std::printf(
+        "{\"violations\":%llu,\"seeds\":%llu,\"byz_seated_while_excluded\":%llu,"
+        "\"byz_excluded_epochs\":%llu,\"committees_over_f\":%llu,\"proven\":%llu,"
+        "\"block_interval_ms\":%.2f,\"handover_interval_ms\":%.2f,"
+        "\"view_change_interval_ms\":%.2f}\n",
+        static_cast<unsigned long long>(violations), static_cast<unsigned long long>(count),
+        static_cast<unsigned long long>(seated), static_cast<unsigned long long>(excluded),
+        static_cast<unsigned long long>(over_f), static_cast<unsigned long long>(proven), in_ms,
+        ho_ms, vc_ms);
+  }
+  // What the scenarios promise, beyond the invariants: every Byzantine member (they misbehave
+  // on every vote from epoch 1) is proven, and a silent member loses its seat.
+  bool detected = proven == static_cast<uint64_t>(a.byzantine) * count;
+  bool silenced = !a.silent || silent_lost == count;
+  if (!detected) std::printf("  FAIL: not every Byzantine node was proven\n");
+  if (!silenced) std::printf("  FAIL: the silent member kept its seat in some run\n");
+  return violations == 0 && detected && silenced ? 0 : 1;
+}
 
 void print_violation(const sim::SimResult& r, const SimArgs& a) {
   std::printf("VIOLATION seed=%llu invariant=%s\n  %s\n", static_cast<unsigned long long>(r.seed),
@@ -98,6 +262,7 @@ int run_bench(const std::vector<uint32_t>& ns, const std::vector<uint32_t>& batc
 }
 
 int run_sim(const SimArgs& a) {
+  if (a.epochs) return run_epochs(a);
   if (a.bench) {
     std::vector<uint32_t> ns = {4, 7, 10, 16}, batches = {1, 100, 1000};
     if (a.replicas_given) ns = {a.replicas};
@@ -226,6 +391,21 @@ void add_sim_command(CLI::App& app) {
   sub->add_flag("--attest", args->attest,
                 "Requests are VM-signed AttestationRequests with sim evidence, appraised by the "
                 "policy engine into the records (one client in four boots an unapproved kernel)");
+  sub->add_option("--epochs", args->epochs,
+                  "Run the epoch simulator for this many epochs: registered nodes, a rotating "
+                  "committee, reputation, misbehaviour proofs (docs/trust.md)");
+  sub->add_option("--registered", args->registered, "With --epochs: registered nodes");
+  sub->add_option("--seats", args->seats, "With --epochs: committee seats (3f+1)");
+  sub->add_option("--byzantine", args->byzantine,
+                  "With --epochs: Byzantine members of the genesis committee (<= f)");
+  sub->add_option("--epoch-length", args->epoch_length, "With --epochs: blocks per epoch");
+  sub->add_option("--behaviour", args->behaviour,
+                  "With --epochs: equivocate | bad-vote | mixed (what the Byzantine nodes do)");
+  sub->add_flag("--silent", args->silent,
+                "With --epochs: an honest genesis member goes silent at epoch 2 (needs "
+                "--byzantine < f)");
+  sub->add_flag("--no-net-faults", args->no_net_faults, "With --epochs: no drops or delays");
+  sub->add_flag("--json", args->json, "With --epochs: also a JSON summary line");
   sub->add_flag(
       "--bench", args->bench,
       "Measure protocol CPU per committed request for n=4,7,10,16 and batches 1,100,1000");

@@ -12,7 +12,7 @@ Status finish(const Reader& r) {
 }
 
 Result<std::vector<Envelope>> decode_envelopes(Reader& r) {
-  ATN_TRY(uint32_t n, r.count(2 + 1 + 1 + 4 + 4 + 64));
+  ATN_TRY(uint32_t n, r.count(2 + 1 + 1 + 4 + 8 + 4 + 64));
   std::vector<Envelope> out;
   out.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
@@ -81,16 +81,32 @@ Hash32 Request::id() const {
   return hash_domain("attestnet/request", as_view(w.data()));
 }
 
+void CertifiedHeader::encode(Writer& w) const {
+  w.u64(height).hash(header_digest);
+  cert.encode(w);
+}
+
+Result<CertifiedHeader> CertifiedHeader::decode(Reader& r) {
+  CertifiedHeader c;
+  ATN_TRY(c.height, r.u64());
+  ATN_TRY(c.header_digest, r.hash());
+  ATN_TRY(c.cert, crypto::QuorumCertificate::decode(r));
+  return c;
+}
+
 void Block::encode(Writer& w) const {
-  w.header(kTag, 1).u64(height).u64(block_time).u32(proposer);
+  w.header(kTag, 1).u64(height).u64(view).u64(block_time).u32(proposer);
   w.u32(static_cast<uint32_t>(requests.size()));
   for (const auto& q : requests) q.encode(w);
+  w.u32(static_cast<uint32_t>(certificates.size()));
+  for (const auto& c : certificates) c.encode(w);
 }
 
 Result<Block> Block::decode(Reader& r) {
   ATN_CHECK(r.header(kTag, 1, 1, "block"));
   Block b;
   ATN_TRY(b.height, r.u64());
+  ATN_TRY(b.view, r.u64());
   ATN_TRY(b.block_time, r.u64());
   ATN_TRY(b.proposer, r.u32());
   ATN_TRY(uint32_t n, r.count(8 + 8 + 4));
@@ -103,6 +119,17 @@ Result<Block> Block::decode(Reader& r) {
   for (uint32_t i = 0; i < n; ++i) {
     ATN_TRY(Request q, Request::decode(r));
     b.requests.push_back(std::move(q));
+  }
+  ATN_TRY(uint32_t m, r.count(8 + 32 + 6));
+  if (m > kMaxCertificatesPerBlock) {
+    return make_error(Errc::kOversize, "block carries " + std::to_string(m) +
+                                           " header certificates, the limit is " +
+                                           std::to_string(kMaxCertificatesPerBlock));
+  }
+  b.certificates.reserve(m);
+  for (uint32_t i = 0; i < m; ++i) {
+    ATN_TRY(CertifiedHeader c, CertifiedHeader::decode(r));
+    b.certificates.push_back(std::move(c));
   }
   return b;
 }
@@ -118,7 +145,7 @@ Hash32 Block::digest() const {
 // ---- Envelope ----
 
 void Envelope::encode(Writer& w) const {
-  w.header(kTag, 1).u8(static_cast<uint8_t>(type)).u32(sender).bytes(as_view(body));
+  w.header(kTag, 1).u8(static_cast<uint8_t>(type)).u32(sender).u64(epoch).bytes(as_view(body));
   w.fixed(ByteView(sig.data(), sig.size()));
 }
 
@@ -137,6 +164,7 @@ Result<Envelope> Envelope::decode(Reader& r) {
   }
   e.type = static_cast<MsgType>(t);
   ATN_TRY(e.sender, r.u32());
+  ATN_TRY(e.epoch, r.u64());
   ATN_TRY(e.body, r.bytes());
   ATN_TRY(Bytes sig, r.fixed(64));
   std::copy(sig.begin(), sig.end(), e.sig.begin());
@@ -161,6 +189,7 @@ Envelope sign_envelope(const crypto::SecretKey& key, ReplicaId sender, const std
   Envelope e;
   e.type = type;
   e.sender = sender;
+  e.epoch = epoch;
   e.body = std::move(body);
   e.sig = key.sign(as_view(signing_message(chain_id, epoch, type, as_view(e.body))));
   return e;

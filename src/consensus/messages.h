@@ -1,7 +1,9 @@
 // PBFT protocol messages (Castro & Liskov, OSDI '99 §4, signature variant) and their canonical
 // encodings. Every message travels in a signed Envelope:
 //
-//   Envelope   := tag 0x0201 v1 | type:u8 | sender:u32 | body:bytes | signature[64]
+//   Envelope   := tag 0x0201 v1 | type:u8 | sender:u32 | epoch:u64 | body:bytes | signature[64]
+//                 (epoch is also inside the signed message; in the envelope it lets a host route
+//                 a message to the replica of its epoch before checking the signature)
 //   signed msg := tag 0x0202 v1 | chain_id:bytes | epoch:u64 | type:u8 | body
 //
 // The signed message binds every vote to (chain, epoch, type, view, seq, digest) — lesson 10 of
@@ -11,7 +13,12 @@
 //
 // Bodies (all integers little endian, see core/codec.h):
 //   Request     client_id:u64 client_seq:u64 payload:bytes
-//   Block       tag 0x0210 v1 | height:u64 block_time:u64 proposer:u32 n:u32 Request*n
+//   Block       tag 0x0210 v1 | height:u64 view:u64 block_time:u64 proposer:u32 n:u32 Request*n
+//               m:u32 CertifiedHeader*m
+//   CertifiedHeader := height:u64 header_digest[32] QuorumCertificate
+//               header certificates of earlier heights of the same epoch that the proposer
+//               gathered: they put on the ledger, deterministically, who signed what
+//               (participation, docs/reputation.md)
 //   PrePrepare  view:u64 seq:u64 Block
 //   Prepare     view:u64 seq:u64 digest[32]
 //   Commit      view:u64 seq:u64 digest[32]
@@ -77,15 +84,28 @@ struct Request {
   bool operator==(const Request&) const = default;
 };
 
+// A header certificate as a block carries it (see Block).
+struct CertifiedHeader {
+  Seq height = 0;
+  Hash32 header_digest{};
+  crypto::QuorumCertificate cert;
+  void encode(Writer& w) const;
+  static Result<CertifiedHeader> decode(Reader& r);
+  bool operator==(const CertifiedHeader&) const = default;
+};
+constexpr uint32_t kMaxCertificatesPerBlock = 64;
+
 struct Block {
   static constexpr uint16_t kTag = 0x0210;
   Seq height = 0;
+  View view = 0;            // the view the block was proposed in (0 for null blocks)
   uint64_t block_time = 0;  // ms since the Unix epoch, chosen by the proposer
   ReplicaId proposer = kNoProposer;
   std::vector<Request> requests;
+  std::vector<CertifiedHeader> certificates;
 
   bool is_null() const { return proposer == kNoProposer && requests.empty(); }
-  static Block null_block(Seq height) { return Block{height, 0, kNoProposer, {}}; }
+  static Block null_block(Seq height) { return Block{height, 0, 0, kNoProposer, {}, {}}; }
   Hash32 digest() const;  // H("attestnet/block", encoding)
   void encode(Writer& w) const;
   static Result<Block> decode(Reader& r);
@@ -97,6 +117,7 @@ struct Envelope {
   static constexpr uint16_t kTag = 0x0201;
   MsgType type = MsgType::kRequest;
   ReplicaId sender = 0;
+  uint64_t epoch = 0;
   Bytes body;
   crypto::Signature sig{};
 

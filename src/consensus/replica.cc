@@ -18,6 +18,46 @@ Replica::Replica(ReplicaConfig cfg, crypto::SecretKey key, ReplicaHooks hooks)
     : cfg_(std::move(cfg)), key_(std::move(key)), hooks_(std::move(hooks)) {
   assert(cfg_.n() >= 1 && cfg_.self < cfg_.n());
   assert(cfg_.window >= 2 * cfg_.checkpoint_interval);
+  assert(cfg_.last_height > cfg_.base_height);
+  last_executed_ = stable_ = headers_certified_below_ = cfg_.base_height;
+  state_digest_ = stable_digest_ = cfg_.base_state_digest;
+  last_block_time_ = cfg_.base_block_time;
+  next_seq_ = cfg_.base_height + 1;
+}
+
+std::vector<Request> Replica::pending() const {
+  std::vector<Request> out;
+  std::unordered_set<Hash32, Hash32Hasher> seen;
+  for (const Hash32& id : pending_order_) {
+    auto it = requests_.find(id);
+    if (it != requests_.end() && it->second.req && !it->second.executed && seen.insert(id).second)
+      out.push_back(*it->second.req);
+  }
+  // Requests proposed in this view are no longer in pending_order_.
+  for (const auto& [id, st] : requests_) {
+    if (st.req && !st.executed && seen.insert(id).second) out.push_back(*st.req);
+  }
+  return out;
+}
+
+void Replica::report_bad_header_vote(ReplicaId from, const HeaderVote& v,
+                                     const crypto::Signature& sig) {
+  if (replaying_ || from == cfg_.self) return;
+  Envelope env;
+  env.type = MsgType::kHeaderVote;
+  env.sender = from;
+  env.epoch = cfg_.epoch;
+  env.body = v.encode();
+  env.sig = sig;
+  ++counters_.misbehaviour_proofs;
+  out_.push_back(MisbehaviourAction{MisbehaviourAction::kBadHeaderVote, env, env});
+}
+
+void Replica::report_conflict(const Envelope& first, const Envelope& second) {
+  ++counters_.dropped_conflicting;
+  if (replaying_ || first.sender != second.sender || first.sender == cfg_.self) return;
+  ++counters_.misbehaviour_proofs;
+  out_.push_back(MisbehaviourAction{MisbehaviourAction::kEquivocation, first, second});
 }
 
 std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey key,
@@ -94,6 +134,10 @@ Actions Replica::on_message(ByteView bytes, uint64_t now_ms) {
     ++counters_.dropped_malformed;
     return take_actions();
   }
+  if (env->epoch != cfg_.epoch) {
+    ++counters_.dropped_other_epoch;
+    return take_actions();
+  }
   if (env->sender >= cfg_.n()) {
     ++counters_.dropped_non_member;
     return take_actions();
@@ -121,6 +165,7 @@ Actions Replica::on_tick(uint64_t now_ms) {
       }
     }
   }
+  if (finished()) vc_deadline_.reset();
   if (vc_deadline_ && now_ >= *vc_deadline_) {
     vc_deadline_.reset();
     start_view_change(view_ + 1);
@@ -149,12 +194,20 @@ Actions Replica::on_executed(Seq height, const Hash32& header_digest, uint64_t n
   HeaderVote v{height, hv.view, header_digest};
   Envelope env = sign(MsgType::kHeaderVote, v.encode());
   send(env);
+  for (const auto& [id, vs] : hv.votes) {
+    if (vs.first.header_digest != header_digest) report_bad_header_vote(id, vs.first, vs.second);
+  }
   hv.votes[cfg_.self] = {v, env.sig};
   check_header_certified(height);
   return take_actions();
 }
 
 void Replica::handle_header_vote(const Envelope& env, const HeaderVote& v) {
+  // A late vote still counts for participation: it joins the certificate a block will carry.
+  if (auto att = to_attach_.find(v.height);
+      att != to_attach_.end() && att->second.header_digest == v.header_digest && v.view == 0) {
+    att->second.cert.add(env.sender, env.sig);
+  }
   if (replaying_ || v.height <= headers_certified_below_ ||
       v.height > last_executed_ + cfg_.window) {
     ++counters_.dropped_out_of_window;
@@ -163,6 +216,7 @@ void Replica::handle_header_vote(const Envelope& env, const HeaderVote& v) {
   HeaderVotes& hv = header_votes_[v.height];
   if (hv.votes.count(env.sender)) return;
   hv.votes[env.sender] = {v, env.sig};
+  if (hv.own && v.header_digest != *hv.own) report_bad_header_vote(env.sender, v, env.sig);
   check_header_certified(v.height);
 }
 
@@ -183,6 +237,15 @@ void Replica::check_header_certified(Seq height) {
   if (cert.sigs.size() < cfg_.quorum()) return;
   hv.certified = true;
   ++counters_.headers_certified;
+  {
+    CertifiedHeader& att = to_attach_[height];
+    att.height = height;
+    att.header_digest = *hv.own;
+    for (const auto& [id, vs] : hv.votes) {
+      if (vs.first.header_digest == *hv.own && vs.first.view == hv.view)
+        att.cert.add(id, vs.second);
+    }
+  }
   out_.push_back(HeaderCertifiedAction{height, hv.view, *hv.own, std::move(cert)});
   while (true) {
     auto first = header_votes_.find(headers_certified_below_ + 1);
@@ -269,7 +332,7 @@ void Replica::try_propose() {
   // Never propose at a height that is already decided here: after a restart our pre-prepares
   // below the stable checkpoint are truncated, and a slot must not be signed twice.
   next_seq_ = std::max(next_seq_, std::max(last_executed_, stable_) + 1);
-  while (next_seq_ <= stable_ + cfg_.window) {
+  while (next_seq_ <= high_mark()) {
     if (cfg_.max_inflight_blocks && next_seq_ > last_executed_ + cfg_.max_inflight_blocks) return;
     // pending_order_ holds proposal candidates in arrival order; ids that were executed or
     // already proposed are skipped lazily, so each id is looked at O(1) times.
@@ -300,8 +363,17 @@ void Replica::try_propose() {
 
     Block b;
     b.height = next_seq_;
+    b.view = view_;
     b.block_time = std::max({now_, last_proposed_time_, last_block_time_});
     b.proposer = cfg_.self;
+    // A certificate rides along once every member signed it or it is two heights old, so that
+    // a member whose vote arrives a little later is still credited.
+    for (auto it = to_attach_.upper_bound(attach_floor_);
+         it != to_attach_.end() && b.certificates.size() < kMaxCertificatesPerBlock; ++it) {
+      if (it->second.cert.sigs.size() < cfg_.n() && it->first + 2 > b.height) break;
+      b.certificates.push_back(it->second);
+      attach_floor_ = it->first;
+    }
     b.requests.reserve(batch.size());
     for (const Hash32& id : batch) {
       b.requests.push_back(*requests_.at(id).req);
@@ -330,6 +402,33 @@ Status Replica::validate_block(const Block& b, Seq seq, const std::vector<Hash32
     return make_error(Errc::kBadValue, "block height " + std::to_string(b.height) +
                                            " differs from the pre-prepare's sequence number " +
                                            std::to_string(seq));
+  }
+  if (b.view != view_) {
+    return make_error(Errc::kBadValue, "block names view " + std::to_string(b.view) +
+                                           ", the pre-prepare's is " + std::to_string(view_));
+  }
+  if (b.certificates.size() > kMaxCertificatesPerBlock) {
+    return make_error(Errc::kOversize, "block carries too many header certificates");
+  }
+  std::set<Seq> cert_heights;
+  for (const CertifiedHeader& c : b.certificates) {
+    if (c.height <= cfg_.base_height || c.height >= seq || !cert_heights.insert(c.height).second) {
+      return make_error(Errc::kBadValue, "block carries a header certificate for height " +
+                                             std::to_string(c.height) +
+                                             ", which is not an earlier height of this epoch "
+                                             "(or appears twice)");
+    }
+    Status st = crypto::verify_quorum(
+        c.cert, cfg_.committee, cfg_.quorum(),
+        as_view(header_vote_message(cfg_.chain_id, cfg_.epoch, c.height, 0, c.header_digest)),
+        [this](const crypto::PublicKey& pk, ByteView m, const crypto::Signature& sg) {
+          return verify_sig(pk, m, sg);
+        });
+    if (!st.ok()) {
+      return make_error(st.error().code, "header certificate for height " +
+                                             std::to_string(c.height) +
+                                             " in the block: " + st.error().reason);
+    }
   }
   if (b.proposer != cfg_.primary(view_)) {
     return make_error(Errc::kBadValue, "block names proposer " + std::to_string(b.proposer) +
@@ -394,14 +493,20 @@ void Replica::handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_n
       return;
     }
   }
-  if (pp.seq <= stable_ || pp.seq > stable_ + cfg_.window) {
+  if (pp.seq <= stable_ || pp.seq > high_mark()) {
     ++counters_.dropped_out_of_window;
     return;
   }
   Hash32 digest = pp.block.digest();
   Entry& e = log_[pp.seq];
   if (e.pre_prepare) {
-    if (e.digest != digest) ++counters_.dropped_conflicting;  // the primary equivocated
+    if (e.digest != digest) {  // the primary equivocated (both are of this view and slot)
+      if (from_new_view || e.pre_prepare->sender != env.sender) {
+        ++counters_.dropped_conflicting;
+      } else {
+        report_conflict(*e.pre_prepare, env);
+      }
+    }
     return;
   }
   std::vector<Hash32> ids;
@@ -453,7 +558,7 @@ void Replica::handle_vote(const Envelope& env, const Vote& v) {
     ++counters_.dropped_old_view;
     return;
   }
-  if (v.seq <= stable_ || v.seq > stable_ + cfg_.window) {
+  if (v.seq <= stable_ || v.seq > high_mark()) {
     ++counters_.dropped_out_of_window;
     return;
   }
@@ -464,7 +569,7 @@ void Replica::handle_vote(const Envelope& env, const Vote& v) {
   Entry& e = log_[v.seq];
   auto& votes = is_commit ? e.commits : e.prepares;
   if (auto it = votes.find(env.sender); it != votes.end()) {
-    if (it->second.digest != v.digest) ++counters_.dropped_conflicting;
+    if (it->second.digest != v.digest) report_conflict(it->second.env, env);
     return;
   }
   votes[env.sender] = VoteRecord{v.digest, env};
@@ -598,6 +703,7 @@ void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
     if (!proposed_.empty()) proposed_.erase(id);
     if (!replaying_) out_.push_back(ReplyAction{q.client_id, id, b.height, cb->view});
   }
+  for (const CertifiedHeader& c : b.certificates) to_attach_.erase(c.height);
   last_executed_ = b.height;
   last_block_time_ = std::max(last_block_time_, b.block_time);
   state_digest_ = next_state_digest(state_digest_, b.height, digest);
@@ -620,11 +726,15 @@ void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
 
 Status Replica::verify_checkpoint_proof(Seq seq, const Hash32& digest,
                                         const std::vector<Envelope>& proof) {
-  if (seq == 0) {
-    if (!proof.empty() || digest != Hash32{}) {
-      return make_error(Errc::kBadValue, "the genesis checkpoint has no proof and a zero digest");
+  if (seq == cfg_.base_height) {
+    if (!proof.empty() || digest != cfg_.base_state_digest) {
+      return make_error(Errc::kBadValue,
+                        "the epoch's starting checkpoint has no proof and the starting digest");
     }
     return {};
+  }
+  if (seq < cfg_.base_height) {
+    return make_error(Errc::kBadValue, "checkpoint below the start of the epoch");
   }
   std::set<ReplicaId> signers;
   for (const Envelope& env : proof) {
@@ -688,6 +798,7 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
   if (seq > cfg_.window) {
     Seq floor = seq - cfg_.window;
     header_votes_.erase(header_votes_.begin(), header_votes_.upper_bound(floor));
+    to_attach_.erase(to_attach_.begin(), to_attach_.upper_bound(floor));
     headers_certified_below_ = std::max(headers_certified_below_, floor);
   }
   for (auto it = signed_.begin(); it != signed_.end();) {
@@ -707,7 +818,7 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
 // ---------------------------------------------------------------- §4.4 view changes
 
 void Replica::arm_request_timer() {
-  if (pending_count_ == 0) {
+  if (pending_count_ == 0 || finished()) {
     vc_deadline_.reset();
     return;
   }
@@ -715,7 +826,7 @@ void Replica::arm_request_timer() {
 }
 
 void Replica::start_view_change(View v) {
-  if (v <= view_) return;
+  if (v <= view_ || finished()) return;
   ++counters_.view_changes;
   if (!active_ && timeout_doublings_ < cfg_.max_timeout_doublings) ++timeout_doublings_;
   view_ = v;
@@ -986,6 +1097,7 @@ void Replica::enter_view(View v, const Envelope& nv_env, const std::vector<Envel
   own_view_change_.reset();
   log_.clear();
   proposed_.clear();
+  attach_floor_ = 0;
   requeue_pending();
   view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(v));
   vc_deadline_.reset();

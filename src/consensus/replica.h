@@ -37,6 +37,15 @@ struct ReplicaConfig {
   std::vector<crypto::PublicKey> committee;  // n = 3f+1 members; primary(v) = v mod n
   ReplicaId self = 0;
 
+  // Epochs (docs/trust.md): a replica runs ONE epoch, heights base_height+1 .. last_height.
+  // It starts from the state its predecessor ended with (executed and stable at base_height)
+  // and stops proposing, voting and changing views once last_height is executed; the host then
+  // starts the next epoch's replica with the committee that block named.
+  Seq base_height = 0;
+  Hash32 base_state_digest{};
+  uint64_t base_block_time = 0;
+  Seq last_height = UINT64_MAX;
+
   uint32_t batch_max = 100;    // B: requests per block
   uint64_t batch_wait_ms = 5;  // T: the primary proposes a partial batch after this
   // The primary keeps at most this many proposed blocks above the last executed one (0: the
@@ -103,8 +112,19 @@ struct HeaderCertifiedAction {
   Hash32 header_digest{};
   crypto::QuorumCertificate cert;  // signatures over header_vote_message(...)
 };
+// Two messages signed by one member for one slot that conflict (two pre-prepares or two votes of
+// one type for one (view, seq) with different digests): a transferable proof of misbehaviour
+// the host submits to the ledger (state/trust.h).
+// Or (kBadHeaderVote) a member's header vote for a digest other than the header this replica
+// built at that height: `first` is the vote (judged against the ledger at execution).
+struct MisbehaviourAction {
+  enum Kind : uint8_t { kEquivocation = 1, kBadHeaderVote = 2 };
+  Kind kind = kEquivocation;
+  Envelope first;
+  Envelope second;
+};
 using Action = std::variant<SendAction, PersistAction, DeliverAction, ReplyAction, TruncateAction,
-                            HeaderCertifiedAction>;
+                            HeaderCertifiedAction, MisbehaviourAction>;
 using Actions = std::vector<Action>;
 
 struct ReplicaHooks {
@@ -118,11 +138,13 @@ struct ReplicaHooks {
 struct ReplicaCounters {
   uint64_t dropped_malformed = 0;
   uint64_t dropped_non_member = 0;
+  uint64_t dropped_other_epoch = 0;
   uint64_t dropped_bad_signature = 0;
   uint64_t dropped_old_view = 0;
   uint64_t dropped_out_of_window = 0;
   uint64_t dropped_not_primary = 0;
   uint64_t dropped_conflicting = 0;    // a second, different message from one sender for one slot
+  uint64_t misbehaviour_proofs = 0;    // conflicting pairs reported as MisbehaviourAction
   uint64_t dropped_invalid_block = 0;  // validation before prepare failed
   uint64_t dropped_invalid_view_change = 0;
   uint64_t dropped_invalid_new_view = 0;
@@ -169,6 +191,11 @@ class Replica {
   Seq stable_seq() const { return stable_; }
   const Hash32& state_digest() const { return state_digest_; }
   bool is_primary() const { return cfg_.primary(view_) == cfg_.self; }
+  // The epoch's last block is executed: the replica no longer proposes, votes or changes view
+  // (it still answers state requests and gathers header votes for its blocks).
+  bool finished() const { return last_executed_ >= cfg_.last_height; }
+  // Requests that arrived but were not executed, in arrival order: carried to the next epoch.
+  std::vector<Request> pending() const;
   const ReplicaConfig& config() const { return cfg_; }
   const ReplicaCounters& counters() const { return counters_; }
   size_t pending_requests() const { return pending_count_; }
@@ -253,6 +280,9 @@ class Replica {
   // The pending, not yet proposed request with this id, or null.
   const RequestState* pending_request(const Hash32& id) const;
   void remember_own_view_change(View v, const Envelope& env);
+  void report_conflict(const Envelope& first, const Envelope& second);
+  void report_bad_header_vote(ReplicaId from, const HeaderVote& v, const crypto::Signature& sig);
+  Seq high_mark() const { return std::min(stable_ + cfg_.window, cfg_.last_height); }
 
   // State transfer.
   void request_state(ReplicaId from);
@@ -326,6 +356,10 @@ class Replica {
   std::unordered_set<Hash32, Hash32Hasher> proposed_;  // request ids pre-prepared in this view
   Seq next_seq_ = 1;
   uint64_t last_proposed_time_ = 0;
+  // Header certificates of this epoch not yet seen in an executed block; the primary attaches
+  // those above attach_floor_ to its next proposal.
+  std::map<Seq, CertifiedHeader> to_attach_;
+  Seq attach_floor_ = 0;
 
   uint64_t next_status_ms_ = 0;
   uint64_t last_state_request_ms_ = 0;

@@ -12,7 +12,7 @@ LedgerBuilder::LedgerBuilder(const Genesis& genesis, RecordFn to_record)
       tip_(genesis.hash()) {}
 
 BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash32& state_root,
-                                uint64_t block_time) {
+                                uint64_t block_time, const Committee* next_committee) {
   BuiltBlock out;
   if (history_) recorded_.clear();  // the store answers for earlier blocks
   for (const consensus::Request& q : cb.block.requests) {
@@ -30,7 +30,7 @@ BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash3
   BlockHeader& h = out.header;
   h.chain_id = chain_id_;
   h.height = cb.block.height;
-  h.epoch = 0;
+  h.epoch = epoch_;
   // Not the commit view: a block prepared in view v may commit in v at some replicas and, after
   // a view change re-proposes it, in v+1 at others. The header must be the same everywhere.
   h.view = 0;
@@ -39,12 +39,16 @@ BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash3
   h.log_root = log_.root();
   h.state_root = state_root;
   h.committee_hash = committee_hash_;
-  h.next_committee_hash = committee_hash_;  // no reconfiguration before issue 5
+  h.next_committee_hash = next_committee ? next_committee->hash() : committee_hash_;
   h.block_time = block_time;
   h.proposer = cb.block.proposer;
   h.payload_digest = cb.block.digest();
   height_ = h.height;
   tip_ = h.hash();
+  if (next_committee) {
+    epoch_ = next_committee->epoch;
+    committee_hash_ = next_committee->hash();
+  }
   return out;
 }
 
@@ -94,6 +98,10 @@ void LedgerBuilder::resume(const BlockHeader& last, const crypto::MerkleFrontier
   height_ = last.height;
   tip_ = last.hash();
   log_ = log;
+  // After a hand-over header the next block is of the next epoch, under the committee it named.
+  bool handover = last.next_committee_hash != last.committee_hash;
+  epoch_ = handover ? last.epoch + 1 : last.epoch;
+  committee_hash_ = last.next_committee_hash;
 }
 
 }  // namespace attestnet::ledger

@@ -29,9 +29,11 @@ class LedgerBuilder {
  public:
   LedgerBuilder(const Genesis& genesis, RecordFn to_record);
 
-  // REQUIRES: cb.block.height == next_height().
+  // REQUIRES: cb.block.height == next_height(). `next_committee`: the committee the block's
+  // header hands over to (the last block of an epoch); the builder then moves to its epoch.
   BuiltBlock apply(const consensus::CommittedBlock& cb, const Hash32& state_root,
-                   uint64_t block_time);
+                   uint64_t block_time, const Committee* next_committee = nullptr);
+  uint64_t epoch() const { return epoch_; }
 
   uint64_t next_height() const { return height_ + 1; }
   const Hash32& tip_hash() const { return tip_; }
@@ -48,6 +50,7 @@ class LedgerBuilder {
  private:
   bool seen(const Hash32& id) const;
   std::string chain_id_;
+  uint64_t epoch_ = 0;
   Hash32 committee_hash_;
   RecordFn to_record_;
   uint64_t height_ = 0;

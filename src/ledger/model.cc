@@ -1,5 +1,8 @@
 #include "ledger/model.h"
 
+#include <map>
+#include <set>
+
 #include "consensus/messages.h"
 #include "core/hash.h"
 #include "crypto/merkle.h"
@@ -78,10 +81,34 @@ Hash32 AttestationRecord::leaf_hash() const {
   return crypto::merkle_leaf_hash(as_view(encode()));
 }
 
-Hash32 Committee::hash() const {
-  Writer w;
+void Committee::encode(Writer& w) const {
   w.header(kTag, 1).u64(epoch).u32(static_cast<uint32_t>(members.size()));
   for (const auto& k : members) w.fixed(ByteView(k.data(), k.size()));
+  w.u32(static_cast<uint32_t>(excluded.size()));
+  for (const auto& [k, until] : excluded) w.fixed(ByteView(k.data(), k.size())).u64(until);
+}
+
+Result<Committee> Committee::decode(Reader& r) {
+  ATN_CHECK(r.header(kTag, 1, 1, "committee"));
+  Committee c;
+  ATN_TRY(c.epoch, r.u64());
+  ATN_TRY(uint32_t n, r.count(32));
+  for (uint32_t i = 0; i < n; ++i) {
+    ATN_TRY(crypto::PublicKey k, read_key(r));
+    c.members.push_back(k);
+  }
+  ATN_TRY(uint32_t m, r.count(40));
+  for (uint32_t i = 0; i < m; ++i) {
+    ATN_TRY(crypto::PublicKey k, read_key(r));
+    ATN_TRY(uint64_t until, r.u64());
+    c.excluded.push_back({k, until});
+  }
+  return c;
+}
+
+Hash32 Committee::hash() const {
+  Writer w;
+  encode(w);
   return hash_domain("attestnet/committee", as_view(w.data()));
 }
 
@@ -172,6 +199,12 @@ void sign_header(HeaderCertificate& cert, const BlockHeader& h, const crypto::Se
 
 Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c,
                      const crypto::VerifyFn& verify) {
+  if (h.epoch != c.epoch) {
+    return make_error(Errc::kCommitteeMismatch, "header " + std::to_string(h.height) +
+                                                    " is of epoch " + std::to_string(h.epoch) +
+                                                    ", the trusted committee is of epoch " +
+                                                    std::to_string(c.epoch));
+  }
   if (h.committee_hash != c.hash()) {
     return make_error(Errc::kCommitteeMismatch,
                       "header " + std::to_string(h.height) + " names committee " +
@@ -185,6 +218,106 @@ Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const 
                                            st.error().reason);
   }
   return {};
+}
+
+// ---- hand-overs
+
+void HandOver::encode(Writer& w) const {
+  w.header(kTag, 1).bytes(as_view(header.encode())).u32(static_cast<uint32_t>(signers));
+  w.bytes(as_view(cert.encode(signers)));
+  next.encode(w);
+}
+
+Result<HandOver> HandOver::decode(Reader& r) {
+  ATN_CHECK(r.header(kTag, 1, 1, "epoch hand-over"));
+  HandOver h;
+  ATN_TRY(ByteView hdr, r.bytes_view());
+  ATN_TRY(h.header, BlockHeader::decode(hdr));
+  ATN_TRY(uint32_t n, r.u32());
+  if (n == 0 || n > 1024) {
+    return make_error(Errc::kBadValue, "hand-over names a committee of " + std::to_string(n));
+  }
+  h.signers = n;
+  ATN_TRY(ByteView cert, r.bytes_view());
+  ATN_TRY(h.cert, HeaderCertificate::decode(cert, n));
+  ATN_TRY(h.next, Committee::decode(r));
+  return h;
+}
+
+Result<Committee> follow_handovers(const std::string& chain_id, uint64_t epoch_length,
+                                   const Committee& start, const std::vector<HandOver>& chain,
+                                   uint64_t to_epoch, const crypto::VerifyFn& verify) {
+  if (start.epoch > to_epoch) {
+    return make_error(Errc::kCommitteeMismatch,
+                      "the trusted committee is of epoch " + std::to_string(start.epoch) +
+                          ", after the epoch " + std::to_string(to_epoch) + " to verify");
+  }
+  Committee cur = start;
+  std::map<crypto::PublicKey, uint64_t> excluded(cur.excluded.begin(), cur.excluded.end());
+  for (const HandOver& ho : chain) {
+    const BlockHeader& h = ho.header;
+    if (h.epoch < cur.epoch) continue;  // before the pinned checkpoint
+    if (cur.epoch == to_epoch) break;
+    std::string where = "hand-over of epoch " + std::to_string(h.epoch) + ": ";
+    if (h.epoch != cur.epoch) {
+      return make_error(Errc::kCommitteeMismatch, "the hand-over chain skips from epoch " +
+                                                      std::to_string(cur.epoch) + " to " +
+                                                      std::to_string(h.epoch));
+    }
+    if (h.chain_id != chain_id) {
+      return make_error(Errc::kWrongChain, where + "the header is of chain \"" + h.chain_id + "\"");
+    }
+    if (epoch_length != 0 && h.height != (cur.epoch + 1) * epoch_length) {
+      return make_error(Errc::kCommitteeMismatch,
+                        where + "height " + std::to_string(h.height) +
+                            " is not the last block of the epoch (" +
+                            std::to_string((cur.epoch + 1) * epoch_length) + ")");
+    }
+    if (ho.signers != cur.members.size()) {
+      return make_error(Errc::kCommitteeMismatch, where + "the certificate is for a committee of " +
+                                                      std::to_string(ho.signers) + ", epoch " +
+                                                      std::to_string(cur.epoch) + "'s has " +
+                                                      std::to_string(cur.members.size()));
+    }
+    Status st = verify_header(h, ho.cert, cur, verify);
+    if (!st.ok()) return make_error(st.error().code, where + st.error().reason);
+    const Committee& next = ho.next;
+    if (next.epoch != cur.epoch + 1) {
+      return make_error(Errc::kCommitteeMismatch,
+                        where + "the next committee is of epoch " + std::to_string(next.epoch));
+    }
+    if (h.next_committee_hash != next.hash()) {
+      return make_error(Errc::kCommitteeMismatch,
+                        where + "the next committee hashes to " + short_hex(next.hash()) +
+                            ", the certified header names " + short_hex(h.next_committee_hash));
+    }
+    if (next.members.size() < 1 || (next.members.size() - 1) % 3 != 0) {
+      return make_error(Errc::kCommitteeMismatch, where + "the next committee has " +
+                                                      std::to_string(next.members.size()) +
+                                                      " members, not 3f+1");
+    }
+    for (const auto& [k, until] : next.excluded) excluded[k] = std::max(excluded[k], until);
+    std::set<crypto::PublicKey> distinct;
+    for (const auto& m : next.members) {
+      if (!distinct.insert(m).second) {
+        return make_error(Errc::kDuplicateSigner, where + "the next committee repeats a member");
+      }
+      auto ex = excluded.find(m);
+      if (ex != excluded.end() && ex->second > next.epoch) {
+        return make_error(Errc::kCommitteeMismatch,
+                          where + "the next committee seats " + to_hex(ByteView(m.data(), 8)) +
+                              ", which is excluded for proven misbehaviour until epoch " +
+                              std::to_string(ex->second));
+      }
+    }
+    cur = next;
+  }
+  if (cur.epoch != to_epoch) {
+    return make_error(Errc::kCommitteeMismatch, "the hand-over chain reaches epoch " +
+                                                    std::to_string(cur.epoch) + "; epoch " +
+                                                    std::to_string(to_epoch) + " is needed");
+  }
+  return cur;
 }
 
 }  // namespace attestnet::ledger

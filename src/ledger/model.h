@@ -78,9 +78,16 @@ struct Committee {
   static constexpr uint16_t kTag = 0x0305;
   uint64_t epoch = 0;
   std::vector<crypto::PublicKey> members;
+  // Nodes with a proven misbehaviour and the first epoch they may sit again: a hand-over that
+  // seats one of them before then is forged (state/trust.h).
+  std::vector<std::pair<crypto::PublicKey, uint64_t>> excluded;
   size_t f() const { return members.empty() ? 0 : (members.size() - 1) / 3; }
   size_t threshold() const { return 2 * f() + 1; }
-  Hash32 hash() const;  // H("attestnet/committee", tag v1 epoch n keys)
+  // tag v1 epoch n keys m {key until}*m; hash = H("attestnet/committee", encoding)
+  void encode(Writer& w) const;
+  static Result<Committee> decode(Reader& r);
+  Hash32 hash() const;
+  bool operator==(const Committee&) const = default;
 };
 
 struct BlockHeader {
@@ -121,5 +128,29 @@ void sign_header(HeaderCertificate& cert, const BlockHeader& h, const crypto::Se
                  uint32_t index);
 Status verify_header(const BlockHeader& h, const HeaderCertificate& cert, const Committee& c,
                      const crypto::VerifyFn& verify = {});
+
+// The hand-over certificate of an epoch (DESIGN.md §5): the header of epoch e's last block,
+// certified by committee e, and committee e+1, whose hash that header names. A light client
+// that trusts committee e learns committee e+1 from it.
+//   HandOver  tag 0x0308 v1 | header:bytes signers:u32 (the size of committee e)
+//             certificate:bytes Committee(e+1)
+struct HandOver {
+  static constexpr uint16_t kTag = 0x0308;
+  BlockHeader header;
+  size_t signers = 0;
+  HeaderCertificate cert;
+  Committee next;
+  void encode(Writer& w) const;
+  static Result<HandOver> decode(Reader& r);
+};
+
+// Walks `chain` from `start` (genesis's committee, or a checkpoint the relying party pinned) to
+// the committee of `to_epoch`. Hand-overs before start's epoch are skipped. Refuses, with the
+// epoch concerned: a skipped epoch, a header not at the epoch's end, a certificate not by the
+// current committee or below its threshold, a next committee other than the header names or not
+// 3f+1, and a committee that seats a node excluded for proven misbehaviour.
+Result<Committee> follow_handovers(const std::string& chain_id, uint64_t epoch_length,
+                                   const Committee& start, const std::vector<HandOver>& chain,
+                                   uint64_t to_epoch, const crypto::VerifyFn& verify = {});
 
 }  // namespace attestnet::ledger

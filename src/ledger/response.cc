@@ -53,7 +53,8 @@ Result<T> field(const json& j, const char* name) {
 Committee Genesis::committee() const {
   Committee c;
   c.epoch = 0;
-  for (const auto& m : members) c.members.push_back(m.public_key);
+  for (size_t i = 0; i < members.size() && i < seats(); ++i)
+    c.members.push_back(members[i].public_key);
   return c;
 }
 
@@ -63,7 +64,11 @@ Bytes Genesis::encode() const {
   for (const auto& m : members) {
     w.str(m.name).fixed(ByteView(m.public_key.data(), 32)).str(m.endpoint);
   }
-  w.u64(checkpoint_interval).u64(epoch_length);
+  const TrustParams& t = trust;
+  w.u64(checkpoint_interval).u64(t.epoch_length).u32(static_cast<uint32_t>(seats()));
+  w.u32(t.max_churn);
+  w.u32(t.exclusion_epochs).u32(t.decay_ppm).u32(t.min_score_ppm).u32(t.outsider_weight_ppm);
+  w.u32(t.endorsements_per_epoch).u32(t.swap_margin_ppm).u32(t.view_change_penalty_ppm);
   return std::move(w).take();
 }
 
@@ -81,7 +86,17 @@ json Genesis::to_json() const {
                             {"public_key", to_hex(ByteView(m.public_key.data(), 32))},
                             {"endpoint", m.endpoint}});
   }
-  j["params"] = {{"checkpoint_interval", checkpoint_interval}, {"epoch_length", epoch_length}};
+  j["params"] = {{"checkpoint_interval", checkpoint_interval},
+                 {"epoch_length", trust.epoch_length},
+                 {"committee_size", trust.committee_size},
+                 {"max_churn", trust.max_churn},
+                 {"exclusion_epochs", trust.exclusion_epochs},
+                 {"decay_ppm", trust.decay_ppm},
+                 {"min_score_ppm", trust.min_score_ppm},
+                 {"outsider_weight_ppm", trust.outsider_weight_ppm},
+                 {"endorsements_per_epoch", trust.endorsements_per_epoch},
+                 {"swap_margin_ppm", trust.swap_margin_ppm},
+                 {"view_change_penalty_ppm", trust.view_change_penalty_ppm}};
   j["hash"] = hex32(hash());
   return j;
 }
@@ -109,18 +124,54 @@ Result<Genesis> Genesis::from_json(const json& j) {
     ATN_TRY(gm.endpoint, field<std::string>(m, "endpoint"));
     g.members.push_back(std::move(gm));
   }
-  if (g.members.size() < 4 || (g.members.size() - 1) % 3 != 0) {
-    return make_error(Errc::kBadValue, "the committee has " + std::to_string(g.members.size()) +
-                                           " members; it must be 3f+1 with f >= 1 (4, 7, 10, ...)");
-  }
   if (j.contains("params")) {
     const json& p = j["params"];
     if (p.contains("checkpoint_interval")) {
       ATN_TRY(g.checkpoint_interval, field<uint64_t>(p, "checkpoint_interval"));
     }
     if (p.contains("epoch_length")) {
-      ATN_TRY(g.epoch_length, field<uint64_t>(p, "epoch_length"));
+      ATN_TRY(g.trust.epoch_length, field<uint64_t>(p, "epoch_length"));
     }
+    auto u32 = [&](const char* name, uint32_t* out) -> Status {
+      if (p.contains(name)) {
+        ATN_TRY(*out, field<uint32_t>(p, name));
+      }
+      return {};
+    };
+    TrustParams& t = g.trust;
+    ATN_CHECK(u32("committee_size", &t.committee_size));
+    ATN_CHECK(u32("max_churn", &t.max_churn));
+    ATN_CHECK(u32("exclusion_epochs", &t.exclusion_epochs));
+    ATN_CHECK(u32("decay_ppm", &t.decay_ppm));
+    ATN_CHECK(u32("min_score_ppm", &t.min_score_ppm));
+    ATN_CHECK(u32("outsider_weight_ppm", &t.outsider_weight_ppm));
+    ATN_CHECK(u32("endorsements_per_epoch", &t.endorsements_per_epoch));
+    ATN_CHECK(u32("swap_margin_ppm", &t.swap_margin_ppm));
+    ATN_CHECK(u32("view_change_penalty_ppm", &t.view_change_penalty_ppm));
+  }
+  const TrustParams& t = g.trust;
+  size_t seats = g.seats();
+  if (seats < 4 || (seats - 1) % 3 != 0 || seats > g.members.size()) {
+    return make_error(Errc::kBadValue,
+                      "the committee has " + std::to_string(seats) + " seats among " +
+                          std::to_string(g.members.size()) +
+                          " registered nodes; it must be 3f+1 with f >= 1 (4, 7, 10, ...) and "
+                          "no more than the nodes registered");
+  }
+  if (t.max_churn > (seats - 1) / 3) {
+    return make_error(Errc::kBadValue, "max_churn " + std::to_string(t.max_churn) +
+                                           " exceeds f = " + std::to_string((seats - 1) / 3) +
+                                           ": consecutive committees would not share a quorum");
+  }
+  if (t.decay_ppm > 1000000 || t.min_score_ppm > 1000000 || t.outsider_weight_ppm > 1000000) {
+    return make_error(Errc::kBadValue,
+                      "decay_ppm, min_score_ppm and outsider_weight_ppm are "
+                      "parts per million (at most 1000000)");
+  }
+  if (t.epoch_length != 0 && t.epoch_length % g.checkpoint_interval != 0) {
+    return make_error(Errc::kBadValue,
+                      "epoch_length must be a multiple of checkpoint_interval (an epoch ends on "
+                      "a checkpoint)");
   }
   if (j.contains("hash")) {
     ATN_TRY(Hash32 claimed, parse_hash(j["hash"], "hash"));
@@ -138,12 +189,15 @@ Bytes AttestationResponse::encode(size_t committee_size) const {
   w.bytes(as_view(header.encode()));
   w.u32(static_cast<uint32_t>(inclusion_proof.size()));
   for (const auto& h : inclusion_proof) w.hash(h);
-  w.bytes(as_view(certificate.encode(committee_size)));
+  size_t n = handovers.empty() ? committee_size : handovers.back().next.members.size();
+  w.bytes(as_view(certificate.encode(n)));
+  w.u32(static_cast<uint32_t>(handovers.size()));
+  for (const auto& ho : handovers) ho.encode(w);
   return std::move(w).take();
 }
 
 Result<AttestationResponse> AttestationResponse::decode(ByteView in, size_t committee_size) {
-  Reader r(in, 1u << 20);
+  Reader r(in, 64u << 20);
   AttestationResponse a;
   ATN_CHECK(r.header(kTag, 1, 1, "attestation response"));
   ATN_TRY(ByteView rec, r.bytes_view());
@@ -160,7 +214,13 @@ Result<AttestationResponse> AttestationResponse::decode(ByteView in, size_t comm
     a.inclusion_proof.push_back(h);
   }
   ATN_TRY(ByteView cert, r.bytes_view());
-  ATN_TRY(a.certificate, HeaderCertificate::decode(cert, committee_size));
+  ATN_TRY(uint32_t h, r.count(64));
+  for (uint32_t i = 0; i < h; ++i) {
+    ATN_TRY(HandOver ho, HandOver::decode(r));
+    a.handovers.push_back(std::move(ho));
+  }
+  size_t n = a.handovers.empty() ? committee_size : a.handovers.back().next.members.size();
+  ATN_TRY(a.certificate, HeaderCertificate::decode(cert, n));
   ATN_CHECK(r.finish());
   return a;
 }
@@ -190,18 +250,17 @@ Result<AttestationResponse> AttestationResponse::from_json(const json& j, size_t
 }
 
 Result<AttestationRecord> verify_response(const AttestationResponse& resp, const Genesis& genesis,
-                                          const crypto::VerifyFn& verify) {
+                                          const crypto::VerifyFn& verify,
+                                          const Committee* checkpoint) {
   const BlockHeader& h = resp.header;
   if (h.chain_id != genesis.chain_id) {
     return make_error(Errc::kWrongChain, "the response is from chain \"" + h.chain_id +
                                              "\", the genesis is for \"" + genesis.chain_id + "\"");
   }
-  if (h.epoch != 0) {
-    return make_error(Errc::kCommitteeMismatch,
-                      "the response was signed in epoch " + std::to_string(h.epoch) +
-                          "; following epoch hand-overs from genesis is not implemented yet");
-  }
-  ATN_CHECK(verify_header(h, resp.certificate, genesis.committee(), verify));
+  ATN_TRY(Committee committee, follow_handovers(genesis.chain_id, genesis.trust.epoch_length,
+                                                checkpoint ? *checkpoint : genesis.committee(),
+                                                resp.handovers, h.epoch, verify));
+  ATN_CHECK(verify_header(h, resp.certificate, committee, verify));
   Hash32 leaf = resp.record.leaf_hash();
   if (leaf != resp.record_hash) {
     return make_error(Errc::kRecordMismatch, "the record hashes to " + hex32(leaf) +
@@ -218,6 +277,40 @@ Result<AttestationRecord> verify_response(const AttestationResponse& resp, const
                                            std::to_string(h.height) + ": " + st.error().reason);
   }
   return resp.record;
+}
+
+json checkpoint_to_json(const std::string& chain_id, const Committee& c) {
+  Writer w;
+  c.encode(w);
+  json j;
+  j["format"] = "attestnet-checkpoint/1";
+  j["chain_id"] = chain_id;
+  j["epoch"] = c.epoch;
+  j["committee_hash"] = hex32(c.hash());
+  json members = json::array();
+  for (const auto& m : c.members) members.push_back(to_hex(ByteView(m.data(), m.size())));
+  j["members"] = members;
+  j["committee"] = to_hex(as_view(w.data()));
+  return j;
+}
+
+Result<Committee> checkpoint_from_json(const json& j, const std::string& chain_id) {
+  ATN_TRY(std::string format, field<std::string>(j, "format"));
+  if (format != "attestnet-checkpoint/1") {
+    return make_error(Errc::kBadVersion,
+                      "checkpoint format \"" + format + "\" is not attestnet-checkpoint/1");
+  }
+  ATN_TRY(std::string chain, field<std::string>(j, "chain_id"));
+  if (chain != chain_id) {
+    return make_error(Errc::kWrongChain, "the checkpoint is for chain \"" + chain +
+                                             "\", the genesis is for \"" + chain_id + "\"");
+  }
+  ATN_TRY(json hex, field<json>(j, "committee"));
+  ATN_TRY(Bytes b, parse_hex(hex, "committee"));
+  Reader r(as_view(b));
+  ATN_TRY(Committee c, Committee::decode(r));
+  ATN_CHECK(r.finish());
+  return c;
 }
 
 }  // namespace attestnet::ledger

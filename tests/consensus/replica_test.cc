@@ -102,7 +102,7 @@ TEST(Pbft42NormalCase, ValidationBeforePrepareRejectsAnInvalidBlock) {
   };
   for (size_t i = 0; i < 4; ++i) c.replicas[i] = c.make(static_cast<ReplicaId>(i));
   // The primary alone (as a Byzantine primary would) proposes a request backups reject.
-  Block b{1, c.now, 0, {Cluster::req(666, 1)}};
+  Block b{1, 0, c.now, 0, {Cluster::req(666, 1)}, {}};
   Envelope pp =
       sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 1, b}.encode());
   auto out = c.replicas[1]->on_message(as_view(pp.encode()), c.now);
@@ -112,7 +112,7 @@ TEST(Pbft42NormalCase, ValidationBeforePrepareRejectsAnInvalidBlock) {
 
 TEST(Pbft42NormalCase, BlockTimeOutsideTheSkewBoundIsRejected) {
   Cluster c(4);
-  Block b{1, c.now + c.cfg.max_clock_skew_ms + 1, 0, {Cluster::req(1, 1)}};
+  Block b{1, 0, c.now + c.cfg.max_clock_skew_ms + 1, 0, {Cluster::req(1, 1)}, {}};
   Envelope pp =
       sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 1, b}.encode());
   c.replicas[1]->on_message(as_view(pp.encode()), c.now);
@@ -121,8 +121,8 @@ TEST(Pbft42NormalCase, BlockTimeOutsideTheSkewBoundIsRejected) {
 
 TEST(Pbft42NormalCase, ASecondPrePrepareForTheSameSlotIsIgnored) {
   Cluster c(4);
-  Block a{1, c.now, 0, {Cluster::req(1, 1)}};
-  Block b{1, c.now, 0, {Cluster::req(1, 2)}};
+  Block a{1, 0, c.now, 0, {Cluster::req(1, 1)}, {}};
+  Block b{1, 0, c.now, 0, {Cluster::req(1, 2)}, {}};
   auto send = [&](const Block& blk) {
     Envelope pp = sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare,
                                 PrePrepare{0, 1, blk}.encode());
@@ -243,7 +243,7 @@ TEST(Pbft44ViewChange, ANewViewWhoseOSetDoesNotFollowFromVIsRejected) {
   ASSERT_TRUE(nv.has_value());
   auto env = Envelope::decode(as_view(*nv->bytes));
   auto body = NewView::decode(as_view(env->body));
-  Block forged{1, c.now, 1, {Cluster::req(9, 9)}};
+  Block forged{1, 1, c.now, 1, {Cluster::req(9, 9)}, {}};
   body->pre_prepares.push_back(sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kPrePrepare,
                                              PrePrepare{1, 99, forged}.encode()));
   Envelope forged_nv = sign_envelope(c.keys[1], 1, "unit", 0, MsgType::kNewView, body->encode());
@@ -288,7 +288,7 @@ TEST(PbftStateTransfer, AForgedCommitCertificateIsRejected) {
   Replica lagging(cfg, c.keys[3], {});
   CommittedBlock cb;
   cb.view = 0;
-  cb.block = Block{1, c.now, 0, {Cluster::req(5, 5)}};
+  cb.block = Block{1, 0, c.now, 0, {Cluster::req(5, 5)}, {}};
   Bytes msg = commit_vote_message("unit", 0, 0, 1, cb.block.digest());
   cb.cert.add(0, c.keys[0].sign(as_view(msg)));
   cb.cert.add(1, c.keys[1].sign(as_view(msg)));  // only 2 < 2f+1

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   for (;;) {
     uint64_t h = builder.next_height();
     consensus::CommittedBlock cb;
-    cb.block = consensus::Block{h, 1000 * h, 0, {}};
+    cb.block = consensus::Block{h, 0, 1000 * h, 0, {}, {}};
     for (int i = 0; i < 10; ++i) {
       Bytes payload(1024);
       for (auto& b : payload) b = static_cast<uint8_t>(rng());

@@ -31,7 +31,7 @@ class StoreTest : public ::testing::Test {
   }
   static PersistRecord committed(consensus::Seq h) {
     consensus::CommittedBlock cb;
-    cb.block = consensus::Block{h, 1000 + h, 0, {consensus::Request{1, h, Bytes{1}}}};
+    cb.block = consensus::Block{h, 0, 1000 + h, 0, {consensus::Request{1, h, Bytes{1}}}, {}};
     Writer w;
     cb.encode(w);
     return PersistRecord{PersistRecord::Kind::kCommitted, h, 0, std::move(w).take()};
@@ -163,7 +163,7 @@ TEST_F(StoreTest, ARequestCommittedTwiceIsRecordedOnce) {
   consensus::Request a{1, 1, Bytes{1}}, b{1, 2, Bytes{2}};
   auto block = [](consensus::Seq h, std::vector<consensus::Request> qs) {
     consensus::CommittedBlock cb;
-    cb.block = consensus::Block{h, 1000 + h, 0, std::move(qs)};
+    cb.block = consensus::Block{h, 0, 1000 + h, 0, std::move(qs), {}};
     return cb;
   };
   auto s = ReplicaStore::open(dir);
