@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <random>
 #include <set>
@@ -764,6 +767,15 @@ void EpochSim::finish_light_client() {
   if (!v2.ok()) {
     violation("light-client",
               "the last response does not verify from the checkpoint: " + v2.error().reason);
+    return;
+  }
+  if (!o_.out_dir.empty()) {
+    std::filesystem::create_directories(o_.out_dir);
+    std::ofstream(o_.out_dir + "/genesis.json") << genesis_.to_json().dump(2) << "\n";
+    std::ofstream(o_.out_dir + "/response.json")
+        << resp.to_json(genesis_.committee().members.size()).dump(2) << "\n";
+    std::ofstream(o_.out_dir + "/checkpoint.json")
+        << ledger::checkpoint_to_json(kChain, committees_[pin]).dump(2) << "\n";
   }
 }
 

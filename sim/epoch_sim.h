@@ -41,6 +41,10 @@ struct EpochSimOptions {
   bool net_faults = true;  // drops (2%) and delays (1-20 ms, sometimes 150 ms)
   uint32_t outstanding_requests = 8;
   bool trace = false;
+  // When set: genesis.json, response.json (the last record's response, hand-overs from
+  // genesis) and checkpoint.json (the committee half-way) are written here, for
+  // `attestnet verify response.json --genesis genesis.json [--checkpoint checkpoint.json]`.
+  std::string out_dir;
 };
 
 struct EpochSimResult {

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -18,6 +19,7 @@ struct LedgerArgs {
   std::string request_id;
   std::string out;
   std::string file;
+  std::string checkpoint;
   uint64_t height = 0;
   bool json = false;
 };
@@ -178,7 +180,7 @@ int proof(const LedgerArgs& a) {
     std::fprintf(stderr, "%s\n", resp.error().to_string().c_str());
     return 1;
   }
-  size_t n = g->members.size();
+  size_t n = g->seats();
   std::string text = resp->to_json(n).dump(2) + "\n";
   if (a.out.empty()) {
     std::fputs(text.c_str(), stdout);
@@ -211,10 +213,29 @@ int verify(const LedgerArgs& a) {
     std::fprintf(stderr, "%s is not JSON: %s\n", a.file.c_str(), e.what());
     return 2;
   }
-  auto resp = ledger::AttestationResponse::from_json(j, g->members.size());
-  Result<ledger::AttestationRecord> rec = resp.ok()
-                                              ? ledger::verify_response(*resp, *g)
-                                              : Result<ledger::AttestationRecord>(resp.error());
+  std::optional<ledger::Committee> pinned;
+  if (!a.checkpoint.empty()) {
+    std::ifstream cin(a.checkpoint);
+    nlohmann::json cj;
+    try {
+      if (!cin) throw std::runtime_error("cannot read the file");
+      cj = nlohmann::json::parse(cin);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "checkpoint %s: %s\n", a.checkpoint.c_str(), e.what());
+      return 2;
+    }
+    auto c = ledger::checkpoint_from_json(cj, g->chain_id);
+    if (!c.ok()) {
+      std::fprintf(stderr, "checkpoint %s: %s\n", a.checkpoint.c_str(),
+                   c.error().to_string().c_str());
+      return 2;
+    }
+    pinned = std::move(c).value();
+  }
+  auto resp = ledger::AttestationResponse::from_json(j, g->seats());
+  Result<ledger::AttestationRecord> rec =
+      resp.ok() ? ledger::verify_response(*resp, *g, {}, pinned ? &*pinned : nullptr)
+                : Result<ledger::AttestationRecord>(resp.error());
   if (a.json) {
     nlohmann::json o;
     o["valid"] = rec.ok();
@@ -223,7 +244,9 @@ int verify(const LedgerArgs& a) {
       o["platform"] = rec->platform;
       o["verdict"] = ledger::verdict_name(rec->verdict);
       o["height"] = resp->header.height;
+      o["epoch"] = resp->header.epoch;
       o["block_time"] = resp->header.block_time;
+      o["trusted_from_epoch"] = pinned ? pinned->epoch : 0;
     } else {
       o["error"] = errc_name(rec.error().code);
       o["reason"] = rec.error().reason;
@@ -242,10 +265,22 @@ int verify(const LedgerArgs& a) {
     std::printf("  measurement %s = %s\n", m.name.c_str(), to_hex(as_view(m.digest)).c_str());
   }
   for (const auto& why : rec->reasons) std::printf("  reason: %s\n", why.c_str());
-  std::printf("  in block %llu (time %llu) of chain %s, certified by %zu of %zu members\n",
-              static_cast<unsigned long long>(resp->header.height),
-              static_cast<unsigned long long>(resp->header.block_time), g->chain_id.c_str(),
-              resp->certificate.sigs.sigs.size(), g->members.size());
+  size_t committee =
+      resp->handovers.empty() ? g->seats() : resp->handovers.back().next.members.size();
+  std::printf(
+      "  in block %llu (epoch %llu, time %llu) of chain %s, certified by %zu of %zu "
+      "members\n",
+      static_cast<unsigned long long>(resp->header.height),
+      static_cast<unsigned long long>(resp->header.epoch),
+      static_cast<unsigned long long>(resp->header.block_time), g->chain_id.c_str(),
+      resp->certificate.sigs.sigs.size(), committee);
+  if (resp->header.epoch > 0) {
+    uint64_t from = pinned ? pinned->epoch : 0;
+    std::printf("  committee of epoch %llu followed through %llu hand-over(s) from %s\n",
+                static_cast<unsigned long long>(resp->header.epoch),
+                static_cast<unsigned long long>(resp->header.epoch - from),
+                pinned ? ("the checkpoint at epoch " + std::to_string(from)).c_str() : "genesis");
+  }
   return 0;
 }
 
@@ -257,6 +292,9 @@ void add_verify_command(CLI::App& app) {
       app.add_subcommand("verify", "Check an attestation response offline against a genesis file");
   v->add_option("response", args->file, "The response JSON file")->required();
   v->add_option("--genesis", args->genesis, "The genesis JSON file")->required();
+  v->add_option("--checkpoint", args->checkpoint,
+                "A committee you trust (attestnet-checkpoint/1 JSON): hand-overs are followed "
+                "from it instead of from genesis");
   v->add_flag("--json", args->json, "Machine-readable output");
   v->callback([args] { set_exit_code(verify(*args)); });
 }

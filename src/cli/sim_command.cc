@@ -49,6 +49,7 @@ struct SimArgs {
   bool silent = false;
   bool no_net_faults = false;
   bool json = false;
+  std::string out_dir;
 };
 
 int run_epochs(const SimArgs& a) {
@@ -61,6 +62,7 @@ int run_epochs(const SimArgs& a) {
   o.trace = a.trace;
   o.net_faults = !a.no_net_faults;
   o.silent_from_epoch = a.silent ? 2 : UINT64_MAX;
+  o.out_dir = a.out_dir;
   if (a.behaviour == "equivocate") {
     o.behaviour = sim::ByzBehaviour::kEquivocate;
   } else if (a.behaviour == "bad-vote") {
@@ -406,6 +408,9 @@ void add_sim_command(CLI::App& app) {
                 "--byzantine < f)");
   sub->add_flag("--no-net-faults", args->no_net_faults, "With --epochs: no drops or delays");
   sub->add_flag("--json", args->json, "With --epochs: also a JSON summary line");
+  sub->add_option("--out", args->out_dir,
+                  "With --epochs: write genesis.json, response.json (the last record, with its "
+                  "hand-over chain) and checkpoint.json here, for attestnet verify");
   sub->add_flag(
       "--bench", args->bench,
       "Measure protocol CPU per committed request for n=4,7,10,16 and batches 1,100,1000");

@@ -88,7 +88,8 @@ std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey k
       }
       case PersistRecord::Kind::kMessage: {
         auto env = Envelope::decode(as_view(rec.bytes));
-        if (env.ok()) r->handle(*env);
+        // Records of earlier epochs' replicas share the store: only this epoch's count.
+        if (env.ok() && env->epoch == r->cfg_.epoch) r->handle(*env);
         break;
       }
     }

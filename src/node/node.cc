@@ -89,6 +89,15 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   auto g = ledger::Genesis::from_json(gj);
   if (!g.ok()) return make_error(g.error().code, cfg.genesis_file + ": " + g.error().reason);
   n->genesis_ = std::move(g).value();
+  if (n->genesis_.seats() != n->genesis_.members.size() || n->genesis_.trust.epoch_length != 0) {
+    return make_error(Errc::kBadValue,
+                      cfg.genesis_file +
+                          " asks for epochs or for registered nodes outside the "
+                          "committee (params epoch_length, committee_size): this "
+                          "node runs the genesis committee for ever; committee "
+                          "rotation runs in the simulator (attestnet sim --epochs) "
+                          "and is not yet wired into the node (docs/trust.md)");
+  }
   const auto& members = n->genesis_.members;
   auto me = std::find_if(members.begin(), members.end(),
                          [&](const auto& m) { return m.public_key == n->key_.public_key(); });

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "harness.h"
 
 namespace attestnet::consensus {
@@ -370,6 +372,118 @@ TEST(PbftHeaderCertificate, AReplicaNeverSignsTwoDigestsForOneHeight) {
   c.absorb(1, c.replicas[1]->on_executed(1, Hash32{7}, c.now));
   auto second = c.replicas[1]->on_executed(1, Hash32{8}, c.now);
   EXPECT_TRUE(second.empty());
+}
+
+// ---- epochs (docs/trust.md): a replica runs heights base_height+1 .. last_height
+
+size_t count_kind(const Actions& as, bool (*pred)(const Action&)) {
+  return static_cast<size_t>(std::count_if(as.begin(), as.end(), pred));
+}
+
+TEST(PbftEpochs, AReplicaStartsFromItsBaseAndStopsAtTheEpochsLastHeight) {
+  Cluster c(4, [](ReplicaConfig& cfg) {
+    cfg.epoch = 3;
+    cfg.base_height = 16;
+    cfg.base_state_digest = Hash32{5};
+    cfg.base_block_time = 900;
+    cfg.last_height = 20;
+    cfg.batch_max = 1;
+  });
+  for (uint64_t i = 1; i <= 8; ++i) c.request(Cluster::req(1, i));
+  c.tick(50);
+  for (size_t r = 0; r < 4; ++r) {
+    ASSERT_EQ(c.delivered[r].size(), 4u) << "replica " << r;
+    EXPECT_EQ(c.delivered[r].front()->block.height, 17u);
+    EXPECT_EQ(c.delivered[r].back()->block.height, 20u);
+    EXPECT_TRUE(c.replicas[r]->finished());
+    // What did not fit is handed to the next epoch's replica, not dropped.
+    EXPECT_EQ(c.replicas[r]->pending().size(), 4u);
+  }
+  // Finished: no view change however long the leftover requests wait.
+  c.tick(2000);
+  for (size_t r = 0; r < 4; ++r) EXPECT_EQ(c.replicas[r]->counters().view_changes, 0u);
+  // The commit certificate is over this epoch's messages.
+  const auto& cb = c.delivered[0].front();
+  Bytes msg = commit_vote_message("unit", 3, cb->view, 17, cb->block.digest());
+  EXPECT_TRUE(crypto::verify_quorum(cb->cert, c.cfg.committee, 3, as_view(msg)).ok());
+}
+
+TEST(PbftEpochs, MessagesOfAnotherEpochAreDroppedAndCounted) {
+  Cluster c(4, [](ReplicaConfig& cfg) { cfg.epoch = 2; });
+  Envelope pp =
+      sign_envelope(c.keys[0], 0, "unit", 1, MsgType::kPrePrepare,
+                    PrePrepare{0, 1, Block{1, 0, c.now, 0, {Cluster::req(1, 1)}, {}}}.encode());
+  c.replicas[1]->on_message(as_view(pp.encode()), c.now);
+  EXPECT_EQ(c.replicas[1]->counters().dropped_other_epoch, 1u);
+}
+
+TEST(PbftEpochs, ConflictingVotesFromOneMemberBecomeAMisbehaviourProof) {
+  Cluster c(4);
+  Envelope a =
+      sign_envelope(c.keys[2], 2, "unit", 0, MsgType::kPrepare, Vote{0, 1, Hash32{1}}.encode());
+  Envelope b =
+      sign_envelope(c.keys[2], 2, "unit", 0, MsgType::kPrepare, Vote{0, 1, Hash32{2}}.encode());
+  c.replicas[1]->on_message(as_view(a.encode()), c.now);
+  Actions out = c.replicas[1]->on_message(as_view(b.encode()), c.now);
+  ASSERT_EQ(count_kind(
+                out, [](const Action& x) { return std::holds_alternative<MisbehaviourAction>(x); }),
+            1u);
+  const auto& m =
+      std::get<MisbehaviourAction>(*std::find_if(out.begin(), out.end(), [](const Action& x) {
+        return std::holds_alternative<MisbehaviourAction>(x);
+      }));
+  EXPECT_EQ(m.kind, MisbehaviourAction::kEquivocation);
+  EXPECT_EQ(m.first, a);
+  EXPECT_EQ(m.second, b);
+}
+
+TEST(PbftEpochs, AHeaderVoteForAnotherDigestIsReported) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  c.absorb(3, c.replicas[3]->on_executed(1, Hash32{9}, c.now));
+  c.absorb(0, c.replicas[0]->on_executed(1, Hash32{7}, c.now));
+  c.run();
+  size_t reports = 0;
+  for (const auto& x : c.actions[0]) {
+    if (auto* m = std::get_if<MisbehaviourAction>(&x)) {
+      EXPECT_EQ(m->kind, MisbehaviourAction::kBadHeaderVote);
+      EXPECT_EQ(m->first.sender, 3u);
+      ++reports;
+    }
+  }
+  EXPECT_EQ(reports, 1u);
+}
+
+TEST(PbftEpochs, BlocksCarryHeaderCertificatesAndAForgedOneIsRejected) {
+  Cluster c(4, [](ReplicaConfig& cfg) { cfg.batch_max = 1; });
+  c.request(Cluster::req(1, 1));
+  c.run();
+  for (ReplicaId r = 0; r < 4; ++r) c.absorb(r, c.replicas[r]->on_executed(1, Hash32{7}, c.now));
+  c.run();
+  for (uint64_t i = 2; i <= 4; ++i) {
+    c.request(Cluster::req(1, i));
+    c.run();
+  }
+  bool carried = false;
+  for (const auto& cb : c.delivered[1]) {
+    for (const auto& ch : cb->block.certificates) {
+      carried |= ch.height == 1 && ch.header_digest == Hash32{7} && ch.cert.sigs.size() == 4;
+    }
+  }
+  EXPECT_TRUE(carried) << "the primary attaches the complete certificate of height 1";
+  // A primary that attaches a certificate its committee did not sign: backups refuse the block.
+  Block b{5, 0, c.now, 0, {Cluster::req(1, 9)}, {}};
+  CertifiedHeader forged;
+  forged.height = 2;
+  forged.header_digest = Hash32{3};
+  for (uint32_t i = 0; i < 3; ++i) forged.cert.add(i, c.keys[0].sign(as_view(Bytes{1})));
+  b.certificates.push_back(forged);
+  Envelope pp =
+      sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 5, b}.encode());
+  uint64_t before = c.replicas[2]->counters().dropped_invalid_block;
+  c.replicas[2]->on_message(as_view(pp.encode()), c.now);
+  EXPECT_EQ(c.replicas[2]->counters().dropped_invalid_block, before + 1);
 }
 
 }  // namespace
