@@ -32,6 +32,8 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchArgs {
   uint32_t nodes = 4;
+  uint32_t committee_size = 0;
+  uint64_t epoch_length = 0;
   double duration = 30;
   uint32_t concurrency = 16;
   std::string evidence = "sim";  // sim | none | tpm (pre-generated request files)
@@ -249,6 +251,8 @@ int bench(const BenchArgs& a) {
     DevnetOptions o;
     o.dir = dir;
     o.nodes = a.nodes;
+    o.committee_size = a.committee_size;
+    o.epoch_length = a.epoch_length;
     o.base_port = a.base_port;
     o.api_base_port = static_cast<uint16_t>(a.base_port + 50);
     o.ordering_only = a.evidence == "none";
@@ -404,7 +408,12 @@ int bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* b = app.add_subcommand("bench", "Drive a devnet and report throughput and latency");
-  b->add_option("--nodes", a->nodes, "committee size (a devnet the bench starts)")->default_val(4);
+  b->add_option("--nodes", a->nodes, "registered nodes (a devnet the bench starts)")
+      ->default_val(4);
+  b->add_option("--committee-size", a->committee_size,
+                "seats of the devnet the bench starts (default: every node)");
+  b->add_option("--epoch-length", a->epoch_length,
+                "blocks per epoch of the devnet the bench starts (default 0: no epochs)");
   b->add_option("--duration", a->duration, "seconds of load")->default_val(30);
   b->add_option("--concurrency", a->concurrency, "concurrent clients")->default_val(16);
   b->add_option("--evidence", a->evidence,

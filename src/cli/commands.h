@@ -27,6 +27,8 @@ struct DevnetOptions {
   uint16_t base_port = 7100, api_base_port = 8100;
   uint32_t batch_max = 200;
   uint64_t view_change_timeout_ms = 1000;
+  uint32_t committee_size = 0;  // 0: every node sits
+  uint64_t epoch_length = 0;    // 0: no epochs
   bool quiet = false;
 };
 int devnet_up(const DevnetOptions& o);  // exit code

@@ -63,6 +63,9 @@ int verify_chain(const LedgerArgs& a) {
       "%llu header certificates verify; log of %llu records; tip %s\n",
       static_cast<unsigned long long>(s->headers), static_cast<unsigned long long>(s->certified),
       static_cast<unsigned long long>(s->log_size), to_hex(s->tip).c_str());
+  if (s->handovers)
+    std::printf("%llu epoch hand-overs: each next committee is the one its header names\n",
+                static_cast<unsigned long long>(s->handovers));
   if (!s->uncertified.empty()) {
     std::ostringstream os;
     for (size_t i = 0; i < s->uncertified.size() && i < 20; ++i) os << " " << s->uncertified[i];

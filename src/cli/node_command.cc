@@ -128,8 +128,8 @@ int devnet_up(const DevnetOptions& a) {
                    "loads), or --ordering-only\n");
       return 2;
     }
-    int rc =
-        create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis, a.base_port);
+    int rc = create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis,
+                                  a.base_port, a.committee_size, a.epoch_length);
     if (rc != 0) return rc;
     if (!a.policy.empty())
       fs::copy_file(a.policy, a.dir + "/policy.json", fs::copy_options::overwrite_existing);
@@ -246,10 +246,19 @@ int devnet_status(const NodeArgs& a) {
                 (*s)["primary"].get<std::string>().c_str(), (*s)["pending_requests"].get<size_t>(),
                 peers.c_str(), (*s)["in_view_change"].get<bool>() ? " (view change)" : "");
   }
-  std::printf("committee (epoch 0): ");
-  for (size_t i = 0; i < nodes.size(); ++i)
-    std::printf("%s%s", i ? ", " : "", nodes[i].first.c_str());
-  std::printf("\n");
+  for (const auto& [name, port] : nodes) {
+    auto s = get_json("127.0.0.1", port, "/v1/status");
+    if (!s.ok()) continue;
+    std::printf("committee (epoch %llu, as %s sees it): ",
+                static_cast<unsigned long long>((*s)["epoch"].get<uint64_t>()), name.c_str());
+    bool first = true;
+    for (const auto& m : (*s)["committee"]) {
+      std::printf("%s%s", first ? "" : ", ", m.get<std::string>().c_str());
+      first = false;
+    }
+    std::printf("\n");
+    break;
+  }
   return down ? 1 : 0;
 }
 
@@ -264,7 +273,11 @@ void add_node_commands(CLI::App& app) {
   auto* d = app.add_subcommand("devnet", "A local network of node processes on 127.0.0.1");
   d->require_subcommand(1);
   auto* up = d->add_subcommand("up", "Create (first time) and start a devnet in the background");
-  up->add_option("--nodes", args->nodes, "committee size, 3f+1")->default_val(4);
+  up->add_option("--nodes", args->nodes, "registered nodes")->default_val(4);
+  up->add_option("--committee-size", args->committee_size,
+                 "seats, 3f+1 (default: every node sits)");
+  up->add_option("--epoch-length", args->epoch_length,
+                 "blocks per epoch, a multiple of 16 (default 0: no epochs)");
   up->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
   up->add_option("--policy", args->policy, "appraisal policy JSON every node loads");
   up->add_flag("--ordering-only", args->ordering_only,

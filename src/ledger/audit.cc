@@ -102,6 +102,19 @@ Result<AuditSummary> audit_chain(const ReplicaStore& store, const Genesis& genes
     } else {
       s.uncertified.push_back(h);
     }
+    if (hdr.next_committee_hash != hdr.committee_hash) {
+      // A hand-over: the next committee must be the one this store holds, and (once the
+      // header is certified, above) it was named by 2f+1 of the outgoing committee.
+      auto next = store.committee(hdr.epoch + 1);
+      if (!next.ok()) return at(h, next.error().code, "hand-over: " + next.error().reason);
+      if (next->hash() != hdr.next_committee_hash || next->epoch != hdr.epoch + 1) {
+        return at(h, Errc::kCommitteeMismatch,
+                  "hand-over: the stored committee of epoch " + std::to_string(hdr.epoch + 1) +
+                      " is not the one the header names");
+      }
+      committee = std::move(next).value();
+      ++s.handovers;
+    }
     prev = hdr.hash();
     prev_log = hdr.log_size;
     ++s.headers;
@@ -116,11 +129,24 @@ Status verify_tip(const ReplicaStore& store, const Genesis& genesis, uint64_t de
   Committee committee = genesis.committee();
   uint64_t top = store.highest_header();
   uint64_t from = top > depth ? top - depth + 1 : 1;
+  if (from > 1) {
+    ATN_TRY(auto hf, store.header(from));
+    ATN_TRY(BlockHeader first, BlockHeader::decode(as_view(hf.first)));
+    if (first.epoch > 0) {
+      ATN_TRY(committee, store.committee(first.epoch));
+    }
+  }
   std::optional<Hash32> prev;
   if (from == 1) prev = genesis.hash();
   for (uint64_t h = from; h <= top; ++h) {
     ATN_TRY(auto checked, check_header(store, genesis, committee, h, prev ? &*prev : nullptr));
     prev = checked.first.hash();
+    const BlockHeader& hdr = checked.first;
+    if (hdr.next_committee_hash != hdr.committee_hash) {
+      auto next = store.committee(hdr.epoch + 1);
+      if (!next.ok()) return at(h, next.error().code, "hand-over: " + next.error().reason);
+      committee = std::move(next).value();
+    }
   }
   return {};
 }

@@ -14,6 +14,7 @@ struct AuditSummary {
   uint64_t headers = 0;
   uint64_t certified = 0;             // headers whose certificate is stored and verifies
   std::vector<uint64_t> uncertified;  // heights whose certificate this store lacks
+  uint64_t handovers = 0;             // epoch hand-overs checked
   uint64_t log_size = 0;
   Hash32 tip{};
 };

@@ -4,6 +4,35 @@
 
 namespace attestnet::ledger {
 
+Result<Committee> committee_of_epoch(const ReplicaStore& store, const Genesis& genesis,
+                                     uint64_t epoch) {
+  if (epoch == 0) return genesis.committee();
+  return store.committee(epoch);
+}
+
+Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Genesis& genesis,
+                                           uint64_t epoch, uint64_t from_epoch) {
+  std::vector<HandOver> out;
+  uint64_t e_len = genesis.trust.epoch_length;
+  for (uint64_t e = from_epoch; e < epoch; ++e) {
+    uint64_t h = (e + 1) * e_len;
+    HandOver ho;
+    ATN_TRY(Committee cur, committee_of_epoch(store, genesis, e));
+    ATN_TRY(ho.next, committee_of_epoch(store, genesis, e + 1));
+    ATN_TRY(auto hf, store.header(h));
+    ATN_TRY(ho.header, BlockHeader::decode(as_view(hf.first)));
+    auto cert = store.certificate(h);
+    if (!cert.ok()) {
+      return make_error(Errc::kNotFound, "the hand-over certificate of epoch " + std::to_string(e) +
+                                             " (header " + std::to_string(h) + ") is not here yet");
+    }
+    ho.cert.sigs = cert->second;
+    ho.signers = cur.members.size();
+    out.push_back(std::move(ho));
+  }
+  return out;
+}
+
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id,
                                            const crypto::VerifyFn& verify) {
@@ -22,6 +51,12 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
     if (resp.header.log_size <= resp.leaf_index) break;
     resp.certificate.sigs = cert->second;
     ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
+    auto chain = handovers_to(store, genesis, resp.header.epoch);
+    if (!chain.ok()) {
+      if (chain.error().code == Errc::kNotFound) continue;  // an older certified header may do
+      return chain.error();
+    }
+    resp.handovers = std::move(chain).value();
     // Never hand out a response a relying party would reject.
     auto checked = verify_response(resp, genesis, verify);
     if (!checked.ok()) {

@@ -8,6 +8,13 @@
 
 namespace attestnet::ledger {
 
+// The committee of `epoch` as the store holds it (genesis's for epoch 0).
+Result<Committee> committee_of_epoch(const ReplicaStore& store, const Genesis& genesis,
+                                     uint64_t epoch);
+// The hand-overs of epochs from_epoch .. epoch-1 (kNotFound while a certificate is missing).
+Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Genesis& genesis,
+                                           uint64_t epoch, uint64_t from_epoch = 0);
+
 // `verify`: as for verify_response (a node passes its memo: one header certificate is checked
 // once for all the responses it covers).
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,

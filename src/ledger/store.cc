@@ -332,6 +332,31 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
   return {};
 }
 
+Status ReplicaStore::put_committee(const Committee& c) {
+  Writer w;
+  c.encode(w);
+  rocksdb::WriteOptions wo;
+  wo.sync = ledger_sync_;
+  rocksdb::Status st =
+      db_->Put(wo, cfs_[kMeta], "committee/" + be64(c.epoch),
+               rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
+  if (!st.ok())
+    return io_error("cannot persist the committee of epoch " + std::to_string(c.epoch), st);
+  return {};
+}
+
+Result<Committee> ReplicaStore::committee(uint64_t epoch) const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kMeta], "committee/" + be64(epoch), &v);
+  if (st.IsNotFound())
+    return make_error(Errc::kNotFound, "no committee stored for epoch " + std::to_string(epoch));
+  if (!st.ok()) return io_error("cannot read the committee of epoch " + std::to_string(epoch), st);
+  Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+  ATN_TRY(Committee c, Committee::decode(r));
+  ATN_CHECK(r.finish());
+  return c;
+}
+
 Result<std::pair<Bytes, Bytes>> ReplicaStore::header(consensus::Seq height) const {
   std::string v;
   rocksdb::Status st = db_->Get({}, cfs_[kHeaders], be64(height), &v);

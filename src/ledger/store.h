@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "consensus/replica.h"
+#include "ledger/model.h"
 
 namespace rocksdb {
 class DB;
@@ -94,6 +95,9 @@ class ReplicaStore {
   Status put_certificate(consensus::Seq height, consensus::View view,
                          const crypto::QuorumCertificate& cert);
   Result<std::pair<Bytes, Bytes>> header(consensus::Seq height) const;  // header, frontier
+  // The committee of an epoch (derived from the blocks: written unsynced, rebuilt by a replay).
+  Status put_committee(const Committee& c);
+  Result<Committee> committee(uint64_t epoch) const;
   Result<std::pair<consensus::View, crypto::QuorumCertificate>> certificate(
       consensus::Seq height) const;
   consensus::Seq highest_header() const { return highest_header_; }

@@ -89,24 +89,17 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   auto g = ledger::Genesis::from_json(gj);
   if (!g.ok()) return make_error(g.error().code, cfg.genesis_file + ": " + g.error().reason);
   n->genesis_ = std::move(g).value();
-  if (n->genesis_.seats() != n->genesis_.members.size() || n->genesis_.trust.epoch_length != 0) {
-    return make_error(Errc::kBadValue,
-                      cfg.genesis_file +
-                          " asks for epochs or for registered nodes outside the "
-                          "committee (params epoch_length, committee_size): this "
-                          "node runs the genesis committee for ever; committee "
-                          "rotation runs in the simulator (attestnet sim --epochs) "
-                          "and is not yet wired into the node (docs/trust.md)");
-  }
   const auto& members = n->genesis_.members;
   auto me = std::find_if(members.begin(), members.end(),
                          [&](const auto& m) { return m.public_key == n->key_.public_key(); });
   if (me == members.end())
     return make_error(Errc::kUnknownSigner, "the key in " + cfg.key_file + " (public key " +
                                                 to_hex(ByteView(n->key_.public_key().data(), 32)) +
-                                                ") is not a member of the genesis committee in " +
+                                                ") is not a node registered in the genesis " +
                                                 cfg.genesis_file);
+  // self_: this node's index in the registry (its peer id); its seat changes by epoch.
   n->self_ = static_cast<consensus::ReplicaId>(me - members.begin());
+  for (uint32_t i = 0; i < members.size(); ++i) n->registry_index_[members[i].public_key] = i;
 
   if (!cfg.ordering_only) {
     ATN_TRY(std::string ptext, slurp(cfg.policy_file, "policy"));
@@ -120,16 +113,10 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   n->sigs_ = std::make_shared<crypto::SignatureMemo>(200000, 20000);
   if (n->app_) n->app_->set_verifier(n->memo_verify());
 
-  auto& rc = n->rcfg_;
-  rc.chain_id = n->genesis_.chain_id;
-  for (const auto& m : members) rc.committee.push_back(m.public_key);
-  rc.self = n->self_;
-  rc.batch_max = cfg.batch_max;
-  rc.batch_wait_ms = cfg.batch_wait_ms;
-  rc.checkpoint_interval = n->genesis_.checkpoint_interval;
-  rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
-  rc.view_change_timeout_ms = cfg.view_change_timeout_ms;
-  rc.max_inflight_blocks = cfg.max_inflight_blocks;
+  n->trust_ = std::make_unique<state::TrustState>(n->genesis_.chain_id, n->genesis_.trust,
+                                                  n->genesis_.members, n->genesis_.hash());
+  n->committees_[0] = n->genesis_.committee();
+  n->bases_[0] = EpochBase{};
 
   // The store: refuse a damaged one, resume the ledger after its last header, replay the
   // replica's write-ahead records.
@@ -147,19 +134,54 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   ATN_CHECK(ledger::resume_from_store(*n->store_, *n->builder_));
   n->view_ = std::make_unique<state::MemoryLedgerView>(n->genesis_.hash(), 1024);
   ATN_CHECK(state::rebuild_view(*n->store_, n->builder_->next_height() - 1, *n->view_));
+  // The trust state, the consensus digest and the committees are a function of the blocks:
+  // fold every stored block again (O(chain); snapshots are future work, docs/operations.md).
+  for (uint64_t h = 1; h < n->builder_->next_height(); ++h) {
+    ATN_TRY(auto cb, n->store_->block(h));
+    ATN_TRY(auto hf, n->store_->header(h));
+    ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
+    n->trust_->apply_block(cb.block, n->memo_verify());
+    std::optional<ledger::Committee> next;
+    if (n->trust_->is_last_of_epoch(h)) next = n->trust_->end_epoch();
+    n->state_digest_ = consensus::next_state_digest(n->state_digest_, h, cb.block.digest());
+    n->block_time_ = std::max(n->block_time_, cb.block.block_time);
+    n->trust_->note_header(h, hdr.hash());
+    if (next) {
+      if (hdr.next_committee_hash != next->hash()) {
+        return make_error(Errc::kCommitteeMismatch,
+                          cfg.data_dir +
+                              ": replaying the ledger names another committee for "
+                              "epoch " +
+                              std::to_string(next->epoch) + " than header " + std::to_string(h));
+      }
+      n->committees_[next->epoch] = *next;
+      n->bases_[next->epoch] = EpochBase{h, n->state_digest_, n->block_time_};
+    }
+  }
   ATN_CHECK(n->catch_up_ledger());
   ATN_TRY(auto records, n->store_->load());
-  consensus::ReplicaHooks hooks;
-  hooks.verify = n->memo_verify();
-  hooks.validate = [self](const consensus::Request& q) -> Status {
+  n->hooks_.verify = n->memo_verify();
+  n->hooks_.validate = [self](const consensus::Request& q) -> Status {
     {
       std::lock_guard lk(self->vmu_);
       if (self->validated_.erase(q.id())) return {};
     }
-    if (!self->app_) return {};
-    return self->app_->validate(q);
+    return self->validate_request(q);
   };
-  n->replica_ = Replica::recover(rc, n->key_, hooks, records);
+  n->cur_epoch_ = n->trust_->epoch();
+  const ledger::Committee& cur = n->committees_[n->cur_epoch_];
+  {
+    std::lock_guard lk(n->smu_);
+    n->epoch_ = n->cur_epoch_;
+    for (const auto& [e, c] : n->committees_)
+      if (e + 2 >= n->cur_epoch_) n->committee_keys_[e] = c.members;
+  }
+  if (n->index_in(cur)) {
+    const EpochBase& b = n->bases_[n->cur_epoch_];
+    n->replicas_[n->cur_epoch_] =
+        Replica::recover(n->replica_config(n->cur_epoch_, cur, b.height, b.digest, b.time), n->key_,
+                         n->hooks_, records);
+  }
   {
     std::lock_guard lk(n->smu_);
     n->tip_height_ = n->builder_->next_height() - 1;
@@ -178,23 +200,59 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
 Status Node::catch_up_ledger() {
   for (uint64_t h = builder_->next_height(); h <= store_->highest_block(); ++h) {
     ATN_TRY(auto cb, store_->block(h));
-    Hash32 prev_state{};
-    uint64_t prev_time = 0;
-    if (h > 1) {
-      ATN_TRY(auto hf, store_->header(h - 1));
-      ATN_TRY(auto prev, ledger::BlockHeader::decode(as_view(hf.first)));
-      prev_state = prev.state_root;
-      prev_time = prev.block_time;
-    }
-    Hash32 state = consensus::next_state_digest(prev_state, h, cb.block.digest());
-    ledger::BuiltBlock built = builder_->apply(cb, state, std::max(prev_time, cb.block.block_time));
-    view_->note_header(built.header.hash());
-    ATN_CHECK(ledger::persist_built_block(*store_, *builder_, built));
+    execute_block(std::make_shared<const consensus::CommittedBlock>(std::move(cb)));
   }
   return {};
 }
 
+consensus::ReplicaConfig Node::replica_config(uint64_t epoch, const ledger::Committee& c,
+                                              uint64_t base_height, const Hash32& base_digest,
+                                              uint64_t base_time) const {
+  consensus::ReplicaConfig rc;
+  rc.chain_id = genesis_.chain_id;
+  rc.epoch = epoch;
+  rc.committee = c.members;
+  rc.self = index_in(c).value_or(0);
+  rc.batch_max = cfg_.batch_max;
+  rc.batch_wait_ms = cfg_.batch_wait_ms;
+  rc.checkpoint_interval = genesis_.checkpoint_interval;
+  rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
+  rc.view_change_timeout_ms = cfg_.view_change_timeout_ms;
+  rc.max_inflight_blocks = cfg_.max_inflight_blocks;
+  rc.base_height = base_height;
+  rc.base_state_digest = base_digest;
+  rc.base_block_time = base_time;
+  rc.last_height = trust_->epoch_end(epoch);
+  return rc;
+}
+
+std::optional<consensus::ReplicaId> Node::index_in(const ledger::Committee& c) const {
+  for (uint32_t i = 0; i < c.members.size(); ++i)
+    if (c.members[i] == key_.public_key()) return i;
+  return std::nullopt;
+}
+
+Status Node::validate_request(const consensus::Request& q) const {
+  switch (state::tx_kind(as_view(q.payload))) {
+    case state::TxKind::kAttestation:
+      return app_ ? app_->validate(q) : Status{};
+    case state::TxKind::kUnknown:
+      // Ordering only accepts any payload (the bench's); otherwise it must be a transaction.
+      if (!app_) return {};
+      return make_error(Errc::kBadValue,
+                        "the request is neither an attestation request nor a "
+                        "trust transaction (unknown tag)");
+    default:
+      // Stateless checks only (thread-safe): signatures and encodings.
+      return trust_->validate(q, memo_verify());
+  }
+}
+
 std::optional<ledger::AttestationRecord> Node::execute(const consensus::Request& q, uint64_t t) {
+  state::TxKind kind = state::tx_kind(as_view(q.payload));
+  if (kind != state::TxKind::kAttestation && kind != state::TxKind::kUnknown) {
+    return std::nullopt;  // a trust transaction: its effect is the trust state (state_root)
+  }
   if (!app_) {  // ordering only: the record says what was ordered, nothing is appraised
     ledger::AttestationRecord r;
     r.request_id = q.id();
@@ -298,7 +356,7 @@ void Node::stop() {
   io_threads_.clear();
   http_.reset();
   transport_.reset();
-  replica_.reset();
+  replicas_.clear();
   store_.reset();
 }
 
@@ -320,6 +378,52 @@ void Node::post_effects(std::function<void()> fn) {
   ecv_.notify_one();
 }
 
+consensus::Replica* Node::current_replica() {
+  auto it = replicas_.find(cur_epoch_);
+  return it == replicas_.end() ? nullptr : it->second.get();
+}
+
+void Node::emit(uint64_t epoch, Actions a) {
+  if (!a.empty()) emitted_.emplace_back(epoch, std::move(a));
+}
+
+void Node::start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base_height,
+                       const Hash32& base_digest, uint64_t base_time, uint64_t now) {
+  if (epoch <= cur_epoch_ && replicas_.count(epoch)) return;
+  std::vector<consensus::Request> carried;
+  if (auto prev = replicas_.find(epoch - 1); epoch > 0 && prev != replicas_.end())
+    carried = prev->second->pending();
+  cur_epoch_ = std::max(cur_epoch_, epoch);
+  // Replicas of earlier epochs go, except the one just finished (its last header votes).
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    bool keep = it->first == epoch || (it->first + 1 == epoch && it->second->finished());
+    it = keep ? std::next(it) : replicas_.erase(it);
+  }
+  if (index_in(c) && !replicas_.count(epoch)) {
+    replicas_[epoch] = std::make_unique<Replica>(
+        replica_config(epoch, c, base_height, base_digest, base_time), key_, hooks_);
+    std::fprintf(stderr, "attestnet node: epoch %llu: sitting as member %u of %zu\n",
+                 static_cast<unsigned long long>(epoch), *index_in(c), c.members.size());
+    Replica& r = *replicas_[epoch];
+    for (const auto& q : carried) emit(epoch, r.on_request(q, now));
+    while (!early_requests_.empty()) {
+      emit(epoch, r.on_request(early_requests_.front(), now));
+      early_requests_.pop_front();
+    }
+    if (auto f = future_.find(epoch); f != future_.end()) {
+      for (const auto& m : f->second) emit(epoch, r.on_message(as_view(*m), now));
+    }
+  } else if (!index_in(c)) {
+    std::fprintf(stderr, "attestnet node: epoch %llu: not in the committee; following\n",
+                 static_cast<unsigned long long>(epoch));
+    early_requests_.clear();
+  }
+  for (auto it = future_.begin(); it != future_.end() && it->first <= epoch;) {
+    future_count_ -= it->second.size();
+    it = future_.erase(it);
+  }
+}
+
 void Node::consensus_loop() {
   uint64_t next_tick = 0;
   while (!stopping_) {
@@ -331,28 +435,35 @@ void Node::consensus_loop() {
       cq_depth_ = 0;
     }
     if (stopping_) break;
-    Actions all;
     uint64_t now = wall_ms();
-    for (auto& e : batch) {
-      Actions a = e(*replica_, now);
-      all.insert(all.end(), std::make_move_iterator(a.begin()), std::make_move_iterator(a.end()));
-    }
+    for (auto& e : batch) e(now);
     if (now >= next_tick) {
-      Actions a = replica_->on_tick(now);
-      all.insert(all.end(), std::make_move_iterator(a.begin()), std::make_move_iterator(a.end()));
+      for (auto& [epoch, r] : replicas_) emit(epoch, r->on_tick(now));
       next_tick = now + 1;  // batch_wait_ms and the timers are in ms: tick at that grain
     }
-    {
+    if (Replica* r = current_replica()) {
       std::lock_guard lk(smu_);
-      counters_ = replica_->counters();
-      view_no_ = replica_->view();
-      in_view_change_ = replica_->in_view_change();
-      pending_ = replica_->pending_requests();
+      counters_ = r->counters();
+      view_no_ = r->view();
+      in_view_change_ = r->in_view_change();
+      pending_ = r->pending_requests();
     }
-    if (!all.empty())
-      post_effects([this, a = std::make_shared<Actions>(std::move(all))]() mutable {
-        carry_out(std::move(*a));
+    if (!emitted_.empty()) {
+      // Consecutive batches of one epoch are carried out as one (group commit).
+      std::vector<std::pair<uint64_t, Actions>> out;
+      for (auto& [epoch, a] : emitted_) {
+        if (!out.empty() && out.back().first == epoch) {
+          out.back().second.insert(out.back().second.end(), std::make_move_iterator(a.begin()),
+                                   std::make_move_iterator(a.end()));
+        } else {
+          out.emplace_back(epoch, std::move(a));
+        }
+      }
+      emitted_.clear();
+      post_effects([this, o = std::make_shared<decltype(out)>(std::move(out))]() mutable {
+        for (auto& [epoch, a] : *o) carry_out(epoch, std::move(a));
       });
+    }
   }
 }
 
@@ -400,11 +511,26 @@ void Node::housekeeping(uint64_t now) {
     next_cert_sync_ms_ = now + 1000;
     request_missing_certificates();
   }
+  // Blocks: a node outside the committee relies on notices; anyone that executed nothing for
+  // two seconds (a missed notice, or a restart after the committee moved on) asks a peer.
+  bool sitting = index_in(committees_[trust_->epoch()]).has_value();
+  if (now >= next_block_fetch_ms_ && (now > last_exec_ms_ + (sitting ? 2000 : 500))) {
+    next_block_fetch_ms_ = now + 250;
+    request_blocks();
+  }
 }
 
 namespace {
-constexpr uint8_t kCertRequest = 1, kCertReply = 2;
+constexpr uint8_t kCertRequest = 1, kCertReply = 2, kBlockRequest = 3, kBlocks = 4;
 constexpr uint32_t kMaxCertsPerMessage = 256;
+constexpr uint32_t kMaxBlocksPerMessage = 32;
+
+Bytes encode_blocks(const std::vector<std::shared_ptr<const consensus::CommittedBlock>>& bs) {
+  Writer w;
+  w.u8(kBlocks).u32(static_cast<uint32_t>(bs.size()));
+  for (const auto& b : bs) b->encode(w);
+  return std::move(w).take();
+}
 }  // namespace
 
 void Node::request_missing_certificates() {
@@ -431,11 +557,43 @@ void Node::request_missing_certificates() {
 }
 
 void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
-  Reader r(as_view(payload));
+  Reader r(as_view(payload), consensus::kMaxMessageBytes);
   auto kind = r.u8();
   auto n = r.u32();
   if (!kind.ok() || !n.ok() || *n > kMaxCertsPerMessage) {
     ++dropped_frames_;
+    return;
+  }
+  if (*kind == kBlockRequest) {
+    auto h = r.u64();
+    if (!h.ok()) return;
+    std::vector<std::shared_ptr<const consensus::CommittedBlock>> out;
+    uint64_t tip = builder_->next_height() - 1;
+    for (uint64_t x = *h; x <= tip && out.size() < kMaxBlocksPerMessage; ++x) {
+      auto cb = store_->block(x);
+      if (!cb.ok()) break;
+      out.push_back(std::make_shared<const consensus::CommittedBlock>(std::move(cb).value()));
+    }
+    if (!out.empty())
+      transport_->send(from, net::Channel::kLedger, std::make_shared<Bytes>(encode_blocks(out)));
+    return;
+  }
+  if (*kind == kBlocks) {
+    if (*n > kMaxBlocksPerMessage) {
+      ++dropped_frames_;
+      return;
+    }
+    for (uint32_t i = 0; i < *n; ++i) {
+      auto cb = consensus::CommittedBlock::decode(r);
+      if (!cb.ok()) {
+        ++dropped_frames_;
+        return;
+      }
+      uint64_t h = cb->block.height;
+      if (h >= builder_->next_height() && h < builder_->next_height() + 4096 && !received_.count(h))
+        received_[h] = std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
+    }
+    drain_received();
     return;
   }
   if (*kind == kCertRequest) {
@@ -459,7 +617,6 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
     ++dropped_frames_;
     return;
   }
-  ledger::Committee committee = genesis_.committee();
   bool any = false;
   for (uint32_t i = 0; i < *n; ++i) {
     auto h = r.u64();
@@ -473,8 +630,10 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
     auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
     if (!hdr.ok()) continue;
     ledger::HeaderCertificate cert{*qc};
-    // Only a certificate 2f+1 members signed over OUR header at this height is kept.
-    if (!ledger::verify_header(*hdr, cert, committee, memo_verify()).ok()) {
+    auto committee = committees_.find(hdr->epoch);
+    // Only a certificate 2f+1 members of its epoch signed over OUR header is kept.
+    if (committee == committees_.end() ||
+        !ledger::verify_header(*hdr, cert, committee->second, memo_verify()).ok()) {
       ++dropped_frames_;
       continue;
     }
@@ -487,8 +646,16 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
   if (any) answer_ready(UINT64_MAX);
 }
 
-void Node::carry_out(Actions actions) {
+void Node::carry_out(uint64_t epoch, Actions actions) {
   std::vector<std::pair<consensus::Seq, Hash32>> executed;
+  const ledger::Committee* committee = nullptr;
+  if (auto c = committees_.find(epoch); c != committees_.end()) committee = &c->second;
+  auto peer_of = [&](uint32_t member) -> std::optional<uint32_t> {
+    if (!committee || member >= committee->members.size()) return std::nullopt;
+    auto it = registry_index_.find(committee->members[member]);
+    if (it == registry_index_.end() || it->second == self_) return std::nullopt;
+    return it->second;
+  };
   // Group commit: consecutive persists become one synced batch, written before the first
   // action after them (persist before send still holds: nothing is sent before its record).
   std::vector<const consensus::PersistRecord*> pending;
@@ -516,40 +683,87 @@ void Node::carry_out(Actions actions) {
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
       net::Channel ch = s->type == consensus::MsgType::kStateReply ? net::Channel::kBulk
                                                                    : net::Channel::kConsensus;
-      if (s->to)
-        transport_->send(*s->to, ch, s->bytes);
-      else
-        transport_->broadcast(ch, s->bytes);
+      // Replica ids are seats of this epoch's committee; the transport's peers are registry
+      // indices.
+      if (s->to) {
+        if (auto p = peer_of(*s->to)) transport_->send(*p, ch, s->bytes);
+      } else if (committee) {
+        for (uint32_t m = 0; m < committee->members.size(); ++m)
+          if (auto p = peer_of(m)) transport_->send(*p, ch, s->bytes);
+      }
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
-      if (auto e = deliver(*d)) executed.push_back(*e);
+      last_exec_ms_ = steady_ms();
+      if (auto e = execute_block(d->block)) {
+        if (e->second != Hash32{} && d->state_digest != state_digest_) {
+          std::fprintf(stderr, "attestnet node: state digest at %llu differs from the replica's\n",
+                       static_cast<unsigned long long>(e->first));
+        }
+        executed.push_back(*e);
+      }
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
       certified(*hc);
+    } else if (auto* mb = std::get_if<consensus::MisbehaviourAction>(&a)) {
+      if (!committee || mb->first.sender >= committee->members.size()) continue;
+      auto key = std::make_tuple(committee->members[mb->first.sender], epoch,
+                                 static_cast<uint8_t>(mb->kind));
+      if (!reported_.insert(key).second) continue;
+      state::MisbehaviourProof proof;
+      proof.epoch = epoch;
+      proof.kind = mb->kind;
+      proof.first = mb->first;
+      proof.second = mb->second;
+      std::fprintf(stderr, "attestnet node: reporting member %u of epoch %llu (%s)\n",
+                   mb->first.sender, static_cast<unsigned long long>(epoch),
+                   mb->kind == consensus::MisbehaviourAction::kEquivocation ? "equivocation"
+                                                                            : "bad header vote");
+      submit_internal(proof.encode());
     }
   }
   flush();
   for (const auto& [h, digest] : executed) {
-    post_consensus([h = h, digest = digest](Replica& r, uint64_t now) {
-      return r.on_executed(h, digest, now);
+    post_consensus([this, epoch, h = h, digest = digest](uint64_t now) {
+      if (auto r = replicas_.find(epoch); r != replicas_.end())
+        emit(epoch, r->second->on_executed(h, digest, now));
     });
   }
 }
 
-std::optional<std::pair<consensus::Seq, Hash32>> Node::deliver(const consensus::DeliverAction& d) {
-  if (d.block->block.height != builder_->next_height()) return std::nullopt;
-  ledger::BuiltBlock built = builder_->apply(*d.block, d.state_digest, d.block_time);
-  view_->note_header(built.header.hash());
+std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
+    const std::shared_ptr<const consensus::CommittedBlock>& cbp) {
+  const consensus::CommittedBlock& cb = *cbp;
+  uint64_t h = cb.block.height;
+  if (h != builder_->next_height()) return std::nullopt;
+  uint64_t epoch = trust_->epoch_of(h);
+  std::vector<state::TxOutcome> outcomes = trust_->apply_block(cb.block, memo_verify());
+  for (const auto& o : outcomes) {
+    if (o.accepted && o.reason != "endorsement counted")
+      std::fprintf(stderr, "attestnet node: block %llu: %s\n", static_cast<unsigned long long>(h),
+                   o.reason.c_str());
+  }
+  std::optional<ledger::Committee> next;
+  if (trust_->is_last_of_epoch(h)) next = trust_->end_epoch();
+  state_digest_ = consensus::next_state_digest(state_digest_, h, cb.block.digest());
+  block_time_ = std::max(block_time_, cb.block.block_time);
+  Writer sr;
+  sr.hash(state_digest_).hash(trust_->hash());
+  Hash32 state_root = hash_domain("attestnet/state-root", as_view(sr.data()));
+  ledger::BuiltBlock built = builder_->apply(cb, state_root, block_time_, next ? &*next : nullptr);
+  Hash32 hh = built.header.hash();
+  trust_->note_header(h, hh);
+  view_->note_header(hh);
   Status st = ledger::persist_built_block(*store_, *builder_, built);
+  if (st.ok() && next) st = store_->put_committee(*next);
   if (!st.ok()) {
     std::fprintf(stderr, "attestnet node: FATAL: cannot store block %llu: %s\n",
-                 static_cast<unsigned long long>(built.header.height),
-                 st.error().to_string().c_str());
+                 static_cast<unsigned long long>(h), st.error().to_string().c_str());
     std::_Exit(70);
   }
   uint64_t now = steady_ms();
+  last_exec_ms_ = now;
   {
     std::lock_guard lk(smu_);
-    tip_hash_ = built.header.hash();
-    tip_height_ = built.header.height;
+    tip_hash_ = hh;
+    tip_height_ = h;
     for (const auto& r : built.records) {
       auto it = submitted_at_.find(r.request_id);
       if (it != submitted_at_.end()) {
@@ -557,12 +771,101 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::deliver(const consensus::
         submitted_at_.erase(it);
       }
     }
+    if (next) {
+      epoch_ = next->epoch;
+      committee_keys_[next->epoch] = next->members;
+      while (committee_keys_.size() > 3) committee_keys_.erase(committee_keys_.begin());
+    }
   }
   ++blocks_committed_;
   requests_committed_ += built.records.size();
   for (const auto& r : built.records)
-    if (waiters_.count(r.request_id)) ready_[r.request_id] = built.header.height;
-  return std::make_pair(built.header.height, built.header.hash());
+    if (waiters_.count(r.request_id)) ready_[r.request_id] = h;
+  const ledger::Committee& ran = committees_[epoch];
+  if (next) {
+    committees_[next->epoch] = *next;
+    bases_[next->epoch] = EpochBase{h, state_digest_, block_time_};
+    if (started_) {
+      post_consensus([this, c = *next, h, d = state_digest_, t = block_time_](uint64_t now_ms) {
+        start_epoch(c.epoch, c, h, d, t, now_ms);
+      });
+    }
+  }
+  if (started_ && transport_) {
+    // Members tell the registered nodes outside the committee (they follow the ledger).
+    if (index_in(ran)) {
+      auto notice = std::make_shared<Bytes>(encode_blocks({cbp}));
+      std::set<crypto::PublicKey> seated(ran.members.begin(), ran.members.end());
+      for (const auto& m : genesis_.members) {
+        auto idx = registry_index_.at(m.public_key);
+        if (idx != self_ && !seated.count(m.public_key))
+          transport_->send(idx, net::Channel::kLedger, notice);
+      }
+    }
+    // Outside the committee: endorse what this node re-executed, a few times an epoch.
+    uint64_t every = std::max<uint64_t>(1, genesis_.trust.epoch_length / 4);
+    if (genesis_.trust.epoch_length && !index_in(committees_[trust_->epoch()]) && h % every == 0) {
+      submit_internal(state::Endorsement::make(key_, genesis_.chain_id, h, hh).encode());
+    }
+  }
+  return std::make_pair(h, hh);
+}
+
+void Node::drain_received() {
+  while (true) {
+    auto it = received_.find(builder_->next_height());
+    if (it == received_.end()) break;
+    auto cb = it->second;
+    received_.erase(it);
+    uint64_t h = cb->block.height;
+    uint64_t e = trust_->epoch_of(h);
+    const ledger::Committee& c = committees_[e];
+    Status st = crypto::verify_quorum(cb->cert, c.members, c.threshold(),
+                                      as_view(consensus::commit_vote_message(
+                                          genesis_.chain_id, e, cb->view, h, cb->block.digest())),
+                                      memo_verify());
+    if (e != trust_->epoch() || !st.ok()) {
+      ++dropped_frames_;
+      continue;
+    }
+    // Durable like a replica's committed block, then executed.
+    Writer w;
+    cb->encode(w);
+    consensus::PersistRecord rec{consensus::PersistRecord::Kind::kCommitted, h, cb->view,
+                                 std::move(w).take()};
+    const consensus::PersistRecord* one = &rec;
+    if (!store_->append_all(std::span(&one, 1)).ok()) return;
+    execute_block(cb);
+  }
+  received_.erase(received_.begin(), received_.upper_bound(builder_->next_height() - 1));
+}
+
+// A node that has not executed anything for a while (outside the committee, or back from a
+// crash while the committee moved on) asks one peer at a time for the blocks after its tip.
+void Node::request_blocks() {
+  if (genesis_.members.size() < 2) return;
+  Writer w;
+  w.u8(kBlockRequest).u32(1).u64(builder_->next_height());
+  fetch_peer_ = (fetch_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
+  if (fetch_peer_ == self_)
+    fetch_peer_ = (fetch_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
+  transport_->send(fetch_peer_, net::Channel::kLedger,
+                   std::make_shared<Bytes>(std::move(w).take()));
+}
+
+void Node::submit_internal(Bytes payload) {
+  consensus::Request q;
+  q.client_id = 0xa77e57000000ull + self_;
+  q.client_seq = ++internal_seq_;
+  q.payload = std::move(payload);
+  Writer w(q.payload.size() + 32);
+  q.encode(w);
+  if (transport_)
+    transport_->broadcast(net::Channel::kRequest, std::make_shared<Bytes>(std::move(w).take()));
+  post_consensus([this, q = std::move(q)](uint64_t now) {
+    Replica* r = current_replica();
+    if (r && !r->finished()) emit(cur_epoch_, r->on_request(q, now));
+  });
 }
 
 void Node::certified(const consensus::HeaderCertifiedAction& hc) {
@@ -610,7 +913,7 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
     asio::post(*workers_, [this, data] {
       Reader r(as_view(*data));
       auto q = consensus::Request::decode(r);
-      if (!q.ok() || r.remaining() != 0 || (app_ && !app_->validate(*q).ok())) {
+      if (!q.ok() || r.remaining() != 0 || !validate_request(*q).ok()) {
         ++dropped_frames_;
         return;
       }
@@ -620,8 +923,15 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
         if (validated_.size() > 500000) validated_.clear();
         validated_.insert(q->id());
       }
-      post_consensus([q = std::move(q).value()](Replica& rep, uint64_t now) {
-        return rep.on_request(q, now);
+      post_consensus([this, q = std::move(q).value()](uint64_t now) {
+        Replica* rep = current_replica();
+        if (rep && !rep->finished()) {
+          emit(cur_epoch_, rep->on_request(q, now));
+        } else {
+          // Between epochs (or outside the committee): kept for the next replica, bounded.
+          early_requests_.push_back(q);
+          if (early_requests_.size() > 2000) early_requests_.pop_front();
+        }
       });
     });
     return;
@@ -630,19 +940,40 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
   // then finds it in the cache. Anything malformed is left for the replica to count and drop.
   asio::post(*workers_, [this, data, from] {
     auto env = consensus::Envelope::decode(as_view(*data));
-    if (env.ok() && env->sender == from && env->sender < rcfg_.committee.size()) {
-      Bytes msg =
-          consensus::signing_message(rcfg_.chain_id, rcfg_.epoch, env->type, as_view(env->body));
-      if (!sigs_->verify(rcfg_.committee[env->sender], as_view(msg), env->sig)) {
-        ++dropped_frames_;
-        return;
+    uint64_t epoch = env.ok() ? env->epoch : 0;
+    if (env.ok()) {
+      std::vector<crypto::PublicKey> members;
+      {
+        std::lock_guard lk(smu_);
+        if (auto c = committee_keys_.find(epoch); c != committee_keys_.end()) members = c->second;
       }
-    } else if (env.ok() && env->sender != from) {
-      ++dropped_frames_;  // a member may only speak for itself on its own connection
-      return;
+      if (!members.empty()) {
+        // A member may only speak for itself, on its own connection.
+        if (env->sender >= members.size() ||
+            members[env->sender] != genesis_.members[from].public_key) {
+          ++dropped_frames_;
+          return;
+        }
+        Bytes msg =
+            consensus::signing_message(genesis_.chain_id, epoch, env->type, as_view(env->body));
+        if (!sigs_->verify(members[env->sender], as_view(msg), env->sig)) {
+          ++dropped_frames_;
+          return;
+        }
+      }
     }
-    post_consensus(
-        [data](Replica& rep, uint64_t now) { return rep.on_message(as_view(*data), now); });
+    post_consensus([this, data, epoch](uint64_t now) {
+      if (auto r = replicas_.find(epoch); r != replicas_.end()) {
+        emit(epoch, r->second->on_message(as_view(*data), now));
+      } else if (epoch > cur_epoch_ || (epoch == cur_epoch_ && !current_replica())) {
+        // An epoch this node has not started yet (it is still executing the previous one's
+        // last block): kept, bounded, for the replica it will start.
+        if (future_count_ < 20000) {
+          future_[epoch].push_back(data);
+          ++future_count_;
+        }
+      }
+    });
   });
 }
 
@@ -653,9 +984,7 @@ Result<Hash32> Node::submit(Bytes payload) {
     return make_error(
         Errc::kOversize,
         "the request is larger than " + std::to_string(consensus::kMaxRequestPayload) + " bytes");
-  if (app_) {
-    ATN_CHECK(app_->validate(q));
-  }
+  ATN_CHECK(validate_request(q));
   {
     std::lock_guard lk(smu_);
     if (pending_ > 50000 || cq_depth_ > 100000)
@@ -675,7 +1004,15 @@ Result<Hash32> Node::submit(Bytes payload) {
   Writer w(q.payload.size() + 32);
   q.encode(w);
   transport_->broadcast(net::Channel::kRequest, std::make_shared<Bytes>(std::move(w).take()));
-  post_consensus([q = std::move(q)](Replica& rep, uint64_t now) { return rep.on_request(q, now); });
+  post_consensus([this, q = std::move(q)](uint64_t now) {
+    Replica* rep = current_replica();
+    if (rep && !rep->finished()) {
+      emit(cur_epoch_, rep->on_request(q, now));
+    } else {
+      early_requests_.push_back(q);
+      if (early_requests_.size() > 2000) early_requests_.pop_front();
+    }
+  });
   return id;
 }
 
@@ -690,6 +1027,12 @@ void Node::await_response(const Hash32& id, uint64_t deadline_ms,
     waiters_[id].push_back({deadline_ms, std::move(done)});
     if (store_->record_by_request(id).ok()) ready_[id] = 0;
   });
+}
+
+void Node::read_trust(
+    std::function<void(const state::TrustState&, const std::map<uint64_t, ledger::Committee>&)>
+        fn) {
+  post_effects([this, fn = std::move(fn)] { fn(*trust_, committees_); });
 }
 
 void Node::read_store(std::function<void(const ledger::ReplicaStore&)> fn) {
@@ -712,17 +1055,25 @@ nlohmann::json Node::status() const {
   j["certified_height"] = certified_height_;
   j["tip"] = to_hex(tip_hash_);
   j["view"] = view_no_;
-  j["primary"] = genesis_.members[rcfg_.primary(view_no_)].name;
+  j["epoch"] = epoch_;
+  auto ck = committee_keys_.find(epoch_);
+  std::vector<crypto::PublicKey> seats;
+  if (ck != committee_keys_.end()) seats = ck->second;
+  auto name_of = [&](const crypto::PublicKey& k) {
+    auto it = registry_index_.find(k);
+    return it == registry_index_.end() ? std::string("?") : genesis_.members[it->second].name;
+  };
+  j["primary"] = seats.empty() ? "" : name_of(seats[view_no_ % seats.size()]);
+  j["sitting"] = std::find(seats.begin(), seats.end(), key_.public_key()) != seats.end();
   j["in_view_change"] = in_view_change_;
   j["pending_requests"] = pending_;
-  j["epoch"] = 0;
   j["policy"] = policy_ ? policy_->id + " v" + std::to_string(policy_->version) : "ordering-only";
   nlohmann::json peers = nlohmann::json::array();
   if (transport_)
     for (uint32_t p : transport_->connected_peers()) peers.push_back(genesis_.members[p].name);
   j["peers_connected"] = peers;
   j["committee"] = nlohmann::json::array();
-  for (const auto& m : genesis_.members) j["committee"].push_back(m.name);
+  for (const auto& k : seats) j["committee"].push_back(name_of(k));
   return j;
 }
 

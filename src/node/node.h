@@ -33,6 +33,7 @@
 #include "net/transport.h"
 #include "node/config.h"
 #include "state/attestation.h"
+#include "state/trust.h"
 
 namespace attestnet::node {
 
@@ -78,18 +79,40 @@ class Node {
   // The hash of the newest executed header (genesis before the first block) and its height.
   std::pair<Hash32, uint64_t> freshness() const;
   consensus::ReplicaId self() const { return self_; }
+  // Runs `fn` on the effects thread with the trust state (registry, reputation, committees).
+  void read_trust(
+      std::function<void(const state::TrustState&, const std::map<uint64_t, ledger::Committee>&)>
+          fn);
 
  private:
   Node() = default;
-  using Event = std::function<consensus::Actions(consensus::Replica&, uint64_t now_ms)>;
+  // Runs on the consensus thread; it feeds replicas and emit()s what they return.
+  using Event = std::function<void(uint64_t now_ms)>;
   void post_consensus(Event e);
   void post_effects(std::function<void()> fn);
   void consensus_loop();
   void effects_loop();
-  void carry_out(consensus::Actions actions);
+  // Consensus thread: the replica of the current epoch (null when this node does not sit).
+  consensus::Replica* current_replica();
+  void emit(uint64_t epoch, consensus::Actions a);
+  void start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base_height,
+                   const Hash32& base_digest, uint64_t base_time, uint64_t now);
+  consensus::ReplicaConfig replica_config(uint64_t epoch, const ledger::Committee& c,
+                                          uint64_t base_height, const Hash32& base_digest,
+                                          uint64_t base_time) const;
+  std::optional<consensus::ReplicaId> index_in(const ledger::Committee& c) const;
+  // Effects thread: carries out one replica's actions (its epoch maps member indices to peers).
+  void carry_out(uint64_t epoch, consensus::Actions actions);
   void on_frame(uint32_t from, net::Channel ch, Bytes payload);
-  // The executed height and header digest (nullopt: executed at open already).
-  std::optional<std::pair<consensus::Seq, Hash32>> deliver(const consensus::DeliverAction& d);
+  Status validate_request(const consensus::Request& q) const;
+  // Orders a transaction this node makes itself (endorsements, misbehaviour proofs).
+  void submit_internal(Bytes payload);
+  // Executes the next committed block into the trust state and the ledger (from the replica,
+  // from a peer's notice or fetch, or at open). Returns the height and header digest.
+  std::optional<std::pair<consensus::Seq, Hash32>> execute_block(
+      const std::shared_ptr<const consensus::CommittedBlock>& cb);
+  void drain_received();
+  void request_blocks();
   void certified(const consensus::HeaderCertifiedAction& hc);
   void answer_ready(uint64_t certified_height);
   void housekeeping(uint64_t now_ms);
@@ -104,14 +127,42 @@ class Node {
   ledger::Genesis genesis_;
   crypto::SecretKey key_;
   consensus::ReplicaId self_ = 0;
-  consensus::ReplicaConfig rcfg_;
   std::shared_ptr<const policy::Policy> policy_;
   std::shared_ptr<state::AttestationApp> app_;
   std::unique_ptr<ledger::ReplicaStore> store_;
   std::unique_ptr<ledger::LedgerBuilder> builder_;
   std::unique_ptr<state::MemoryLedgerView> view_;
-  std::unique_ptr<consensus::Replica> replica_;
   std::shared_ptr<crypto::SignatureMemo> sigs_;
+
+  // Epochs (docs/trust.md). Immutable after open: registry index by key.
+  std::map<crypto::PublicKey, uint32_t> registry_index_;
+  // Effects thread: the trust state, the consensus digest and block time at the ledger's tip,
+  // every epoch's committee, and the base (height, digest, time) each epoch started from.
+  std::unique_ptr<state::TrustState> trust_;
+  Hash32 state_digest_{};
+  uint64_t block_time_ = 0;
+  std::map<uint64_t, ledger::Committee> committees_;
+  struct EpochBase {
+    uint64_t height = 0;
+    Hash32 digest{};
+    uint64_t time = 0;
+  };
+  std::map<uint64_t, EpochBase> bases_;
+  std::map<uint64_t, std::shared_ptr<const consensus::CommittedBlock>> received_;
+  uint64_t last_exec_ms_ = 0, next_block_fetch_ms_ = 0;
+  uint32_t fetch_peer_ = 0;
+  uint64_t internal_seq_ = 0;
+  std::set<std::tuple<crypto::PublicKey, uint64_t, uint8_t>> reported_;
+  // Consensus thread: one replica per epoch this node sits in (the current one, and the
+  // previous while it gathers its last header votes), messages and requests for an epoch it
+  // has not started yet.
+  std::map<uint64_t, std::unique_ptr<consensus::Replica>> replicas_;
+  uint64_t cur_epoch_ = 0;
+  std::map<uint64_t, std::deque<std::shared_ptr<Bytes>>> future_;
+  size_t future_count_ = 0;
+  std::deque<consensus::Request> early_requests_;
+  std::vector<std::pair<uint64_t, consensus::Actions>> emitted_;
+  consensus::ReplicaHooks hooks_;
 
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
@@ -151,6 +202,8 @@ class Node {
 
   // Snapshots for status and metrics (written by the consensus / effects threads).
   mutable std::mutex smu_;
+  std::map<uint64_t, std::vector<crypto::PublicKey>> committee_keys_;  // recent epochs (workers)
+  uint64_t epoch_ = 0;
   Hash32 tip_hash_{};
   uint64_t tip_height_ = 0, certified_height_ = 0;
   consensus::ReplicaCounters counters_{};

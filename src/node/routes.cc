@@ -4,6 +4,9 @@
 
 #include "node/node.h"
 
+#include <algorithm>
+#include <set>
+
 namespace attestnet::node {
 namespace {
 
@@ -84,7 +87,7 @@ Result<uint64_t> wait_ms(const HttpRequest& r) {
 }
 
 void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted) {
-  size_t n = node.genesis().members.size();
+  size_t n = node.genesis().seats();
   node.await_response(
       id, steady_ms() + wait, [reply, id, n, submitted](Result<ledger::AttestationResponse> r) {
         if (r.ok()) {
@@ -202,19 +205,39 @@ api::Handler make_api_handler(Node& node) {
     }
     if (is("GET", "/v1/nodes")) {
       json s = node.status();
-      json arr = json::array();
-      for (const auto& m : node.genesis().members) {
-        bool connected = m.name == s["node"];
-        for (const auto& c : s["peers_connected"]) connected |= c == m.name;
-        arr.push_back({{"name", m.name},
-                       {"public_key", to_hex(ByteView(m.public_key.data(), 32))},
-                       {"endpoint", m.endpoint},
-                       {"committee", true},
-                       {"reachable_from_here", connected},
-                       // Reputation and committee terms arrive with epochs (issue 5).
-                       {"reputation", nullptr}});
-      }
-      return reply(ok_json({{"epoch", 0}, {"nodes", arr}}));
+      std::set<std::string> reachable;
+      for (const auto& c : s["peers_connected"]) reachable.insert(c.get<std::string>());
+      reachable.insert(s["node"].get<std::string>());
+      node.read_trust([reply, reachable](const state::TrustState& t,
+                                         const std::map<uint64_t, ledger::Committee>& cs) {
+        auto hex = [](const crypto::PublicKey& k) { return to_hex(ByteView(k.data(), 32)); };
+        const auto& seats = t.committee().members;
+        json arr = json::array();
+        for (const auto& [k, e] : t.nodes()) {
+          json hist = json::array(), terms = json::array();
+          for (const auto& [ep, sc] : e.history) hist.push_back({{"epoch", ep}, {"score_ppm", sc}});
+          for (uint64_t ep : e.terms) terms.push_back(ep);
+          arr.push_back({{"name", e.name},
+                         {"public_key", hex(k)},
+                         {"endpoint", e.endpoint},
+                         {"committee", std::find(seats.begin(), seats.end(), k) != seats.end()},
+                         {"active", e.active},
+                         {"reachable_from_here", reachable.count(e.name) > 0},
+                         {"reputation_ppm", e.score_ppm},
+                         {"excluded_until_epoch", e.excluded_until},
+                         {"slashes", e.slashes},
+                         {"terms", terms},
+                         {"history", hist}});
+        }
+        json committees = json::array();
+        for (const auto& [ep, c] : cs) {
+          json m = json::array();
+          for (const auto& k : c.members) m.push_back(hex(k));
+          committees.push_back({{"epoch", ep}, {"hash", to_hex(c.hash())}, {"members", m}});
+        }
+        reply(ok_json({{"epoch", t.epoch()}, {"nodes", arr}, {"committees", committees}}));
+      });
+      return;
     }
     if (p == "/v1/attestations") {
       if (r.method != "POST") return reply(json_error(405, "use POST to submit an attestation"));
