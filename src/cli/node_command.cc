@@ -262,6 +262,43 @@ int devnet_status(const NodeArgs& a) {
   return down ? 1 : 0;
 }
 
+// `attestnet nodes --node URL`: the registry as one node computed it (GET /v1/nodes).
+int show_nodes(const std::string& url, bool history) {
+  auto u = api::parse_url(url);
+  if (!u.ok()) {
+    std::fprintf(stderr, "--node: %s\n", u.error().reason.c_str());
+    return 2;
+  }
+  auto j = get_json(u->host, u->port, "/v1/nodes");
+  if (!j.ok()) {
+    std::fprintf(stderr, "%s: %s\n", url.c_str(), j.error().reason.c_str());
+    return 1;
+  }
+  std::printf("epoch %llu\n", static_cast<unsigned long long>((*j)["epoch"].get<uint64_t>()));
+  std::printf("%-10s %-5s %-13s %-8s %-10s %-9s %s\n", "node", "seat", "reputation", "slashes",
+              "excluded", "terms", "last terms");
+  for (const auto& n : (*j)["nodes"]) {
+    std::string last;
+    const auto& terms = n["terms"];
+    for (size_t i = terms.size() > 5 ? terms.size() - 5 : 0; i < terms.size(); ++i)
+      last += (last.empty() ? "" : ",") + std::to_string(terms[i].get<uint64_t>());
+    uint64_t ex = n["excluded_until_epoch"].get<uint64_t>();
+    std::printf("%-10s %-5s %8.3f      %-8u %-10s %-9zu %s%s\n",
+                n["name"].get<std::string>().c_str(), n["committee"].get<bool>() ? "yes" : "",
+                n["reputation_ppm"].get<uint64_t>() / 1e6, n["slashes"].get<unsigned>(),
+                ex > (*j)["epoch"].get<uint64_t>() ? ("< " + std::to_string(ex)).c_str() : "",
+                terms.size(), last.c_str(), n["active"].get<bool>() ? "" : " (left)");
+    if (history) {
+      std::string h;
+      for (const auto& x : n["history"])
+        h += " " + std::to_string(x["epoch"].get<uint64_t>()) + ":" +
+             std::to_string(x["score_ppm"].get<uint64_t>() / 1000) + "k";
+      std::printf("           history%s\n", h.c_str());
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_node_commands(CLI::App& app) {
@@ -269,6 +306,15 @@ void add_node_commands(CLI::App& app) {
   auto* n = app.add_subcommand("node", "Run one node (SIGTERM stops it cleanly)");
   n->add_option("--config", args->config, "node.toml (docs/operations.md)")->required();
   n->callback([args] { set_exit_code(run_node(*args)); });
+
+  auto nodes_url = std::make_shared<std::string>("http://127.0.0.1:8100");
+  auto nodes_history = std::make_shared<bool>(false);
+  auto* ns = app.add_subcommand(
+      "nodes", "The registry as a node computed it: seats, reputation, terms, exclusions");
+  ns->add_option("--node", *nodes_url, "a node's API URL")->default_val("http://127.0.0.1:8100");
+  ns->add_flag("--history", *nodes_history, "also each node's score per epoch (last 64)");
+  ns->callback(
+      [nodes_url, nodes_history] { set_exit_code(show_nodes(*nodes_url, *nodes_history)); });
 
   auto* d = app.add_subcommand("devnet", "A local network of node processes on 127.0.0.1");
   d->require_subcommand(1);

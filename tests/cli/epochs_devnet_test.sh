@@ -49,7 +49,10 @@ failed=$(sed -n 's/.*ok, \([0-9]*\) failed).*/\1/p' "$W/load.txt")
 okc=$(sed -n 's/.*(\([0-9]*\) ok,.*/\1/p' "$W/load.txt")
 [ -n "$okc" ] && [ "$okc" -ge 100 ] && [ "${failed:-99}" -le 4 ] || { cat "$W/load.txt"; echo "FAIL: load"; exit 1; }
 
-echo "== 3. an outsider earned a seat; /v1/nodes shows reputation and terms"
+echo "== 3. an outsider earned a seat; attestnet nodes and /v1/nodes show reputation and terms"
+for api in $(seq $((BASE + 50)) $((BASE + 56))); do
+  "$A" nodes --node "http://127.0.0.1:$api" && break || true
+done
 newcomer=0
 seen=""
 for api in $(seq $((BASE + 50)) $((BASE + 56))); do
