@@ -414,9 +414,11 @@ void Node::start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base
       for (const auto& m : f->second) emit(epoch, r.on_message(as_view(*m), now));
     }
   } else if (!index_in(c)) {
+    // Requests broadcast while this node follows are kept (the last 2,000): should it sit next,
+    // it has what the others have pending, and re-proposing one already executed is harmless
+    // (records are kept once; trust transactions are idempotent).
     std::fprintf(stderr, "attestnet node: epoch %llu: not in the committee; following\n",
                  static_cast<unsigned long long>(epoch));
-    early_requests_.clear();
   }
   for (auto it = future_.begin(); it != future_.end() && it->first <= epoch;) {
     future_count_ -= it->second.size();

@@ -504,6 +504,11 @@ TxOutcome TrustState::apply_endorsement(const Endorsement& e, const crypto::Veri
     if (proven_.insert({e.endorser, epoch_}).second) slash(e.endorser);
     return {true, "the endorsement contradicts the ledger's header: the endorser is slashed"};
   }
+  if (e.height <= it->second.last_endorsed) {
+    return {false, "this node already endorsed height " + std::to_string(it->second.last_endorsed) +
+                       " (endorsements move forward)"};
+  }
+  it->second.last_endorsed = e.height;
   facts_.endorsed[e.endorser].insert(e.height);
   return {true, "endorsement counted"};
 }
@@ -685,7 +690,7 @@ Bytes TrustState::encode() const {
   for (const auto& [k, e] : nodes_) {
     put_key(w, k);
     w.str(e.name).str(e.endpoint).u64(e.joined_height).u8(e.active ? 1 : 0);
-    w.u32(e.score_ppm).u64(e.excluded_until).u32(e.slashes);
+    w.u32(e.score_ppm).u64(e.excluded_until).u32(e.slashes).u64(e.last_endorsed);
   }
   w.u64(facts_.certs_recorded).u32(static_cast<uint32_t>(facts_.slashed.size()));
   return std::move(w).take();

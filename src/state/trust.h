@@ -113,6 +113,7 @@ struct NodeEntry {
   uint32_t score_ppm = 0;       // reputation
   uint64_t excluded_until = 0;  // not eligible for epochs < this
   uint32_t slashes = 0;
+  uint64_t last_endorsed = 0;  // endorsements count only for heights above this (each once)
   std::vector<std::pair<uint64_t, uint32_t>> history;  // (epoch, score after it), last 64
   std::vector<uint64_t> terms;                         // epochs it sat in, last 64
 };

@@ -239,6 +239,17 @@ TEST(Trust, EndorsementsCountOnlyForTheLedgersHeadersAndAFalseOneIsSlashed) {
   EXPECT_EQ(n.trust->nodes().at(n.keys[4].public_key()).slashes, 1u);
 }
 
+TEST(Trust, AnEndorsementCountsOnceAndEndorsementsMoveForward) {
+  Net n(5);
+  n.block({0, 1, 2, 3});
+  n.block({0, 1, 2, 3});
+  n.block({0, 1, 2, 3}, {endorse(n, 4, 2), endorse(n, 4, 2), endorse(n, 4, 1)});
+  EXPECT_TRUE(n.last_outcomes[0].accepted);
+  EXPECT_FALSE(n.last_outcomes[1].accepted);  // the same height again (a re-proposed request)
+  EXPECT_FALSE(n.last_outcomes[2].accepted);  // an older height
+  EXPECT_NE(n.last_outcomes[2].reason.find("move forward"), std::string::npos);
+}
+
 TEST(Trust, JoinLeaveAndRotateChangeTheRegistry) {
   Net n(4);
   auto newcomer = crypto::SecretKey::from_seed(crypto::test_seed("newcomer"));
