@@ -4,12 +4,12 @@
 # node outside the genesis committee takes one. Every response the clients received, before and
 # after the hand-overs, verifies offline from genesis alone; the killed node restarts and follows
 # the ledger; every store audits from genesis with its hand-overs.
-# Real processes on 127.0.0.1 (ports 30000-40000).
+# Real processes on 127.0.0.1 (ports 30000-32700, below the ephemeral range).
 set -euo pipefail
 A="$1"
 W=$(mktemp -d)
 D="$W/devnet"
-BASE=$((30000 + (RANDOM % 90) * 100))
+BASE=$((30000 + (RANDOM % 27) * 100))  # below the ephemeral range (32768-)
 cleanup() { "$A" devnet down --dir "$D" >/dev/null 2>&1 || true; rm -rf "$W"; }
 trap cleanup EXIT
 status() { "$A" devnet status --dir "$D" 2>/dev/null || true; }
