@@ -140,11 +140,8 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     ATN_TRY(auto cb, n->store_->block(h));
     ATN_TRY(auto hf, n->store_->header(h));
     ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
-    n->trust_->apply_block(cb.block, n->memo_verify());
-    std::optional<ledger::Committee> next;
-    if (n->trust_->is_last_of_epoch(h)) next = n->trust_->end_epoch();
-    n->state_digest_ = consensus::next_state_digest(n->state_digest_, h, cb.block.digest());
-    n->block_time_ = std::max(n->block_time_, cb.block.block_time);
+    std::optional<ledger::Committee> next =
+        state::fold_block(*n->trust_, n->chain_, cb.block, n->memo_verify()).next;
     n->trust_->note_header(h, hdr.hash());
     if (next) {
       if (hdr.next_committee_hash != next->hash()) {
@@ -155,7 +152,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
                               std::to_string(next->epoch) + " than header " + std::to_string(h));
       }
       n->committees_[next->epoch] = *next;
-      n->bases_[next->epoch] = EpochBase{h, n->state_digest_, n->block_time_};
+      n->bases_[next->epoch] = EpochBase{h, n->chain_.digest, n->chain_.block_time};
     }
   }
   ATN_CHECK(n->catch_up_ledger());
@@ -174,7 +171,8 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     std::lock_guard lk(n->smu_);
     n->epoch_ = n->cur_epoch_;
     for (const auto& [e, c] : n->committees_)
-      if (e + 2 >= n->cur_epoch_) n->committee_keys_[e] = c.members;
+      if (e + 2 >= n->cur_epoch_)
+        n->committee_keys_[e] = std::make_shared<const std::vector<crypto::PublicKey>>(c.members);
   }
   if (n->index_in(cur)) {
     const EpochBase& b = n->bases_[n->cur_epoch_];
@@ -376,6 +374,17 @@ void Node::post_effects(std::function<void()> fn) {
     eq_depth_ = eq_.size();
   }
   ecv_.notify_one();
+}
+
+void Node::offer_request(const consensus::Request& q, uint64_t now) {
+  Replica* rep = current_replica();
+  if (rep && !rep->finished()) {
+    emit(cur_epoch_, rep->on_request(q, now));
+    return;
+  }
+  // Between epochs (or outside the committee): kept, the last 2,000, for the next replica.
+  early_requests_.push_back(q);
+  if (early_requests_.size() > 2000) early_requests_.pop_front();
 }
 
 consensus::Replica* Node::current_replica() {
@@ -696,7 +705,7 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
       last_exec_ms_ = steady_ms();
       if (auto e = execute_block(d->block)) {
-        if (e->second != Hash32{} && d->state_digest != state_digest_) {
+        if (d->state_digest != chain_.digest) {
           std::fprintf(stderr, "attestnet node: state digest at %llu differs from the replica's\n",
                        static_cast<unsigned long long>(e->first));
         }
@@ -736,20 +745,15 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   uint64_t h = cb.block.height;
   if (h != builder_->next_height()) return std::nullopt;
   uint64_t epoch = trust_->epoch_of(h);
-  std::vector<state::TxOutcome> outcomes = trust_->apply_block(cb.block, memo_verify());
-  for (const auto& o : outcomes) {
+  state::FoldedBlock folded = state::fold_block(*trust_, chain_, cb.block, memo_verify());
+  for (const auto& o : folded.outcomes) {
     if (o.accepted && o.reason != "endorsement counted")
       std::fprintf(stderr, "attestnet node: block %llu: %s\n", static_cast<unsigned long long>(h),
                    o.reason.c_str());
   }
-  std::optional<ledger::Committee> next;
-  if (trust_->is_last_of_epoch(h)) next = trust_->end_epoch();
-  state_digest_ = consensus::next_state_digest(state_digest_, h, cb.block.digest());
-  block_time_ = std::max(block_time_, cb.block.block_time);
-  Writer sr;
-  sr.hash(state_digest_).hash(trust_->hash());
-  Hash32 state_root = hash_domain("attestnet/state-root", as_view(sr.data()));
-  ledger::BuiltBlock built = builder_->apply(cb, state_root, block_time_, next ? &*next : nullptr);
+  const std::optional<ledger::Committee>& next = folded.next;
+  ledger::BuiltBlock built =
+      builder_->apply(cb, folded.state_root, chain_.block_time, next ? &*next : nullptr);
   Hash32 hh = built.header.hash();
   trust_->note_header(h, hh);
   view_->note_header(hh);
@@ -775,7 +779,8 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
     }
     if (next) {
       epoch_ = next->epoch;
-      committee_keys_[next->epoch] = next->members;
+      committee_keys_[next->epoch] =
+          std::make_shared<const std::vector<crypto::PublicKey>>(next->members);
       while (committee_keys_.size() > 3) committee_keys_.erase(committee_keys_.begin());
     }
   }
@@ -786,11 +791,10 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   const ledger::Committee& ran = committees_[epoch];
   if (next) {
     committees_[next->epoch] = *next;
-    bases_[next->epoch] = EpochBase{h, state_digest_, block_time_};
+    bases_[next->epoch] = EpochBase{h, chain_.digest, chain_.block_time};
     if (started_) {
-      post_consensus([this, c = *next, h, d = state_digest_, t = block_time_](uint64_t now_ms) {
-        start_epoch(c.epoch, c, h, d, t, now_ms);
-      });
+      post_consensus([this, c = *next, h, d = chain_.digest, t = chain_.block_time](
+                         uint64_t now_ms) { start_epoch(c.epoch, c, h, d, t, now_ms); });
     }
   }
   if (started_ && transport_) {
@@ -925,16 +929,7 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
         if (validated_.size() > 500000) validated_.clear();
         validated_.insert(q->id());
       }
-      post_consensus([this, q = std::move(q).value()](uint64_t now) {
-        Replica* rep = current_replica();
-        if (rep && !rep->finished()) {
-          emit(cur_epoch_, rep->on_request(q, now));
-        } else {
-          // Between epochs (or outside the committee): kept for the next replica, bounded.
-          early_requests_.push_back(q);
-          if (early_requests_.size() > 2000) early_requests_.pop_front();
-        }
-      });
+      post_consensus([this, q = std::move(q).value()](uint64_t now) { offer_request(q, now); });
     });
     return;
   }
@@ -944,12 +939,13 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
     auto env = consensus::Envelope::decode(as_view(*data));
     uint64_t epoch = env.ok() ? env->epoch : 0;
     if (env.ok()) {
-      std::vector<crypto::PublicKey> members;
+      std::shared_ptr<const std::vector<crypto::PublicKey>> seats;
       {
         std::lock_guard lk(smu_);
-        if (auto c = committee_keys_.find(epoch); c != committee_keys_.end()) members = c->second;
+        if (auto c = committee_keys_.find(epoch); c != committee_keys_.end()) seats = c->second;
       }
-      if (!members.empty()) {
+      if (seats) {
+        const auto& members = *seats;
         // A member may only speak for itself, on its own connection.
         if (env->sender >= members.size() ||
             members[env->sender] != genesis_.members[from].public_key) {
@@ -1006,15 +1002,7 @@ Result<Hash32> Node::submit(Bytes payload) {
   Writer w(q.payload.size() + 32);
   q.encode(w);
   transport_->broadcast(net::Channel::kRequest, std::make_shared<Bytes>(std::move(w).take()));
-  post_consensus([this, q = std::move(q)](uint64_t now) {
-    Replica* rep = current_replica();
-    if (rep && !rep->finished()) {
-      emit(cur_epoch_, rep->on_request(q, now));
-    } else {
-      early_requests_.push_back(q);
-      if (early_requests_.size() > 2000) early_requests_.pop_front();
-    }
-  });
+  post_consensus([this, q = std::move(q)](uint64_t now) { offer_request(q, now); });
   return id;
 }
 
@@ -1060,7 +1048,7 @@ nlohmann::json Node::status() const {
   j["epoch"] = epoch_;
   auto ck = committee_keys_.find(epoch_);
   std::vector<crypto::PublicKey> seats;
-  if (ck != committee_keys_.end()) seats = ck->second;
+  if (ck != committee_keys_.end()) seats = *ck->second;
   auto name_of = [&](const crypto::PublicKey& k) {
     auto it = registry_index_.find(k);
     return it == registry_index_.end() ? std::string("?") : genesis_.members[it->second].name;

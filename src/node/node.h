@@ -94,6 +94,8 @@ class Node {
   void effects_loop();
   // Consensus thread: the replica of the current epoch (null when this node does not sit).
   consensus::Replica* current_replica();
+  // A request for the current replica, or kept for the next one this node starts.
+  void offer_request(const consensus::Request& q, uint64_t now);
   void emit(uint64_t epoch, consensus::Actions a);
   void start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base_height,
                    const Hash32& base_digest, uint64_t base_time, uint64_t now);
@@ -139,8 +141,7 @@ class Node {
   // Effects thread: the trust state, the consensus digest and block time at the ledger's tip,
   // every epoch's committee, and the base (height, digest, time) each epoch started from.
   std::unique_ptr<state::TrustState> trust_;
-  Hash32 state_digest_{};
-  uint64_t block_time_ = 0;
+  state::ChainState chain_;
   std::map<uint64_t, ledger::Committee> committees_;
   struct EpochBase {
     uint64_t height = 0;
@@ -202,7 +203,8 @@ class Node {
 
   // Snapshots for status and metrics (written by the consensus / effects threads).
   mutable std::mutex smu_;
-  std::map<uint64_t, std::vector<crypto::PublicKey>> committee_keys_;  // recent epochs (workers)
+  // Recent epochs' seats for the workers' signature checks (shared, never copied per message).
+  std::map<uint64_t, std::shared_ptr<const std::vector<crypto::PublicKey>>> committee_keys_;
   uint64_t epoch_ = 0;
   Hash32 tip_hash_{};
   uint64_t tip_height_ = 0, certified_height_ = 0;

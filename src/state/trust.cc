@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "consensus/replica.h"
 #include "core/hash.h"
 
 namespace attestnet::state {
@@ -698,6 +699,19 @@ Bytes TrustState::encode() const {
 
 Hash32 TrustState::hash() const {
   return hash_domain("attestnet/trust-state", as_view(encode()));
+}
+
+FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Block& b,
+                       const crypto::VerifyFn& verify) {
+  FoldedBlock out;
+  out.outcomes = trust.apply_block(b, verify);
+  if (trust.is_last_of_epoch(b.height)) out.next = trust.end_epoch();
+  chain.digest = consensus::next_state_digest(chain.digest, b.height, b.digest());
+  chain.block_time = std::max(chain.block_time, b.block_time);
+  Writer w;
+  w.hash(chain.digest).hash(trust.hash());
+  out.state_root = hash_domain("attestnet/state-root", as_view(w.data()));
+  return out;
 }
 
 }  // namespace attestnet::state

@@ -194,4 +194,19 @@ class TrustState {
   std::set<std::pair<crypto::PublicKey, uint64_t>> proven_;  // (offender, epoch) already proven
 };
 
+// What every host does alike when it executes a committed block, besides building the ledger
+// header: the block's trust facts and transactions, the epoch end, the consensus state digest and
+// effective block time, and the header's state root H("attestnet/state-root", digest | trust).
+struct ChainState {
+  Hash32 digest{};          // consensus::next_state_digest chained over every block
+  uint64_t block_time = 0;  // the block times' running maximum
+};
+struct FoldedBlock {
+  std::vector<TxOutcome> outcomes;
+  std::optional<ledger::Committee> next;  // the next epoch's committee, at an epoch's last block
+  Hash32 state_root{};
+};
+FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Block& b,
+                       const crypto::VerifyFn& verify = {});
+
 }  // namespace attestnet::state
