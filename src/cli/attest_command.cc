@@ -21,10 +21,10 @@ namespace attestnet::cli {
 namespace {
 
 struct AttestArgs {
-  std::string tpm, vm_id, anchor, eventlog, ima, out, pcrs = "sha256:0,4,7,8,9", ak = "rsa";
-  std::string node, request_out, bundle, platform;
+  std::string vm_id, anchor, out;
+  std::string node, request_out;
   double wait = 30;
-  bool tsm = false;
+  EvidenceSource ev;
   std::string request, policy, at;
 };
 
@@ -65,56 +65,18 @@ int attest(const AttestArgs& a) {
   std::printf("1/3 ephemeral VM key %s, binding %s\n",
               to_hex(ByteView(key.public_key().data(), 32)).substr(0, 16).c_str(),
               to_hex(binding).substr(0, 16).c_str());
-  std::string platform;
-  Bytes bundle;
-  if (!a.bundle.empty()) {
-    // Evidence collected elsewhere (a bundle from `evidence bundle` or `evidence collect`): it
-    // must already carry this request's binding, or the network will say so.
-    if (a.platform.empty()) return fail("--bundle needs --platform (tpm2, sev-snp, tdx, sgx, sim)");
-    auto b = read_file(a.bundle);
-    if (!b.ok()) return fail(b.error().reason);
-    platform = a.platform;
-    bundle = std::move(b).value();
-  } else if (a.tsm) {
-    Bytes rd(binding.begin(), binding.end());
-    rd.resize(64, 0);
-    auto ev = agent::collect_tsm(as_view(rd));
-    if (!ev.ok()) return fail(ev.error().reason);
-    platform = ev->platform;
-    bundle = ev->bundle;
-  } else {
-    if (a.tpm.empty())
-      return fail("give --tpm TCTI (swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0) or --tsm");
-    std::string tcti = a.tpm.rfind("device:", 0) == 0 || a.tpm.rfind("swtpm:", 0) == 0 ||
-                               a.tpm.rfind("mssim:", 0) == 0
-                           ? a.tpm
-                           : "device:" + a.tpm;
-    auto tpm = agent::Tpm::open(tcti);
-    if (!tpm.ok()) return fail(tpm.error().reason);
-    auto kind = a.ak == "ecc" ? agent::Tpm::AkKind::kEccP256 : agent::Tpm::AkKind::kRsa2048;
-    auto ev = (*tpm)->quote(ByteView(binding.data(), binding.size()), a.pcrs, kind);
-    if (!ev.ok()) return fail(ev.error().reason);
-    if (!a.eventlog.empty()) {
-      auto log = read_file(a.eventlog);
-      if (!log.ok()) return fail(log.error().reason);
-      ev->event_log = *log;
-    }
-    if (!a.ima.empty()) {
-      auto ima = read_file(a.ima);
-      if (!ima.ok()) return fail(ima.error().reason);
-      ev->ima_log = *ima;
-    }
-    platform = "tpm2";
-    bundle = ev->encode();
-  }
-  if (a.bundle.empty())
+  auto ev = collect_evidence(a.ev, binding);
+  if (!ev.ok()) return fail(ev.error().reason);
+  std::string platform = ev->first;
+  Bytes bundle = std::move(ev->second);
+  if (a.ev.bundle.empty())
     std::printf("2/3 %s evidence bound to the request (%zu bytes)\n", platform.c_str(),
                 bundle.size());
   else
     std::printf(
         "2/3 %s evidence from %s (%zu bytes; the network checks that it carries this "
         "request's binding)\n",
-        platform.c_str(), a.bundle.c_str(), bundle.size());
+        platform.c_str(), a.ev.bundle.c_str(), bundle.size());
   auto req = state::AttestationRequest::make(key, a.vm_id, platform, std::move(bundle), anchor);
   Bytes enc = req.encode();
   if (!a.request_out.empty()) {
@@ -193,6 +155,57 @@ int appraise_request(const AttestArgs& a) {
 
 }  // namespace
 
+void add_evidence_options(CLI::App* c, EvidenceSource& ev) {
+  c->add_option("--tpm", ev.tpm, "TPM TCTI: swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0");
+  c->add_flag("--tsm", ev.tsm, "use configfs-tsm (SEV-SNP or TDX guest) instead of a TPM");
+  c->add_option("--bundle", ev.bundle,
+                "submit this evidence bundle (from `evidence bundle|collect`) instead");
+  c->add_option("--platform", ev.platform,
+                "the bundle's platform: tpm2 | sev-snp | tdx | sgx | sim");
+  c->add_option("--eventlog", ev.eventlog,
+                "TCG event log (default none; /sys/kernel/security/tpm0/binary_bios_measurements)");
+  c->add_option("--ima", ev.ima, "IMA measurement list");
+  c->add_option("--pcrs", ev.pcrs, "PCR selection to quote")->default_val("sha256:0,4,7,8,9");
+  c->add_option("--ak", ev.ak, "rsa | ecc")->default_val("rsa");
+}
+
+Result<std::pair<std::string, Bytes>> collect_evidence(const EvidenceSource& a,
+                                                       const Hash32& binding) {
+  if (!a.bundle.empty()) {
+    // Evidence collected elsewhere (a bundle from `evidence bundle` or `evidence collect`): it
+    // must already carry this binding, or the network will say so.
+    if (a.platform.empty())
+      return make_error(Errc::kInvalidArgument,
+                        "--bundle needs --platform (tpm2, sev-snp, tdx, sgx, sim)");
+    ATN_TRY(Bytes b, read_file(a.bundle));
+    return std::make_pair(a.platform, std::move(b));
+  }
+  if (a.tsm) {
+    Bytes rd(binding.begin(), binding.end());
+    rd.resize(64, 0);
+    ATN_TRY(auto ev, agent::collect_tsm(as_view(rd)));
+    return std::make_pair(ev.platform, std::move(ev.bundle));
+  }
+  if (a.tpm.empty())
+    return make_error(Errc::kInvalidArgument,
+                      "give --tpm TCTI (swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0), "
+                      "--tsm, or --bundle FILE --platform P");
+  std::string tcti = a.tpm.rfind("device:", 0) == 0 || a.tpm.rfind("swtpm:", 0) == 0 ||
+                             a.tpm.rfind("mssim:", 0) == 0
+                         ? a.tpm
+                         : "device:" + a.tpm;
+  ATN_TRY(auto tpm, agent::Tpm::open(tcti));
+  auto kind = a.ak == "ecc" ? agent::Tpm::AkKind::kEccP256 : agent::Tpm::AkKind::kRsa2048;
+  ATN_TRY(auto ev, tpm->quote(ByteView(binding.data(), binding.size()), a.pcrs, kind));
+  if (!a.eventlog.empty()) {
+    ATN_TRY(ev.event_log, read_file(a.eventlog));
+  }
+  if (!a.ima.empty()) {
+    ATN_TRY(ev.ima_log, read_file(a.ima));
+  }
+  return std::make_pair(std::string("tpm2"), ev.encode());
+}
+
 void add_attest_command(CLI::App& app) {
   auto args = std::make_shared<AttestArgs>();
   auto* c = app.add_subcommand(
@@ -204,20 +217,10 @@ void add_attest_command(CLI::App& app) {
   c->add_option("--request-out", args->request_out,
                 "also (or, without --node: only) write the "
                 "signed request here");
-  c->add_option("--tpm", args->tpm, "TPM TCTI: swtpm:host=127.0.0.1,port=P or device:/dev/tpmrm0");
-  c->add_flag("--tsm", args->tsm, "use configfs-tsm (SEV-SNP or TDX guest) instead of a TPM");
-  c->add_option("--bundle", args->bundle,
-                "submit this evidence bundle (from `evidence bundle|collect`) instead");
-  c->add_option("--platform", args->platform,
-                "the bundle's platform: tpm2 | sev-snp | tdx | sgx | sim");
+  add_evidence_options(c, args->ev);
   c->add_option("--vm-id", args->vm_id, "this VM's id")->required();
   c->add_option("--anchor", args->anchor,
                 "freshness anchor: a recent block hash (hex; default: GET --node/v1/freshness)");
-  c->add_option("--eventlog", args->eventlog,
-                "TCG event log (default none; /sys/kernel/security/tpm0/binary_bios_measurements)");
-  c->add_option("--ima", args->ima, "IMA measurement list");
-  c->add_option("--pcrs", args->pcrs, "PCR selection to quote")->default_val("sha256:0,4,7,8,9");
-  c->add_option("--ak", args->ak, "rsa | ecc")->default_val("rsa");
   c->add_option("--out", args->out, "where to write the response (with --node)");
   c->callback([args] { set_exit_code(attest(*args)); });
 

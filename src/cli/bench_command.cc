@@ -34,6 +34,7 @@ struct BenchArgs {
   uint32_t nodes = 4;
   uint32_t committee_size = 0;
   uint64_t epoch_length = 0;
+  std::string admission_policy;
   double duration = 30;
   uint32_t concurrency = 16;
   std::string evidence = "sim";  // sim | none | tpm (pre-generated request files)
@@ -253,6 +254,7 @@ int bench(const BenchArgs& a) {
     o.nodes = a.nodes;
     o.committee_size = a.committee_size;
     o.epoch_length = a.epoch_length;
+    o.admission_policy = a.admission_policy;
     o.base_port = a.base_port;
     o.api_base_port = static_cast<uint16_t>(a.base_port + 50);
     o.ordering_only = a.evidence == "none";
@@ -425,6 +427,8 @@ void add_bench_command(CLI::App& app) {
   b->add_option("--save-responses", a->save_responses,
                 "write each certified response to DIR/REQUEST_ID.json");
   b->add_option("--dir", a->dir, "where the bench's devnet lives (default: a temp dir)");
+  b->add_option("--admission-policy", a->admission_policy,
+                "genesis policy for nodes joining later (attestnet join)");
   b->add_option("--target", a->target, "drive this running devnet instead of starting one");
   b->add_option("--base-port", a->base_port, "first port the bench's devnet uses")
       ->default_val(27100);

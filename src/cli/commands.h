@@ -6,7 +6,10 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/hash.h"
 #include "core/result.h"
+#include "crypto/ed25519.h"
+#include "ledger/response.h"
 
 namespace attestnet::cli {
 
@@ -19,6 +22,17 @@ void add_evidence_command(CLI::App& app);
 void add_attest_command(CLI::App& app);
 void add_node_commands(CLI::App& app);  // node, devnet
 void add_bench_command(CLI::App& app);
+void add_registry_commands(CLI::App& app);  // join, leave, rotate-key
+// Where an agent's evidence comes from (attest, join): a TPM, configfs-tsm, or a bundle file.
+struct EvidenceSource {
+  std::string tpm, eventlog, ima, bundle, platform;
+  std::string pcrs = "sha256:0,4,7,8,9", ak = "rsa";
+  bool tsm = false;
+};
+void add_evidence_options(CLI::App* c, EvidenceSource& ev);
+// (platform, bundle) whose user data carries `binding`.
+Result<std::pair<std::string, Bytes>> collect_evidence(const EvidenceSource& ev,
+                                                       const Hash32& binding);
 struct DevnetOptions {
   std::string dir = "devnet";
   uint32_t nodes = 4;
@@ -27,8 +41,9 @@ struct DevnetOptions {
   uint16_t base_port = 7100, api_base_port = 8100;
   uint32_t batch_max = 200;
   uint64_t view_change_timeout_ms = 1000;
-  uint32_t committee_size = 0;  // 0: every node sits
-  uint64_t epoch_length = 0;    // 0: no epochs
+  uint32_t committee_size = 0;   // 0: every node sits
+  uint64_t epoch_length = 0;     // 0: no epochs
+  std::string admission_policy;  // policy a joining node's evidence must satisfy
   bool quiet = false;
 };
 int devnet_up(const DevnetOptions& o);  // exit code
@@ -39,7 +54,11 @@ int exit_code();
 // `genesis init` as a function (devnet up): keys in keys_dir/nodeI.key, peers on base_port+i.
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
                          const std::string& out, uint16_t base_port, uint32_t committee_size = 0,
-                         uint64_t epoch_length = 0);
+                         uint64_t epoch_length = 0, const std::string& admission_policy = "");
+// A genesis file, parsed and checked (ledger::Genesis::from_json).
+Result<ledger::Genesis> load_genesis(const std::string& path);
+// An identity key file (hex seed, mode 0600).
+Status write_key(const std::string& path, const crypto::SecretKey& k);
 // A whole file, or an Errc::kIo error naming it.
 Result<Bytes> read_file(const std::string& path);
 void set_exit_code(int code);

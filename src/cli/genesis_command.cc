@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "ledger/response.h"
+#include "policy/policy.h"
 
 namespace attestnet::cli {
 namespace {
@@ -23,7 +24,10 @@ struct GenesisArgs {
   uint64_t epoch_length = 0;
   uint64_t checkpoint_interval = 16;
   std::string key_out;
+  std::string admission_policy;
 };
+
+}  // namespace
 
 // A key file holds the 32-byte Ed25519 seed in hex, readable by its owner only.
 Status write_key(const std::string& path, const crypto::SecretKey& k) {
@@ -34,6 +38,8 @@ Status write_key(const std::string& path, const crypto::SecretKey& k) {
   ::chmod(path.c_str(), 0600);
   return {};
 }
+
+namespace {
 
 int keygen(const GenesisArgs& a) {
   if (std::filesystem::exists(a.key_out)) {
@@ -73,6 +79,20 @@ int genesis_init(const GenesisArgs& a) {
   g.trust.committee_size = seats;
   g.trust.max_churn = 1;
   g.checkpoint_interval = a.checkpoint_interval;
+  if (!a.admission_policy.empty()) {
+    auto text = read_file(a.admission_policy);
+    if (!text.ok()) {
+      std::fprintf(stderr, "%s\n", text.error().reason.c_str());
+      return 1;
+    }
+    std::string_view sv(reinterpret_cast<const char*>(text->data()), text->size());
+    auto pol = policy::parse_policy(sv);
+    if (!pol.ok()) {
+      std::fprintf(stderr, "%s: %s\n", a.admission_policy.c_str(), pol.error().reason.c_str());
+      return 2;
+    }
+    g.admission_policy = nlohmann::json::parse(sv).dump();
+  }
   if (a.epoch_length % a.checkpoint_interval != 0) {
     std::fprintf(stderr, "--epoch-length must be a multiple of --checkpoint-interval\n");
     return 2;
@@ -103,8 +123,9 @@ int genesis_init(const GenesisArgs& a) {
 
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
                          const std::string& out, uint16_t base_port, uint32_t committee_size,
-                         uint64_t epoch_length) {
+                         uint64_t epoch_length, const std::string& admission_policy) {
   GenesisArgs a;
+  a.admission_policy = admission_policy;
   a.committee_size = committee_size;
   a.epoch_length = epoch_length;
   a.chain_id = chain_id;
@@ -135,6 +156,9 @@ void add_genesis_commands(CLI::App& app) {
   init->add_option("--epoch-length", args->epoch_length,
                    "Blocks per epoch (0: no epochs, the genesis committee forever)");
   init->add_option("--checkpoint-interval", args->checkpoint_interval, "Blocks per checkpoint");
+  init->add_option("--admission-policy", args->admission_policy,
+                   "Policy JSON a joining node's own evidence must satisfy (default: no node "
+                   "joins after genesis)");
   init->callback([args] { set_exit_code(genesis_init(*args)); });
 }
 

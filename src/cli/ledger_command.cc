@@ -11,18 +11,6 @@
 #include "ledger/prover.h"
 
 namespace attestnet::cli {
-namespace {
-
-struct LedgerArgs {
-  std::string data;
-  std::string genesis;
-  std::string request_id;
-  std::string out;
-  std::string file;
-  std::string checkpoint;
-  uint64_t height = 0;
-  bool json = false;
-};
 
 Result<ledger::Genesis> load_genesis(const std::string& path) {
   std::ifstream in(path);
@@ -35,6 +23,19 @@ Result<ledger::Genesis> load_genesis(const std::string& path) {
   }
   return ledger::Genesis::from_json(j);
 }
+
+namespace {
+
+struct LedgerArgs {
+  std::string data;
+  std::string genesis;
+  std::string request_id;
+  std::string out;
+  std::string file;
+  std::string checkpoint;
+  uint64_t height = 0;
+  bool json = false;
+};
 
 int verify_chain(const LedgerArgs& a) {
   auto g = load_genesis(a.genesis);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   attestnet::cli::add_attest_command(app);
   attestnet::cli::add_node_commands(app);
   attestnet::cli::add_bench_command(app);
+  attestnet::cli::add_registry_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -50,13 +50,13 @@ int run_node(const NodeArgs& a) {
     return 1;
   }
   auto s = (*n)->status();
-  std::printf(
-      "attestnet node %s (replica %u of %zu, chain %s) at height %llu: peers on :%u, API "
-      "on http://%s:%u\n",
-      s["node"].get<std::string>().c_str(), (*n)->self(), (*n)->genesis().members.size(),
-      (*n)->genesis().chain_id.c_str(),
-      static_cast<unsigned long long>(s["height"].get<uint64_t>()), (*n)->peer_port(),
-      cfg->api_listen.host.c_str(), (*n)->api_port());
+  std::string who = (*n)->self() == node::Node::kUnregistered
+                        ? std::string("(not registered yet)")
+                        : "(registry index " + std::to_string((*n)->self()) + ")";
+  std::printf("attestnet node %s %s, chain %s, at height %llu: peers on :%u, API on http://%s:%u\n",
+              s["node"].get<std::string>().c_str(), who.c_str(), (*n)->genesis().chain_id.c_str(),
+              static_cast<unsigned long long>(s["height"].get<uint64_t>()), (*n)->peer_port(),
+              cfg->api_listen.host.c_str(), (*n)->api_port());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
@@ -103,6 +103,23 @@ pid_t spawn_node(const std::string& dir, uint32_t i) {
   return pid;
 }
 
+// nodeI.toml of a devnet (nodeI's key in keys/, its store in data/, ports base + I).
+void write_node_config(const DevnetOptions& a, uint32_t i) {
+  std::ofstream f(a.dir + "/" + node_name(i) + ".toml");
+  f << "# attestnet node config written by `attestnet devnet` (docs/operations.md)\n"
+    << "[node]\nkey = \"keys/" << node_name(i) << ".key\"\ngenesis = \"genesis.json\"\n"
+    << "data_dir = \"data/" << node_name(i) << "\"\n";
+  if (a.ordering_only)
+    f << "ordering_only = true\n";
+  else
+    f << "policy = \"policy.json\"\n";
+  f << "\n[listen]\npeer = \"127.0.0.1:" << a.base_port + i
+    << "\"\napi = \"127.0.0.1:" << a.api_base_port + i
+    << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
+    << "\nview_change_timeout_ms = " << a.view_change_timeout_ms
+    << "\n\n[api]\nrate_limit_per_second = 0\n";
+}
+
 }  // namespace
 
 // Ports of a devnet from its configs: (name, api port) per node.
@@ -128,26 +145,13 @@ int devnet_up(const DevnetOptions& a) {
                    "loads), or --ordering-only\n");
       return 2;
     }
-    int rc = create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis,
-                                  a.base_port, a.committee_size, a.epoch_length);
+    int rc =
+        create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis, a.base_port,
+                             a.committee_size, a.epoch_length, a.admission_policy);
     if (rc != 0) return rc;
     if (!a.policy.empty())
       fs::copy_file(a.policy, a.dir + "/policy.json", fs::copy_options::overwrite_existing);
-    for (uint32_t i = 0; i < a.nodes; ++i) {
-      std::ofstream f(a.dir + "/" + node_name(i) + ".toml");
-      f << "# attestnet node config written by `attestnet devnet up` (docs/operations.md)\n"
-        << "[node]\nkey = \"keys/" << node_name(i) << ".key\"\ngenesis = \"genesis.json\"\n"
-        << "data_dir = \"data/" << node_name(i) << "\"\n";
-      if (a.ordering_only)
-        f << "ordering_only = true\n";
-      else
-        f << "policy = \"policy.json\"\n";
-      f << "\n[listen]\npeer = \"127.0.0.1:" << a.base_port + i
-        << "\"\napi = \"127.0.0.1:" << a.api_base_port + i
-        << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
-        << "\nview_change_timeout_ms = " << a.view_change_timeout_ms
-        << "\n\n[api]\nrate_limit_per_second = 0\n";
-    }
+    for (uint32_t i = 0; i < a.nodes; ++i) write_node_config(a, i);
   }
   auto nodes = devnet_nodes(a.dir);
   if (nodes.empty()) {
@@ -188,6 +192,50 @@ int devnet_up(const DevnetOptions& a) {
     std::printf("devnet of %zu nodes up in %s (genesis %s); APIs on 127.0.0.1:%u..%u\n",
                 nodes.size(), a.dir.c_str(), genesis.c_str(), nodes.front().second,
                 nodes.back().second);
+  return 0;
+}
+
+// A node outside the genesis: its key and config (the next nodeK), started; it follows the
+// ledger once `attestnet join` registers it.
+int devnet_add_node(const DevnetOptions& in) {
+  auto nodes = devnet_nodes(in.dir);
+  if (nodes.empty()) {
+    std::fprintf(stderr, "devnet add-node: no devnet in %s (devnet up first)\n", in.dir.c_str());
+    return 1;
+  }
+  auto c0 = node::load_config(in.dir + "/node0.toml");
+  if (!c0.ok() || !c0->peer_listen) {
+    std::fprintf(stderr, "devnet add-node: %s/node0.toml: %s\n", in.dir.c_str(),
+                 c0.ok() ? "no [listen] peer" : c0.error().reason.c_str());
+    return 1;
+  }
+  DevnetOptions a = in;
+  a.base_port = c0->peer_listen->port;
+  a.api_base_port = c0->api_listen.port;
+  a.ordering_only = c0->ordering_only;
+  a.batch_max = c0->batch_max;
+  a.view_change_timeout_ms = c0->view_change_timeout_ms;
+  uint32_t k = static_cast<uint32_t>(nodes.size());
+  std::string key = a.dir + "/keys/" + node_name(k) + ".key";
+  if (fs::exists(key)) {
+    std::fprintf(stderr, "devnet add-node: %s exists: refusing to overwrite an identity key\n",
+                 key.c_str());
+    return 1;
+  }
+  crypto::init();
+  auto sk = crypto::SecretKey::generate();
+  if (Status st = write_key(key, sk); !st.ok()) {
+    std::fprintf(stderr, "devnet add-node: %s\n", st.error().reason.c_str());
+    return 1;
+  }
+  write_node_config(a, k);
+  a.quiet = true;
+  if (int rc = devnet_up(a); rc != 0) return rc;
+  std::printf(
+      "%s started (key %s, peer 127.0.0.1:%u, API http://127.0.0.1:%u); not registered: "
+      "attestnet join --config %s/%s.toml --node http://127.0.0.1:%u --tpm ...\n",
+      node_name(k).c_str(), to_hex(ByteView(sk.public_key().data(), 32)).substr(0, 16).c_str(),
+      a.base_port + k, a.api_base_port + k, a.dir.c_str(), node_name(k).c_str(), a.api_base_port);
   return 0;
 }
 
@@ -337,6 +385,12 @@ void add_node_commands(CLI::App& app) {
                  "base view-change timeout")
       ->default_val(1000);
   up->callback([args] { set_exit_code(devnet_up(*args)); });
+  up->add_option("--admission-policy", args->admission_policy,
+                 "policy JSON a joining node's own evidence must satisfy (genesis)");
+  auto* add = d->add_subcommand(
+      "add-node", "Create and start one more node outside the genesis (then: attestnet join)");
+  add->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
+  add->callback([args] { set_exit_code(devnet_add_node(*args)); });
   auto* down = d->add_subcommand("down", "Stop the devnet's nodes (SIGTERM, then SIGKILL)");
   down->add_option("--dir", args->dir, "devnet directory")->default_val("devnet");
   down->callback([args] { set_exit_code(devnet_down(args->dir)); });

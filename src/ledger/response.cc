@@ -69,6 +69,7 @@ Bytes Genesis::encode() const {
   w.u32(t.max_churn);
   w.u32(t.exclusion_epochs).u32(t.decay_ppm).u32(t.min_score_ppm).u32(t.outsider_weight_ppm);
   w.u32(t.endorsements_per_epoch).u32(t.swap_margin_ppm).u32(t.view_change_penalty_ppm);
+  w.str(admission_policy);
   return std::move(w).take();
 }
 
@@ -97,6 +98,7 @@ json Genesis::to_json() const {
                  {"endorsements_per_epoch", trust.endorsements_per_epoch},
                  {"swap_margin_ppm", trust.swap_margin_ppm},
                  {"view_change_penalty_ppm", trust.view_change_penalty_ppm}};
+  if (!admission_policy.empty()) j["admission_policy"] = json::parse(admission_policy);
   j["hash"] = hex32(hash());
   return j;
 }
@@ -148,6 +150,13 @@ Result<Genesis> Genesis::from_json(const json& j) {
     ATN_CHECK(u32("endorsements_per_epoch", &t.endorsements_per_epoch));
     ATN_CHECK(u32("swap_margin_ppm", &t.swap_margin_ppm));
     ATN_CHECK(u32("view_change_penalty_ppm", &t.view_change_penalty_ppm));
+  }
+  if (j.contains("admission_policy")) {
+    const json& ap = j["admission_policy"];
+    if (!ap.is_object())
+      return make_error(Errc::kBadValue,
+                        "\"admission_policy\" must be a policy object (docs/evidence.md)");
+    g.admission_policy = ap.dump();  // keys sorted: canonical
   }
   const TrustParams& t = g.trust;
   size_t seats = g.seats();

@@ -6,7 +6,10 @@
 //                      checkpoint_interval:u64 epoch_length:u64 committee_size:u32
 //                      max_churn:u32 exclusion_epochs:u32 decay_ppm:u32 min_score_ppm:u32
 //                      outsider_weight_ppm:u32 endorsements_per_epoch:u32 swap_margin_ppm:u32
-//                      view_change_penalty_ppm:u32
+//                      view_change_penalty_ppm:u32 admission_policy:str
+//                      admission_policy is the canonical JSON of the node-admission policy (the
+//                      policy format of docs/evidence.md) a NodeJoin's evidence must satisfy;
+//                      empty: the network admits no nodes after genesis
 //                      members are the registered nodes; the first committee_size of them
 //                      form epoch 0's committee (docs/trust.md)
 //                      hash = H("attestnet/genesis", encoding)
@@ -52,6 +55,7 @@ struct Genesis {
   std::vector<GenesisMember> members;  // registered nodes; the first committee_size sit first
   uint64_t checkpoint_interval = 16;
   TrustParams trust;
+  std::string admission_policy;  // canonical JSON; empty: no admission after genesis
 
   Committee committee() const;  // the committee of epoch 0
   size_t seats() const { return trust.committee_size ? trust.committee_size : members.size(); }

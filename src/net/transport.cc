@@ -216,14 +216,15 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
 // One inbound connection: handshake (the peer must present a pinned key), then read frames.
 class Inbound : public std::enable_shared_from_this<Inbound> {
  public:
+  using LookupFn = std::function<std::optional<uint32_t>(const crypto::PublicKey&)>;
   Inbound(tcp::socket sock, asio::ssl::context& ctx, const TransportConfig& cfg,
-          std::shared_ptr<TransportStats> stats, const std::map<crypto::PublicKey, uint32_t>& ids,
-          FrameFn fn, std::function<void()> on_close)
+          std::shared_ptr<TransportStats> stats, LookupFn lookup, FrameFn fn,
+          std::function<void()> on_close)
       : stream_(std::move(sock), ctx),
         timer_(stream_.get_executor()),
         cfg_(cfg),
         stats_(std::move(stats)),
-        ids_(ids),
+        lookup_(std::move(lookup)),
         fn_(std::move(fn)),
         on_close_(std::move(on_close)) {}
   ~Inbound() { on_close_(); }
@@ -241,12 +242,13 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
                                 return self->close();
                               }
                               auto k = peer_key(self->stream_.native_handle());
-                              auto it = k ? self->ids_.find(*k) : self->ids_.end();
-                              if (it == self->ids_.end()) {
+                              auto id = k ? self->lookup_(*k) : std::nullopt;
+                              if (!id) {
                                 ++self->stats_->handshake_failures;
                                 return self->close();
                               }
-                              self->from_ = it->second;
+                              self->key_ = *k;
+                              self->from_ = *id;
                               self->up_ = true;
                               ++self->stats_->inbound_up;
                               self->read_header();
@@ -255,6 +257,11 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
   void close() {
     boost::system::error_code ec;
     stream_.lowest_layer().close(ec);
+  }
+  // Still the peer it authenticated as? (after a rotation or removal it is not)
+  bool still_pinned() const {
+    auto id = lookup_(key_);
+    return id && *id == from_;
   }
 
  private:
@@ -312,11 +319,12 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
   asio::steady_timer timer_;
   const TransportConfig& cfg_;
   std::shared_ptr<TransportStats> stats_;
-  const std::map<crypto::PublicKey, uint32_t>& ids_;
+  LookupFn lookup_;
   FrameFn fn_;
   std::function<void()> on_close_;
   std::array<uint8_t, 5> header_{};
   Bytes body_, partial_;
+  crypto::PublicKey key_{};
   uint32_t from_ = 0;
   bool up_ = false;
 };
@@ -327,14 +335,18 @@ struct Transport::Impl : std::enable_shared_from_this<Transport::Impl> {
   crypto::SecretKey key;
   FrameFn fn;
   std::shared_ptr<TransportStats> stats;
-  std::map<crypto::PublicKey, uint32_t> ids;
   std::shared_ptr<asio::ssl::context> server_ctx;
+  // The peer set (set_peers replaces it): pinned keys, and one outbound connection per peer.
+  mutable std::mutex peers_mu;
+  std::map<crypto::PublicKey, uint32_t> ids;
+  std::map<uint32_t, PeerAddress> addrs;
   std::map<uint32_t, std::shared_ptr<Outbound>> out;
+  bool running = false;
   tcp::acceptor acceptor;
   std::atomic<size_t> inbound{0};
   std::mutex sessions_mu;
   std::vector<std::weak_ptr<Inbound>> sessions;
-  bool stopped = false;
+  std::atomic<bool> stopped{false};
 
   Impl(asio::io_context& i, TransportConfig c, crypto::SecretKey k, FrameFn f,
        std::shared_ptr<TransportStats> s)
@@ -344,6 +356,33 @@ struct Transport::Impl : std::enable_shared_from_this<Transport::Impl> {
         fn(std::move(f)),
         stats(std::move(s)),
         acceptor(asio::make_strand(i)) {}
+
+  std::optional<uint32_t> lookup(const crypto::PublicKey& k) const {
+    std::lock_guard lk(peers_mu);
+    auto it = ids.find(k);
+    if (it == ids.end()) return std::nullopt;
+    return it->second;
+  }
+  std::shared_ptr<Outbound> outbound(uint32_t id) const {
+    std::lock_guard lk(peers_mu);
+    auto it = out.find(id);
+    return it == out.end() ? nullptr : it->second;
+  }
+  std::vector<std::pair<uint32_t, std::shared_ptr<Outbound>>> outbounds() const {
+    std::lock_guard lk(peers_mu);
+    return {out.begin(), out.end()};
+  }
+  Status make_outbound(const PeerAddress& p) {  // peers_mu held
+    crypto::PublicKey want = p.key;
+    auto client =
+        make_tls_context(key, false, [want](const crypto::PublicKey& k) { return k == want; });
+    if (!client.ok()) return client.error();
+    auto o = std::make_shared<Outbound>(io, cfg, p, std::move(client).value(), stats);
+    out[p.id] = o;
+    addrs[p.id] = p;
+    if (running) o->start();
+    return {};
+  }
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](
@@ -359,9 +398,14 @@ struct Transport::Impl : std::enable_shared_from_this<Transport::Impl> {
       } else {
         ++self->inbound;
         s.set_option(tcp::no_delay(true));
+        std::weak_ptr<Impl> weak = self;
+        auto lookup = [weak](const crypto::PublicKey& k) -> std::optional<uint32_t> {
+          auto impl = weak.lock();
+          return impl ? impl->lookup(k) : std::nullopt;
+        };
         auto sess =
             std::make_shared<Inbound>(std::move(s), *self->server_ctx, self->cfg, self->stats,
-                                      self->ids, self->fn, [self] { --self->inbound; });
+                                      lookup, self->fn, [self] { --self->inbound; });
         {
           std::lock_guard lk(self->sessions_mu);
           std::erase_if(self->sessions, [](const auto& w) { return w.expired(); });
@@ -385,50 +429,84 @@ Transport::~Transport() {
 
 Status Transport::start() {
   Impl& m = *impl_;
-  for (const auto& p : m.cfg.peers) m.ids[p.key] = p.id;
-  auto& ids = m.ids;
-  auto server = make_tls_context(m.key, true,
-                                 [&ids](const crypto::PublicKey& k) { return ids.count(k) > 0; });
+  Impl* mp = impl_.get();
+  auto server = make_tls_context(
+      m.key, true, [mp](const crypto::PublicKey& k) { return mp->lookup(k).has_value(); });
   if (!server.ok()) return server.error();
   m.server_ctx = std::move(server).value();
-  for (const auto& p : m.cfg.peers) {
-    crypto::PublicKey want = p.key;
-    auto client =
-        make_tls_context(m.key, false, [want](const crypto::PublicKey& k) { return k == want; });
-    if (!client.ok()) return client.error();
-    m.out[p.id] = std::make_shared<Outbound>(m.io, m.cfg, p, std::move(client).value(), stats_);
+  {
+    std::lock_guard lk(m.peers_mu);
+    for (const auto& p : m.cfg.peers) {
+      m.ids[p.key] = p.id;
+      ATN_CHECK(m.make_outbound(p));
+    }
   }
   ATN_CHECK(listen_on(m.acceptor, m.cfg.listen_host, m.cfg.listen_port, "peers"));
   port_ = m.acceptor.local_endpoint().port();
   m.accept();
+  std::lock_guard lk(m.peers_mu);
+  m.running = true;
   for (auto& [id, o] : m.out) o->start();
   return {};
 }
 
+void Transport::set_peers(std::vector<PeerAddress> peers) {
+  Impl& m = *impl_;
+  std::vector<std::shared_ptr<Outbound>> stopped;
+  {
+    std::lock_guard lk(m.peers_mu);
+    if (m.stopped) return;
+    std::map<uint32_t, PeerAddress> want;
+    for (auto& p : peers) want[p.id] = std::move(p);
+    for (auto it = m.addrs.begin(); it != m.addrs.end();) {
+      auto w = want.find(it->first);
+      bool same = w != want.end() && w->second.key == it->second.key &&
+                  w->second.host == it->second.host && w->second.port == it->second.port;
+      if (same) {
+        ++it;
+        continue;
+      }
+      stopped.push_back(m.out[it->first]);
+      m.out.erase(it->first);
+      it = m.addrs.erase(it);
+    }
+    m.ids.clear();
+    for (const auto& [id, p] : want) {
+      m.ids[p.key] = id;
+      if (!m.addrs.count(id)) (void)m.make_outbound(p);
+    }
+  }
+  for (auto& o : stopped) o->stop();
+  // Inbound connections authenticated as a key that is no longer this peer's are closed.
+  std::lock_guard lk(m.sessions_mu);
+  for (auto& w : m.sessions)
+    if (auto s = w.lock())
+      asio::post(m.io, [s] {
+        if (!s->still_pinned()) s->close();
+      });
+}
+
 void Transport::stop() {
-  if (!impl_ || impl_->stopped) return;
-  impl_->stopped = true;
+  if (!impl_ || impl_->stopped.exchange(true)) return;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
-  for (auto& [id, o] : impl_->out) o->stop();
+  for (auto& [id, o] : impl_->outbounds()) o->stop();
   std::lock_guard lk(impl_->sessions_mu);
   for (auto& w : impl_->sessions)
     if (auto s = w.lock()) asio::post(impl_->io, [s] { s->close(); });
 }
 
 void Transport::send(uint32_t to, Channel ch, std::shared_ptr<const Bytes> payload) {
-  auto it = impl_->out.find(to);
-  if (it == impl_->out.end()) return;
-  it->second->enqueue(ch, std::move(payload));
+  if (auto o = impl_->outbound(to)) o->enqueue(ch, std::move(payload));
 }
 
 void Transport::broadcast(Channel ch, const std::shared_ptr<const Bytes>& payload) {
-  for (auto& [id, o] : impl_->out) o->enqueue(ch, payload);
+  for (auto& [id, o] : impl_->outbounds()) o->enqueue(ch, payload);
 }
 
 std::vector<uint32_t> Transport::connected_peers() const {
   std::vector<uint32_t> v;
-  for (const auto& [id, o] : impl_->out)
+  for (const auto& [id, o] : impl_->outbounds())
     if (o->up()) v.push_back(id);
   return v;
 }

@@ -16,7 +16,12 @@
 // new frame and counts it (PBFT's status/retransmission recovers lost messages); it never blocks
 // the caller.
 //
-// Thread-safe: send() may be called from any thread; FrameFn is called on an io_context thread.
+// The peer set can change while running (set_peers): nodes admitted to the registry are pinned
+// and dialled, a rotated key replaces the old pin (its connections are closed), and nodes no
+// longer listed are dropped.
+//
+// Thread-safe: send() and set_peers() may be called from any thread; FrameFn is called on an
+// io_context thread.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
@@ -46,7 +51,7 @@ struct TransportConfig {
   uint32_t self = 0;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;
-  std::vector<PeerAddress> peers;  // every committee member but self
+  std::vector<PeerAddress> peers;  // every registered node but self (set_peers changes it)
   uint32_t max_frame = (64u << 20) + 4096;
   size_t max_queue_bytes = 64u << 20;  // per peer, both queues together
   size_t chunk_bytes = 256u << 10;
@@ -79,6 +84,10 @@ class Transport {
   // Queue a frame to one peer (dropped and counted when the queue is full).
   void send(uint32_t to, Channel ch, std::shared_ptr<const Bytes> payload);
   void broadcast(Channel ch, const std::shared_ptr<const Bytes>& payload);
+  // Replaces the peer set: new peers are pinned and dialled; a peer whose key or address
+  // changed is dialled again (and its inbound connections closed); peers not listed are
+  // dropped. Unchanged peers keep their connections and queues.
+  void set_peers(std::vector<PeerAddress> peers);
   const TransportStats& stats() const { return *stats_; }
   uint16_t listen_port() const { return port_; }
   // Peers whose outbound connection is up (for status).

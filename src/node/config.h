@@ -28,6 +28,7 @@
 #include <string>
 
 #include "core/codec.h"
+#include "crypto/ed25519.h"
 
 namespace attestnet::node {
 
@@ -55,6 +56,9 @@ struct NodeConfig {
   // Test and benchmark only: skip appraisal (records carry verdict "none") to measure ordering.
   bool ordering_only = false;
 };
+
+// An identity key file (64 hex digits: the Ed25519 seed `attestnet keygen` writes).
+Result<crypto::SecretKey> load_key(const std::string& path);
 
 // Every missing or inconsistent setting is reported with the key's name and the file.
 Result<NodeConfig> load_config(const std::string& path);

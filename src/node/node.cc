@@ -40,6 +40,8 @@ Result<std::string> slurp(const std::string& path, const char* what) {
   return ss.str();
 }
 
+}  // namespace
+
 Result<crypto::SecretKey> load_key(const std::string& path) {
   ATN_TRY(std::string text, slurp(path, "identity key"));
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
@@ -52,6 +54,8 @@ Result<crypto::SecretKey> load_key(const std::string& path) {
   std::copy(b->begin(), b->end(), seed.begin());
   return crypto::SecretKey::from_seed(seed);
 }
+
+namespace {
 
 // The first reason's rule name ("tpm2.pcr", "freshness", ...), for a bounded metrics label.
 std::string reason_label(const std::string& reason) {
@@ -89,17 +93,15 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   auto g = ledger::Genesis::from_json(gj);
   if (!g.ok()) return make_error(g.error().code, cfg.genesis_file + ": " + g.error().reason);
   n->genesis_ = std::move(g).value();
-  const auto& members = n->genesis_.members;
-  auto me = std::find_if(members.begin(), members.end(),
-                         [&](const auto& m) { return m.public_key == n->key_.public_key(); });
-  if (me == members.end())
-    return make_error(Errc::kUnknownSigner, "the key in " + cfg.key_file + " (public key " +
-                                                to_hex(ByteView(n->key_.public_key().data(), 32)) +
-                                                ") is not a node registered in the genesis " +
-                                                cfg.genesis_file);
-  // self_: this node's index in the registry (its peer id); its seat changes by epoch.
-  n->self_ = static_cast<consensus::ReplicaId>(me - members.begin());
-  for (uint32_t i = 0; i < members.size(); ++i) n->registry_index_[members[i].public_key] = i;
+  if (!n->genesis_.admission_policy.empty()) {
+    auto ap = policy::parse_policy(n->genesis_.admission_policy);
+    if (!ap.ok())
+      return make_error(ap.error().code,
+                        cfg.genesis_file + ": admission_policy: " + ap.error().reason);
+    n->admission_ = std::make_shared<const policy::Policy>(std::move(ap).value());
+  }
+  Node* np = n.get();
+  n->admit_ = [np](const state::NodeJoin& j, uint64_t t) { return np->admit(j, t); };
 
   if (!cfg.ordering_only) {
     ATN_TRY(std::string ptext, slurp(cfg.policy_file, "policy"));
@@ -141,7 +143,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     ATN_TRY(auto hf, n->store_->header(h));
     ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
     std::optional<ledger::Committee> next =
-        state::fold_block(*n->trust_, n->chain_, cb.block, n->memo_verify()).next;
+        state::fold_block(*n->trust_, n->chain_, cb.block, n->memo_verify(), n->admit_).next;
     n->trust_->note_header(h, hdr.hash());
     if (next) {
       if (hdr.next_committee_hash != next->hash()) {
@@ -155,7 +157,28 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
       n->bases_[next->epoch] = EpochBase{h, n->chain_.digest, n->chain_.block_time};
     }
   }
+  n->refresh_registry();
   ATN_CHECK(n->catch_up_ledger());
+  // Who this node is: its key's entry in the registry (genesis, or admitted by a NodeJoin).
+  const crypto::PublicKey me = n->key_.public_key();
+  const std::string me_hex = to_hex(ByteView(me.data(), 32));
+  if (n->self_ == kUnregistered) {
+    if (const crypto::PublicKey* now = n->trust_->rotated_to(me))
+      return make_error(Errc::kUnknownSigner, "the key in " + cfg.key_file + " (" + me_hex +
+                                                  ") was rotated to " +
+                                                  to_hex(ByteView(now->data(), 32)) +
+                                                  ": configure the new key file and start again");
+    if (!cfg.peer_listen)
+      return make_error(Errc::kInvalidArgument,
+                        "the key in " + cfg.key_file + " (" + me_hex + ") is not registered in " +
+                            cfg.genesis_file +
+                            " or the ledger: a node that joins later needs [listen] peer in " +
+                            cfg.config_path + " (the endpoint its NodeJoin announces)");
+    std::fprintf(stderr,
+                 "attestnet node: the key %s is not registered yet: following the ledger once "
+                 "a node admits it (submit `attestnet join`)\n",
+                 me_hex.substr(0, 16).c_str());
+  }
   ATN_TRY(auto records, n->store_->load());
   n->hooks_.verify = n->memo_verify();
   n->hooks_.validate = [self](const consensus::Request& q) -> Status {
@@ -230,6 +253,90 @@ std::optional<consensus::ReplicaId> Node::index_in(const ledger::Committee& c) c
   return std::nullopt;
 }
 
+Status Node::admit(const state::NodeJoin& j, uint64_t block_time_ms) const {
+  if (!admission_)
+    return make_error(Errc::kBadValue,
+                      "this network admits no nodes (the genesis has no admission_policy)");
+  Hash32 b = state::join_binding(genesis_.hash(), j.key);
+  policy::AppraisalInput in;
+  in.platform = j.platform;
+  in.evidence = as_view(j.evidence);
+  in.expected_binding = Bytes(b.begin(), b.end());
+  in.at_unix = static_cast<int64_t>(block_time_ms / 1000);
+  crypto::VerifyFn v = memo_verify();
+  in.ed25519 = &v;
+  policy::AppraisalResult r = policy::appraise(admission_.get(), in);
+  if (r.verdict == policy::Verdict::kAffirming) return {};
+  std::string why;
+  for (const auto& x : r.reasons) why += (why.empty() ? "" : "; ") + x;
+  return make_error(Errc::kBadValue, std::string("the admission policy's verdict is ") +
+                                         policy::verdict_name(r.verdict) +
+                                         (why.empty() ? "" : ": " + why));
+}
+
+std::shared_ptr<const Node::Registry> Node::registry() const {
+  std::lock_guard lk(smu_);
+  return registry_;
+}
+
+void Node::refresh_registry() {
+  if (registry_ && registry_->version == trust_->registry_version()) return;
+  auto reg = std::make_shared<Registry>();
+  reg->version = trust_->registry_version();
+  for (uint32_t i = 0; i < trust_->registry_size(); ++i) {
+    const state::NodeEntry& e = trust_->at(i);
+    reg->peers.push_back({e.key, e.name, e.endpoint, e.active});
+    reg->index[e.key] = i;
+  }
+  auto it = reg->index.find(key_.public_key());
+  uint32_t was = self_.load();
+  uint32_t now = it == reg->index.end() ? kUnregistered : it->second;
+  if (was != now && started_) {
+    if (now != kUnregistered) {
+      std::fprintf(stderr, "attestnet node: registered as node %u (%s)\n", now,
+                   reg->peers[now].name.c_str());
+    } else if (const crypto::PublicKey* k = trust_->rotated_to(key_.public_key())) {
+      std::fprintf(stderr,
+                   "attestnet node: this node's key was rotated to %s: it no longer takes part; "
+                   "restart it with the new key\n",
+                   to_hex(ByteView(k->data(), 32)).substr(0, 16).c_str());
+    }
+  }
+  self_ = now;
+  {
+    std::lock_guard lk(smu_);
+    registry_ = reg;
+  }
+  if (transport_) transport_->set_peers(transport_peers(*reg));
+}
+
+std::vector<net::PeerAddress> Node::transport_peers(const Registry& reg) const {
+  std::vector<net::PeerAddress> out;
+  for (uint32_t i = 0; i < reg.peers.size(); ++i) {
+    const RegistryPeer& p = reg.peers[i];
+    if (p.key == key_.public_key()) continue;
+    auto ov = cfg_.peer_overrides.find(p.name);
+    auto hp = parse_host_port(ov != cfg_.peer_overrides.end() ? ov->second : p.endpoint);
+    if (!hp.ok()) {
+      std::fprintf(stderr, "attestnet node: node %u (%s) has no usable endpoint: %s\n", i,
+                   p.name.c_str(), hp.error().reason.c_str());
+      continue;
+    }
+    out.push_back({i, p.key, hp->host, hp->port});
+  }
+  return out;
+}
+
+std::optional<uint32_t> Node::next_peer(uint32_t& cursor) const {
+  auto reg = registry();
+  uint32_t n = static_cast<uint32_t>(reg->peers.size());
+  for (uint32_t tries = 0; tries < n; ++tries) {
+    cursor = (cursor + 1) % n;
+    if (cursor != self_.load()) return cursor;
+  }
+  return std::nullopt;
+}
+
 Status Node::validate_request(const consensus::Request& q) const {
   switch (state::tx_kind(as_view(q.payload))) {
     case state::TxKind::kAttestation:
@@ -279,28 +386,21 @@ crypto::VerifyFn Node::memo_verify() const {
 Status Node::start() {
   net::TransportConfig tc;
   tc.self = self_;
-  const auto& me = genesis_.members[self_];
+  auto reg = registry();
   HostPort listen;
   if (cfg_.peer_listen) {
     listen = *cfg_.peer_listen;
   } else {
+    const RegistryPeer& me = reg->peers.at(self_);
     auto hp = parse_host_port(me.endpoint);
     if (!hp.ok())
       return make_error(Errc::kInvalidArgument,
-                        "genesis endpoint of " + me.name + ": " + hp.error().reason);
+                        "registered endpoint of " + me.name + ": " + hp.error().reason);
     listen = *hp;
   }
   tc.listen_host = listen.host;
   tc.listen_port = listen.port;
-  for (size_t i = 0; i < genesis_.members.size(); ++i) {
-    if (i == self_) continue;
-    const auto& m = genesis_.members[i];
-    auto ov = cfg_.peer_overrides.find(m.name);
-    auto hp = parse_host_port(ov != cfg_.peer_overrides.end() ? ov->second : m.endpoint);
-    if (!hp.ok())
-      return make_error(Errc::kInvalidArgument, "endpoint of " + m.name + ": " + hp.error().reason);
-    tc.peers.push_back({static_cast<uint32_t>(i), m.public_key, hp->host, hp->port});
-  }
+  tc.peers = transport_peers(*reg);
   transport_ = std::make_unique<net::Transport>(
       io_, tc, key_,
       [this](uint32_t from, net::Channel ch, Bytes b) { on_frame(from, ch, std::move(b)); });
@@ -505,6 +605,14 @@ void Node::effects_loop() {
 // Waiters past their deadline are answered (202 / 404), and missed header certificates are
 // asked for once a second; under load as well as when idle.
 void Node::housekeeping(uint64_t now) {
+  for (auto it = tx_waiters_.begin(); it != tx_waiters_.end();) {
+    std::erase_if(it->second, [&](TxWaiter& w) {
+      if (w.deadline_ms > now) return false;
+      w.done(make_error(Errc::kNotFound, "not executed before the deadline"));
+      return true;
+    });
+    it = it->second.empty() ? tx_waiters_.erase(it) : std::next(it);
+  }
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     std::erase_if(it->second, [&](Waiter& w) {
       if (w.deadline_ms > now) return false;
@@ -555,16 +663,14 @@ void Node::request_missing_certificates() {
     }
     missing.push_back(h);
   }
-  if (missing.empty() || genesis_.members.size() < 2) return;
+  if (missing.empty()) return;
+  // Ask one peer per round, round robin: a silent or lying peer costs a round, not progress.
+  auto peer = next_peer(cert_sync_peer_);
+  if (!peer) return;
   Writer w(8 * missing.size() + 8);
   w.u8(kCertRequest).u32(static_cast<uint32_t>(missing.size()));
   for (uint64_t h : missing) w.u64(h);
-  // Ask one peer per round, round robin: a silent or lying peer costs a round, not progress.
-  cert_sync_peer_ = (cert_sync_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
-  if (cert_sync_peer_ == self_)
-    cert_sync_peer_ = (cert_sync_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
-  transport_->send(cert_sync_peer_, net::Channel::kLedger,
-                   std::make_shared<Bytes>(std::move(w).take()));
+  transport_->send(*peer, net::Channel::kLedger, std::make_shared<Bytes>(std::move(w).take()));
 }
 
 void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
@@ -604,7 +710,11 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
       if (h >= builder_->next_height() && h < builder_->next_height() + 4096 && !received_.count(h))
         received_[h] = std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
     }
+    uint64_t before = builder_->next_height();
     drain_received();
+    // A full reply to a fetch: more may follow, ask for them now (catching up a long chain).
+    if (*n == kMaxBlocksPerMessage && builder_->next_height() >= before + kMaxBlocksPerMessage)
+      request_blocks();
     return;
   }
   if (*kind == kCertRequest) {
@@ -661,10 +771,11 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
   std::vector<std::pair<consensus::Seq, Hash32>> executed;
   const ledger::Committee* committee = nullptr;
   if (auto c = committees_.find(epoch); c != committees_.end()) committee = &c->second;
+  auto reg = registry();
   auto peer_of = [&](uint32_t member) -> std::optional<uint32_t> {
     if (!committee || member >= committee->members.size()) return std::nullopt;
-    auto it = registry_index_.find(committee->members[member]);
-    if (it == registry_index_.end() || it->second == self_) return std::nullopt;
+    auto it = reg->index.find(committee->members[member]);
+    if (it == reg->index.end() || it->second == self_) return std::nullopt;
     return it->second;
   };
   // Group commit: consecutive persists become one synced batch, written before the first
@@ -745,12 +856,14 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   uint64_t h = cb.block.height;
   if (h != builder_->next_height()) return std::nullopt;
   uint64_t epoch = trust_->epoch_of(h);
-  state::FoldedBlock folded = state::fold_block(*trust_, chain_, cb.block, memo_verify());
+  state::FoldedBlock folded = state::fold_block(*trust_, chain_, cb.block, memo_verify(), admit_);
   for (const auto& o : folded.outcomes) {
-    if (o.accepted && o.reason != "endorsement counted")
-      std::fprintf(stderr, "attestnet node: block %llu: %s\n", static_cast<unsigned long long>(h),
-                   o.reason.c_str());
+    if (o.reason != "endorsement counted" && o.reason != "unknown transaction tag")
+      std::fprintf(stderr, "attestnet node: block %llu: %s%s\n", static_cast<unsigned long long>(h),
+                   o.accepted ? "" : "refused: ", o.reason.c_str());
+    if (app_ || o.reason != "unknown transaction tag") note_outcome(o, h);
   }
+  if (!registry_ || trust_->registry_version() != registry_->version) refresh_registry();
   const std::optional<ledger::Committee>& next = folded.next;
   ledger::BuiltBlock built =
       builder_->apply(cb, folded.state_root, chain_.block_time, next ? &*next : nullptr);
@@ -802,15 +915,15 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
     if (index_in(ran)) {
       auto notice = std::make_shared<Bytes>(encode_blocks({cbp}));
       std::set<crypto::PublicKey> seated(ran.members.begin(), ran.members.end());
-      for (const auto& m : genesis_.members) {
-        auto idx = registry_index_.at(m.public_key);
-        if (idx != self_ && !seated.count(m.public_key))
-          transport_->send(idx, net::Channel::kLedger, notice);
-      }
+      auto reg = registry();
+      for (uint32_t i = 0; i < reg->peers.size(); ++i)
+        if (i != self_ && !seated.count(reg->peers[i].key))
+          transport_->send(i, net::Channel::kLedger, notice);
     }
     // Outside the committee: endorse what this node re-executed, a few times an epoch.
     uint64_t every = std::max<uint64_t>(1, genesis_.trust.epoch_length / 4);
-    if (genesis_.trust.epoch_length && !index_in(committees_[trust_->epoch()]) && h % every == 0) {
+    if (genesis_.trust.epoch_length && self_ != kUnregistered &&
+        !index_in(committees_[trust_->epoch()]) && h % every == 0) {
       submit_internal(state::Endorsement::make(key_, genesis_.chain_id, h, hh).encode());
     }
   }
@@ -849,19 +962,18 @@ void Node::drain_received() {
 // A node that has not executed anything for a while (outside the committee, or back from a
 // crash while the committee moved on) asks one peer at a time for the blocks after its tip.
 void Node::request_blocks() {
-  if (genesis_.members.size() < 2) return;
+  auto peer = next_peer(fetch_peer_);
+  if (!peer) return;
   Writer w;
   w.u8(kBlockRequest).u32(1).u64(builder_->next_height());
-  fetch_peer_ = (fetch_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
-  if (fetch_peer_ == self_)
-    fetch_peer_ = (fetch_peer_ + 1) % static_cast<uint32_t>(genesis_.members.size());
-  transport_->send(fetch_peer_, net::Channel::kLedger,
-                   std::make_shared<Bytes>(std::move(w).take()));
+  transport_->send(*peer, net::Channel::kLedger, std::make_shared<Bytes>(std::move(w).take()));
 }
 
 void Node::submit_internal(Bytes payload) {
   consensus::Request q;
-  q.client_id = 0xa77e57000000ull + self_;
+  // Internal transactions are named by the node's key (its index may not be known yet).
+  q.client_id = 0xa77e570000000000ull;
+  for (int i = 0; i < 4; ++i) q.client_id |= uint64_t(key_.public_key()[i]) << (8 * i);
   q.client_seq = ++internal_seq_;
   q.payload = std::move(payload);
   Writer w(q.payload.size() + 32);
@@ -940,15 +1052,17 @@ void Node::on_frame(uint32_t from, net::Channel ch, Bytes payload) {
     uint64_t epoch = env.ok() ? env->epoch : 0;
     if (env.ok()) {
       std::shared_ptr<const std::vector<crypto::PublicKey>> seats;
+      std::shared_ptr<const Registry> reg;
       {
         std::lock_guard lk(smu_);
         if (auto c = committee_keys_.find(epoch); c != committee_keys_.end()) seats = c->second;
+        reg = registry_;
       }
       if (seats) {
         const auto& members = *seats;
         // A member may only speak for itself, on its own connection.
-        if (env->sender >= members.size() ||
-            members[env->sender] != genesis_.members[from].public_key) {
+        if (env->sender >= members.size() || from >= reg->peers.size() ||
+            members[env->sender] != reg->peers[from].key) {
           ++dropped_frames_;
           return;
         }
@@ -1006,6 +1120,43 @@ Result<Hash32> Node::submit(Bytes payload) {
   return id;
 }
 
+Result<Hash32> Node::submit_transaction(Bytes payload) {
+  state::TxKind k = state::tx_kind(as_view(payload));
+  if (k == state::TxKind::kAttestation)
+    return make_error(Errc::kBadValue,
+                      "an attestation request goes to POST /v1/attestations, not here");
+  if (k == state::TxKind::kUnknown)
+    return make_error(Errc::kBadValue,
+                      "not a trust transaction (NodeJoin 0x0613, NodeLeave 0x0614, KeyRotation "
+                      "0x0615, Endorsement 0x0612, MisbehaviourProof 0x0611): unknown tag");
+  return submit(std::move(payload));
+}
+
+void Node::note_outcome(const state::TxOutcome& o, uint64_t height) {
+  TxResult r{o.accepted, o.reason, height};
+  if (auto w = tx_waiters_.find(o.request_id); w != tx_waiters_.end()) {
+    for (auto& x : w->second) x.done(r);
+    tx_waiters_.erase(w);
+  }
+  if (tx_outcomes_.emplace(o.request_id, std::move(r)).second) {
+    tx_order_.push_back(o.request_id);
+    if (tx_order_.size() > 10000) {
+      tx_outcomes_.erase(tx_order_.front());
+      tx_order_.pop_front();
+    }
+  }
+}
+
+void Node::await_transaction(const Hash32& id, uint64_t deadline_ms,
+                             std::function<void(Result<TxResult>)> done) {
+  post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
+    if (auto it = tx_outcomes_.find(id); it != tx_outcomes_.end()) return done(it->second);
+    if (deadline_ms <= steady_ms())
+      return done(make_error(Errc::kNotFound, "not executed (yet) by this node"));
+    tx_waiters_[id].push_back({deadline_ms, std::move(done)});
+  });
+}
+
 void Node::await_response(const Hash32& id, uint64_t deadline_ms,
                           std::function<void(Result<ledger::AttestationResponse>)> done) {
   post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
@@ -1037,8 +1188,12 @@ std::pair<Hash32, uint64_t> Node::freshness() const {
 nlohmann::json Node::status() const {
   nlohmann::json j;
   std::lock_guard lk(smu_);
-  j["node"] = genesis_.members[self_].name;
-  j["replica"] = self_;
+  uint32_t me = self_.load();
+  bool registered = me != kUnregistered && me < registry_->peers.size();
+  j["node"] = registered ? registry_->peers[me].name : "unregistered";
+  j["registered"] = registered;
+  if (registered) j["replica"] = me;
+  j["public_key"] = to_hex(ByteView(key_.public_key().data(), 32));
   j["chain_id"] = genesis_.chain_id;
   j["genesis_hash"] = to_hex(genesis_.hash());
   j["height"] = tip_height_;
@@ -1050,8 +1205,8 @@ nlohmann::json Node::status() const {
   std::vector<crypto::PublicKey> seats;
   if (ck != committee_keys_.end()) seats = *ck->second;
   auto name_of = [&](const crypto::PublicKey& k) {
-    auto it = registry_index_.find(k);
-    return it == registry_index_.end() ? std::string("?") : genesis_.members[it->second].name;
+    auto it = registry_->index.find(k);
+    return it == registry_->index.end() ? std::string("?") : registry_->peers[it->second].name;
   };
   j["primary"] = seats.empty() ? "" : name_of(seats[view_no_ % seats.size()]);
   j["sitting"] = std::find(seats.begin(), seats.end(), key_.public_key()) != seats.end();
@@ -1060,7 +1215,8 @@ nlohmann::json Node::status() const {
   j["policy"] = policy_ ? policy_->id + " v" + std::to_string(policy_->version) : "ordering-only";
   nlohmann::json peers = nlohmann::json::array();
   if (transport_)
-    for (uint32_t p : transport_->connected_peers()) peers.push_back(genesis_.members[p].name);
+    for (uint32_t p : transport_->connected_peers())
+      if (p < registry_->peers.size()) peers.push_back(registry_->peers[p].name);
   j["peers_connected"] = peers;
   j["committee"] = nlohmann::json::array();
   for (const auto& k : seats) j["committee"].push_back(name_of(k));

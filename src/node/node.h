@@ -76,9 +76,23 @@ class Node {
   nlohmann::json status() const;
   std::string metrics() const;
   const ledger::Genesis& genesis() const { return genesis_; }
+  // A trust transaction (NodeJoin, NodeLeave, KeyRotation, Endorsement, MisbehaviourProof),
+  // checked and ordered like an attestation request; its outcome is known once executed.
+  Result<Hash32> submit_transaction(Bytes payload);
+  struct TxResult {
+    bool accepted = false;
+    std::string reason;
+    uint64_t height = 0;
+  };
+  // Calls `done` (effects thread) with the outcome once the transaction is executed, or with
+  // kNotFound at `deadline_ms` (steady clock). Outcomes are kept for the last 10,000.
+  void await_transaction(const Hash32& id, uint64_t deadline_ms,
+                         std::function<void(Result<TxResult>)> done);
   // The hash of the newest executed header (genesis before the first block) and its height.
   std::pair<Hash32, uint64_t> freshness() const;
-  consensus::ReplicaId self() const { return self_; }
+  // This node's registry index (its peer id), or kUnregistered while it waits for admission.
+  static constexpr uint32_t kUnregistered = UINT32_MAX;
+  uint32_t self() const { return self_.load(); }
   // Runs `fn` on the effects thread with the trust state (registry, reputation, committees).
   void read_trust(
       std::function<void(const state::TrustState&, const std::map<uint64_t, ledger::Committee>&)>
@@ -128,7 +142,11 @@ class Node {
   NodeConfig cfg_;
   ledger::Genesis genesis_;
   crypto::SecretKey key_;
-  consensus::ReplicaId self_ = 0;
+  std::atomic<uint32_t> self_{kUnregistered};
+  // The node-admission policy of the genesis (null: the network admits no nodes).
+  std::shared_ptr<const policy::Policy> admission_;
+  state::TrustState::AdmitFn admit_;
+  Status admit(const state::NodeJoin& j, uint64_t block_time_ms) const;
   std::shared_ptr<const policy::Policy> policy_;
   std::shared_ptr<state::AttestationApp> app_;
   std::unique_ptr<ledger::ReplicaStore> store_;
@@ -136,8 +154,26 @@ class Node {
   std::unique_ptr<state::MemoryLedgerView> view_;
   std::shared_ptr<crypto::SignatureMemo> sigs_;
 
-  // Epochs (docs/trust.md). Immutable after open: registry index by key.
-  std::map<crypto::PublicKey, uint32_t> registry_index_;
+  // The registry as the workers, the API and status read it: replaced (never changed in
+  // place) by the effects thread after a join, leave or rotation; guarded by smu_.
+  struct RegistryPeer {
+    crypto::PublicKey key{};
+    std::string name, endpoint;
+    bool active = true;
+  };
+  struct Registry {
+    std::vector<RegistryPeer> peers;  // by registry index
+    std::map<crypto::PublicKey, uint32_t> index;
+    uint64_t version = 0;
+  };
+  std::shared_ptr<const Registry> registry_;
+  std::shared_ptr<const Registry> registry() const;
+  // Effects thread (and open): re-reads the registry from the trust state; updates self_ and
+  // the transport's peers.
+  void refresh_registry();
+  std::vector<net::PeerAddress> transport_peers(const Registry& reg) const;
+  // Round robin over the registry, skipping self (block and certificate fetches).
+  std::optional<uint32_t> next_peer(uint32_t& cursor) const;
   // Effects thread: the trust state, the consensus digest and block time at the ledger's tip,
   // every epoch's committee, and the base (height, digest, time) each epoch started from.
   std::unique_ptr<state::TrustState> trust_;
@@ -187,6 +223,16 @@ class Node {
   // Requests the workers or the API validated (the replica's validate hook consumes them).
   std::mutex vmu_;
   std::unordered_set<Hash32, Hash32Hasher> validated_;
+
+  // Effects thread: outcomes of executed trust transactions (the last 10,000) and waiters.
+  std::unordered_map<Hash32, TxResult, Hash32Hasher> tx_outcomes_;
+  std::deque<Hash32> tx_order_;
+  struct TxWaiter {
+    uint64_t deadline_ms;
+    std::function<void(Result<TxResult>)> done;
+  };
+  std::unordered_map<Hash32, std::vector<TxWaiter>, Hash32Hasher> tx_waiters_;
+  void note_outcome(const state::TxOutcome& o, uint64_t height);
 
   // Effects-thread state: waiters for responses.
   struct Waiter {

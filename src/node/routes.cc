@@ -104,31 +104,68 @@ void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, b
       });
 }
 
-void submit(Node& node, const HttpRequest& r, Reply reply) {
-  Bytes payload;
-  if (r.content_type.rfind("application/octet-stream", 0) == 0) {
-    payload.assign(r.body.begin(), r.body.end());
-  } else {
-    json j;
-    try {
-      j = json::parse(r.body);
-    } catch (const json::exception& e) {
-      return reply(json_error(400, std::string("the body is not JSON: ") + e.what()));
-    }
-    if (!j.is_object() || !j.contains("request") || !j["request"].is_string())
-      return reply(json_error(
-          400, "the body must be {\"request\": \"<hex of an AttestationRequest (tag 0x0601)>\"}"));
-    auto b = from_hex(j["request"].get<std::string>());
-    if (!b) return reply(json_error(400, "\"request\" is not hex"));
-    payload = std::move(*b);
+// The body of a submission: raw bytes (application/octet-stream) or {"<field>": "<hex>"}.
+Result<Bytes> submitted_bytes(const HttpRequest& r, const char* field, const char* what) {
+  if (r.content_type.rfind("application/octet-stream", 0) == 0)
+    return Bytes(r.body.begin(), r.body.end());
+  json j;
+  try {
+    j = json::parse(r.body);
+  } catch (const json::exception& e) {
+    return make_error(Errc::kBadValue, std::string("the body is not JSON: ") + e.what());
   }
+  if (!j.is_object() || !j.contains(field) || !j[field].is_string())
+    return make_error(Errc::kBadValue, std::string("the body must be {\"") + field +
+                                           "\": \"<hex of " + what + ">\"}");
+  auto b = from_hex(j[field].get<std::string>());
+  if (!b) return make_error(Errc::kBadValue, std::string("\"") + field + "\" is not hex");
+  return std::move(*b);
+}
+
+void submit(Node& node, const HttpRequest& r, Reply reply) {
+  auto payload = submitted_bytes(r, "request", "an AttestationRequest (tag 0x0601)");
+  if (!payload.ok()) return reply(json_error(400, payload.error().reason));
+  state::TxKind kind = state::tx_kind(as_view(*payload));
+  if (kind != state::TxKind::kAttestation && kind != state::TxKind::kUnknown)
+    return reply(json_error(400, "a trust transaction goes to POST /v1/transactions"));
   auto wait = wait_ms(r);
   if (!wait.ok()) return reply(json_error(400, wait.error().reason));
-  auto id = node.submit(std::move(payload));
+  auto id = node.submit(std::move(payload).value());
   if (!id.ok())
     return reply(json_error(status_for(id.error().code), "request refused: " + id.error().reason));
   if (*wait == 0) return reply(ok_json({{"request_id", to_hex(*id)}, {"status", "pending"}}, 202));
   answer_response(node, *id, *wait, std::move(reply), true);
+}
+
+void answer_transaction(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted) {
+  node.await_transaction(id, steady_ms() + wait, [reply, id, submitted](Result<Node::TxResult> r) {
+    if (r.ok()) {
+      reply(ok_json({{"transaction_id", to_hex(id)},
+                     {"status", r->accepted ? "accepted" : "refused"},
+                     {"height", r->height},
+                     {"reason", r->reason}}));
+    } else if (submitted) {
+      reply(ok_json({{"transaction_id", to_hex(id)}, {"status", "pending"}}, 202));
+    } else {
+      reply(json_error(404, "transaction " + to_hex(id) + ": " + r.error().reason));
+    }
+  });
+}
+
+void submit_transaction(Node& node, const HttpRequest& r, Reply reply) {
+  auto payload = submitted_bytes(r, "transaction",
+                                 "a NodeJoin, NodeLeave, KeyRotation, Endorsement or "
+                                 "MisbehaviourProof");
+  if (!payload.ok()) return reply(json_error(400, payload.error().reason));
+  auto wait = wait_ms(r);
+  if (!wait.ok()) return reply(json_error(400, wait.error().reason));
+  auto id = node.submit_transaction(std::move(payload).value());
+  if (!id.ok())
+    return reply(
+        json_error(status_for(id.error().code), "transaction refused: " + id.error().reason));
+  if (*wait == 0)
+    return reply(ok_json({{"transaction_id", to_hex(*id)}, {"status", "pending"}}, 202));
+  answer_transaction(node, *id, *wait, std::move(reply), true);
 }
 
 void get_block(Node& node, const std::string& hs, Reply reply) {
@@ -249,6 +286,17 @@ api::Handler make_api_handler(Node& node) {
       auto wait = wait_ms(r);
       if (!wait.ok()) return reply(json_error(400, wait.error().reason));
       return answer_response(node, *id, *wait, std::move(reply), false);
+    }
+    if (p == "/v1/transactions") {
+      if (r.method != "POST") return reply(json_error(405, "use POST to submit a transaction"));
+      return submit_transaction(node, r, std::move(reply));
+    }
+    if (r.method == "GET" && starts("/v1/transactions/")) {
+      auto id = hash32_from_hex(p.substr(17));
+      if (!id) return reply(json_error(400, "a transaction id is 64 hex digits"));
+      auto wait = wait_ms(r);
+      if (!wait.ok()) return reply(json_error(400, wait.error().reason));
+      return answer_transaction(node, *id, *wait, std::move(reply), false);
     }
     if (r.method == "GET" && starts("/v1/blocks/")) return get_block(node, p.substr(11), reply);
     if (r.method == "GET" && starts("/v1/vms/")) return get_vm(node, p.substr(8), reply);

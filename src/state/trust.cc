@@ -4,6 +4,7 @@
 
 #include "consensus/replica.h"
 #include "core/hash.h"
+#include "evidence/binding.h"
 
 namespace attestnet::state {
 namespace {
@@ -33,20 +34,6 @@ void put_sig(Writer& w, const crypto::Signature& s) {
 bool check(const crypto::VerifyFn& verify, const crypto::PublicKey& pk, ByteView msg,
            const crypto::Signature& sig) {
   return verify ? verify(pk, msg, sig) : crypto::verify(pk, msg, sig);
-}
-
-Bytes tagged(std::string_view domain, std::initializer_list<ByteView> parts) {
-  Writer w;
-  w.str(std::string(domain));
-  for (ByteView p : parts) w.fixed(p);
-  return std::move(w).take();
-}
-
-Bytes leave_message(const crypto::PublicKey& k) {
-  return tagged("attestnet/leave", {ByteView(k.data(), 32)});
-}
-Bytes rotate_message(const crypto::PublicKey& a, const crypto::PublicKey& b) {
-  return tagged("attestnet/rotate", {ByteView(a.data(), 32), ByteView(b.data(), 32)});
 }
 
 // (view, seq, digest) of a pre-prepare or vote envelope.
@@ -191,6 +178,54 @@ Result<NodeJoin> NodeJoin::decode(ByteView in) {
   return j;
 }
 
+NodeJoin NodeJoin::make(const crypto::SecretKey& key, std::string name, std::string endpoint,
+                        std::string platform, Bytes evidence) {
+  NodeJoin j;
+  j.key = key.public_key();
+  j.name = std::move(name);
+  j.endpoint = std::move(endpoint);
+  j.platform = std::move(platform);
+  j.evidence = std::move(evidence);
+  j.signature = key.sign(as_view(j.body()));
+  return j;
+}
+
+Hash32 join_binding(const Hash32& genesis_hash, const crypto::PublicKey& key) {
+  return evidence::evidence_binding(genesis_hash, key);
+}
+
+Bytes NodeLeave::message(const std::string& chain_id, const crypto::PublicKey& k) {
+  Writer w;
+  w.str("attestnet/leave").str(chain_id).fixed(ByteView(k.data(), 32));
+  return std::move(w).take();
+}
+
+NodeLeave NodeLeave::make(const crypto::SecretKey& key, const std::string& chain_id) {
+  NodeLeave l;
+  l.key = key.public_key();
+  l.signature = key.sign(as_view(message(chain_id, l.key)));
+  return l;
+}
+
+Bytes KeyRotation::message(const std::string& chain_id, const crypto::PublicKey& a,
+                           const crypto::PublicKey& b) {
+  Writer w;
+  w.str("attestnet/rotate")
+      .str(chain_id)
+      .fixed(ByteView(a.data(), 32))
+      .fixed(ByteView(b.data(), 32));
+  return std::move(w).take();
+}
+
+KeyRotation KeyRotation::make(const crypto::SecretKey& old_key, const crypto::PublicKey& new_key,
+                              const std::string& chain_id) {
+  KeyRotation r;
+  r.old_key = old_key.public_key();
+  r.new_key = new_key;
+  r.signature = old_key.sign(as_view(message(chain_id, r.old_key, new_key)));
+  return r;
+}
+
 Bytes NodeLeave::encode() const {
   Writer w;
   w.header(kTag, 1);
@@ -245,9 +280,27 @@ TrustState::TrustState(std::string chain_id, TrustParams params,
     bool seat = i < params_.committee_size;
     // Genesis members start with full reputation; registered outsiders earn theirs.
     e.score_ppm = seat ? kPpm : 0;
+    e.index = static_cast<uint32_t>(i);
     if (seat) committee_.members.push_back(e.key);
+    order_.push_back(e.key);
     nodes_[e.key] = std::move(e);
   }
+}
+
+std::optional<uint32_t> TrustState::index_of(const crypto::PublicKey& key) const {
+  auto it = nodes_.find(key);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second.index;
+}
+
+const crypto::PublicKey* TrustState::rotated_to(const crypto::PublicKey& old_key) const {
+  auto it = retired_.find(old_key);
+  if (it == retired_.end()) return nullptr;
+  // Follow a chain of rotations to the key in use now.
+  const crypto::PublicKey* k = &it->second;
+  for (auto next = retired_.find(*k); next != retired_.end(); next = retired_.find(*k))
+    k = &next->second;
+  return k;
 }
 
 const ledger::Committee* TrustState::committee_of(uint64_t epoch) const {
@@ -303,14 +356,15 @@ Status TrustState::validate(const consensus::Request& q, const crypto::VerifyFn&
     }
     case TxKind::kLeave: {
       ATN_TRY(NodeLeave l, NodeLeave::decode(p));
-      if (!check(verify, l.key, as_view(leave_message(l.key)), l.signature)) {
+      if (!check(verify, l.key, as_view(NodeLeave::message(chain_id_, l.key)), l.signature)) {
         return make_error(Errc::kBadSignature, "node leave is not signed by the leaving key");
       }
       return {};
     }
     case TxKind::kRotate: {
       ATN_TRY(KeyRotation k, KeyRotation::decode(p));
-      if (!check(verify, k.old_key, as_view(rotate_message(k.old_key, k.new_key)), k.signature)) {
+      if (!check(verify, k.old_key, as_view(KeyRotation::message(chain_id_, k.old_key, k.new_key)),
+                 k.signature)) {
         return make_error(Errc::kBadSignature, "key rotation is not signed by the old key");
       }
       return {};
@@ -370,7 +424,7 @@ std::vector<TxOutcome> TrustState::apply_block(const consensus::Block& b,
       case TxKind::kJoin: {
         auto j = NodeJoin::decode(p);
         if (j.ok())
-          o = apply_join(*j, b.height, verify, admit);
+          o = apply_join(*j, b, verify, admit);
         else
           refuse(j.error());
         break;
@@ -394,6 +448,7 @@ std::vector<TxOutcome> TrustState::apply_block(const consensus::Block& b,
       default:
         o = TxOutcome{false, "unknown transaction tag"};
     }
+    o.request_id = q.id();
     out.push_back(std::move(o));
   }
   return out;
@@ -514,37 +569,50 @@ TxOutcome TrustState::apply_endorsement(const Endorsement& e, const crypto::Veri
   return {true, "endorsement counted"};
 }
 
-TxOutcome TrustState::apply_join(const NodeJoin& j, uint64_t height, const crypto::VerifyFn& verify,
-                                 const AdmitFn& admit) {
+TxOutcome TrustState::apply_join(const NodeJoin& j, const consensus::Block& b,
+                                 const crypto::VerifyFn& verify, const AdmitFn& admit) {
   if (nodes_.count(j.key)) return {false, "the key is already registered"};
+  if (retired_.count(j.key)) return {false, "the key was retired by a key rotation"};
+  if (j.name.empty() || j.name.size() > 64)
+    return {false, "a node's name must be 1 to 64 characters"};
+  for (const auto& [k, e] : nodes_)
+    if (e.name == j.name)
+      return {false,
+              "the name " + j.name + " is taken by registered node " + std::to_string(e.index)};
   if (!check(verify, j.key, as_view(j.body()), j.signature)) {
     return {false, "node join is not signed by the key it registers"};
   }
   if (!admit) return {false, "this network admits no nodes (no admission policy)"};
-  if (Status st = admit(j); !st.ok()) {
+  if (Status st = admit(j, b.block_time); !st.ok()) {
     return {false, "the node's own evidence is refused: " + st.error().reason};
   }
   NodeEntry e;
   e.key = j.key;
+  e.index = static_cast<uint32_t>(order_.size());
   e.name = j.name;
   e.endpoint = j.endpoint;
-  e.joined_height = height;
+  e.joined_height = b.height;
+  order_.push_back(j.key);
   nodes_[j.key] = std::move(e);
-  return {true, "registered " + j.name};
+  ++registry_version_;
+  return {true, "registered " + j.name + " as node " + std::to_string(order_.size() - 1)};
 }
 
 TxOutcome TrustState::apply_leave(const NodeLeave& l, const crypto::VerifyFn& verify) {
   auto it = nodes_.find(l.key);
+  if (retired_.count(l.key)) return {false, "the key was retired by a rotation"};
   if (it == nodes_.end() || !it->second.active) return {false, "not an active registered node"};
-  if (!check(verify, l.key, as_view(leave_message(l.key)), l.signature)) {
+  if (!check(verify, l.key, as_view(NodeLeave::message(chain_id_, l.key)), l.signature)) {
     return {false, "node leave is not signed by the leaving key"};
   }
   it->second.active = false;
+  ++registry_version_;
   return {true, "left (a sitting member serves until the end of the epoch)"};
 }
 
 TxOutcome TrustState::apply_rotate(const KeyRotation& r, const crypto::VerifyFn& verify) {
   auto it = nodes_.find(r.old_key);
+  if (retired_.count(r.old_key)) return {false, "the old key was retired by an earlier rotation"};
   if (it == nodes_.end() || !it->second.active) return {false, "the old key is not registered"};
   if (nodes_.count(r.new_key)) return {false, "the new key is already registered"};
   if (member_index(r.old_key)) {
@@ -552,14 +620,20 @@ TxOutcome TrustState::apply_rotate(const KeyRotation& r, const crypto::VerifyFn&
             "a sitting member rotates its key after its term (the committee's keys are "
             "fixed for the epoch)"};
   }
-  if (!check(verify, r.old_key, as_view(rotate_message(r.old_key, r.new_key)), r.signature)) {
+  if (!check(verify, r.old_key, as_view(KeyRotation::message(chain_id_, r.old_key, r.new_key)),
+             r.signature)) {
     return {false, "key rotation is not signed by the old key"};
   }
+  if (retired_.count(r.new_key)) return {false, "the new key was retired by an earlier rotation"};
   NodeEntry e = std::move(it->second);
   nodes_.erase(it);
   e.key = r.new_key;
+  order_[e.index] = r.new_key;
+  std::string name = e.name;
   nodes_[r.new_key] = std::move(e);
-  return {true, "key rotated"};
+  retired_[r.old_key] = r.new_key;
+  ++registry_version_;
+  return {true, "rotated the key of " + name};
 }
 
 ledger::Committee TrustState::select_next() const {
@@ -690,10 +764,15 @@ Bytes TrustState::encode() const {
   w.u32(static_cast<uint32_t>(nodes_.size()));
   for (const auto& [k, e] : nodes_) {
     put_key(w, k);
-    w.str(e.name).str(e.endpoint).u64(e.joined_height).u8(e.active ? 1 : 0);
+    w.u32(e.index).str(e.name).str(e.endpoint).u64(e.joined_height).u8(e.active ? 1 : 0);
     w.u32(e.score_ppm).u64(e.excluded_until).u32(e.slashes).u64(e.last_endorsed);
   }
   w.u64(facts_.certs_recorded).u32(static_cast<uint32_t>(facts_.slashed.size()));
+  w.u32(static_cast<uint32_t>(retired_.size()));
+  for (const auto& [old_key, new_key] : retired_) {
+    put_key(w, old_key);
+    put_key(w, new_key);
+  }
   return std::move(w).take();
 }
 
@@ -702,9 +781,9 @@ Hash32 TrustState::hash() const {
 }
 
 FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Block& b,
-                       const crypto::VerifyFn& verify) {
+                       const crypto::VerifyFn& verify, const TrustState::AdmitFn& admit) {
   FoldedBlock out;
-  out.outcomes = trust.apply_block(b, verify);
+  out.outcomes = trust.apply_block(b, verify, admit);
   if (trust.is_last_of_epoch(b.height)) out.next = trust.end_epoch();
   chain.digest = consensus::next_state_digest(chain.digest, b.height, b.digest());
   chain.block_time = std::max(chain.block_time, b.block_time);

@@ -17,9 +17,14 @@
 //   NodeJoin           tag 0x0613 v1 | key[32] name:str endpoint:str platform:str evidence:bytes
 //                      signature[64] (over the encoding without it); the evidence's binding is
 //                      evidence_binding(H(genesis), key) and the admission policy must affirm it
-//   NodeLeave          tag 0x0614 v1 | key[32] signature[64] over "attestnet/leave" | key
+//   NodeLeave          tag 0x0614 v1 | key[32] signature[64] over
+//                      "attestnet/leave" | chain_id | key
 //   KeyRotation        tag 0x0615 v1 | old[32] new[32] signature[64] by old over
-//                      "attestnet/rotate" | old | new
+//                      "attestnet/rotate" | chain_id | old | new
+//
+// The registry orders nodes by an index that never changes: genesis members 0..n-1 in genesis
+// order, then each admitted node in ledger order; a rotation keeps the index. Nodes use it as
+// the peer id of their transport. A rotated-away key is retired: it can never join again.
 #pragma once
 
 #include <functional>
@@ -85,7 +90,12 @@ struct NodeJoin {
   Bytes body() const;  // the signed encoding (without the signature)
   Bytes encode() const;
   static Result<NodeJoin> decode(ByteView in);
+  // Signed by `key`; the evidence must carry join_binding(H(genesis), key.public_key()).
+  static NodeJoin make(const crypto::SecretKey& key, std::string name, std::string endpoint,
+                       std::string platform, Bytes evidence);
 };
+// What a joining node's evidence must carry in its user data (its nonce).
+Hash32 join_binding(const Hash32& genesis_hash, const crypto::PublicKey& key);
 
 struct NodeLeave {
   static constexpr uint16_t kTag = 0x0614;
@@ -93,6 +103,8 @@ struct NodeLeave {
   crypto::Signature signature{};
   Bytes encode() const;
   static Result<NodeLeave> decode(ByteView in);
+  static Bytes message(const std::string& chain_id, const crypto::PublicKey& key);
+  static NodeLeave make(const crypto::SecretKey& key, const std::string& chain_id);
 };
 
 struct KeyRotation {
@@ -102,10 +114,15 @@ struct KeyRotation {
   crypto::Signature signature{};
   Bytes encode() const;
   static Result<KeyRotation> decode(ByteView in);
+  static Bytes message(const std::string& chain_id, const crypto::PublicKey& old_key,
+                       const crypto::PublicKey& new_key);
+  static KeyRotation make(const crypto::SecretKey& old_key, const crypto::PublicKey& new_key,
+                          const std::string& chain_id);
 };
 
 struct NodeEntry {
   crypto::PublicKey key{};
+  uint32_t index = 0;  // registry index (the node's peer id), kept across rotations
   std::string name;
   std::string endpoint;
   uint64_t joined_height = 0;
@@ -121,7 +138,8 @@ struct NodeEntry {
 // What happened to one transaction at execution (for logs, metrics and the API).
 struct TxOutcome {
   bool accepted = false;
-  std::string reason;  // why it was refused, or what it did
+  std::string reason;   // why it was refused, or what it did
+  Hash32 request_id{};  // the consensus request that carried it
 };
 
 class TrustState {
@@ -137,6 +155,14 @@ class TrustState {
   // The committee of an earlier epoch (kept for the last exclusion_epochs + 2), or null.
   const ledger::Committee* committee_of(uint64_t epoch) const;
   const std::map<crypto::PublicKey, NodeEntry>& nodes() const { return nodes_; }
+  // The registry by index (see the top of this file).
+  size_t registry_size() const { return order_.size(); }
+  const NodeEntry& at(uint32_t index) const { return nodes_.at(order_.at(index)); }
+  std::optional<uint32_t> index_of(const crypto::PublicKey& key) const;
+  // The key a retired key was rotated to, or null.
+  const crypto::PublicKey* rotated_to(const crypto::PublicKey& old_key) const;
+  // Incremented by every join, leave and rotation (nodes re-read their peers when it moves).
+  uint64_t registry_version() const { return registry_version_; }
   bool is_last_of_epoch(uint64_t height) const;
   uint64_t epoch_of(uint64_t height) const;
   uint64_t epoch_end(uint64_t epoch) const;  // last height of `epoch` (UINT64_MAX without epochs)
@@ -147,8 +173,9 @@ class TrustState {
   // Executes the trust side of a committed block, in order: its header certificates
   // (participation), the view it was proposed in (responsiveness), and its trust transactions.
   // Attestation requests are ignored here. `admit` appraises a NodeJoin's evidence (the node
-  // passes the policy engine); without it joins are refused.
-  using AdmitFn = std::function<Status(const NodeJoin&)>;
+  // passes the policy engine, judging certificate dates at the block time in ms); without it
+  // joins are refused.
+  using AdmitFn = std::function<Status(const NodeJoin&, uint64_t block_time_ms)>;
   std::vector<TxOutcome> apply_block(const consensus::Block& b, const crypto::VerifyFn& verify = {},
                                      const AdmitFn& admit = {});
   // The header this ledger built at `height` (after apply_block and building the header).
@@ -173,7 +200,7 @@ class TrustState {
   };
   TxOutcome apply_misbehaviour(const MisbehaviourProof& p, const crypto::VerifyFn& verify);
   TxOutcome apply_endorsement(const Endorsement& e, const crypto::VerifyFn& verify);
-  TxOutcome apply_join(const NodeJoin& j, uint64_t height, const crypto::VerifyFn& verify,
+  TxOutcome apply_join(const NodeJoin& j, const consensus::Block& b, const crypto::VerifyFn& verify,
                        const AdmitFn& admit);
   TxOutcome apply_leave(const NodeLeave& l, const crypto::VerifyFn& verify);
   TxOutcome apply_rotate(const KeyRotation& r, const crypto::VerifyFn& verify);
@@ -188,6 +215,9 @@ class TrustState {
   ledger::Committee committee_;
   std::map<uint64_t, ledger::Committee> past_;  // recent committees by epoch
   std::map<crypto::PublicKey, NodeEntry> nodes_;
+  std::vector<crypto::PublicKey> order_;                    // index -> current key
+  std::map<crypto::PublicKey, crypto::PublicKey> retired_;  // rotated-away key -> its successor
+  uint64_t registry_version_ = 0;
   EpochFacts facts_;
   uint64_t last_view_ = 0;              // view of the last non-null block of this epoch
   std::map<uint64_t, Hash32> headers_;  // recent heights (this and the previous epoch)
@@ -207,6 +237,6 @@ struct FoldedBlock {
   Hash32 state_root{};
 };
 FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Block& b,
-                       const crypto::VerifyFn& verify = {});
+                       const crypto::VerifyFn& verify = {}, const TrustState::AdmitFn& admit = {});
 
 }  // namespace attestnet::state

@@ -191,6 +191,33 @@ TEST(Genesis, JsonRoundTripAndCanonicalHash) {
   EXPECT_EQ(Genesis::from_json(nlohmann::json::object()).error().code, Errc::kBadValue);
 }
 
+TEST(Genesis, TheAdmissionPolicyIsPartOfTheAnchor) {
+  Genesis g;
+  g.chain_id = "c";
+  for (int i = 0; i < 4; ++i)
+    g.members.push_back(
+        {"n" + std::to_string(i),
+         crypto::SecretKey::from_seed(crypto::test_seed(std::to_string(i))).public_key(), ""});
+  Hash32 none = g.hash();
+  g.admission_policy = R"({"id":"admit","version":1})";
+  EXPECT_NE(g.hash(), none) << "changing who may join changes the genesis hash";
+  auto j = g.to_json();
+  ASSERT_TRUE(j["admission_policy"].is_object());
+  auto back = Genesis::from_json(nlohmann::json::parse(j.dump(2)));  // whitespace and key order
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(back->admission_policy, g.admission_policy);
+  EXPECT_EQ(back->hash(), g.hash());
+  auto tampered = j;
+  tampered["admission_policy"]["version"] = 2;
+  EXPECT_EQ(Genesis::from_json(tampered).error().code, Errc::kRecordMismatch);
+  auto bad = j;
+  bad.erase("hash");
+  bad["admission_policy"] = "admit everyone";
+  auto r = Genesis::from_json(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().reason.find("admission_policy"), std::string::npos);
+}
+
 TEST(Record, DecoderRejectsEveryTruncationAndBadVerdict) {
   AttestationRecord r;
   r.vm_id = "vm";

@@ -133,6 +133,58 @@ TEST(Transport, ReconnectsAfterThePeerRestarts) {
   EXPECT_TRUE(b.got.wait_for(2));
 }
 
+// A node admitted at runtime is pinned and dialled; a rotated key replaces the old pin.
+TEST(Transport, SetPeersAdmitsANewKeyAndRetiresARotatedOne) {
+  crypto::init();
+  Node a("transport-a"), c("transport-c"), c2("transport-c-rotated");
+  uint16_t pa = free_port(), pc = free_port(), pc2 = free_port();
+  a.start(config(0, pa, {}));
+  c.start(config(2, pc, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  // C is not pinned at A yet: its frames are refused at the handshake.
+  c.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1}));
+  EXPECT_FALSE(a.got.wait_for(1, 500));
+  a.t->set_peers({{2, c.key.public_key(), "127.0.0.1", pc}});
+  // After admission C's (retried) connection is accepted, and A dials C.
+  for (int i = 0; i < 100 && !a.got.wait_for(1, 50); ++i)
+    c.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1}));
+  ASSERT_TRUE(a.got.wait_for(1));
+  {
+    std::lock_guard lk(a.got.mu);
+    EXPECT_EQ(std::get<0>(a.got.frames.front()), 2u);
+  }
+  a.t->send(2, Channel::kConsensus, std::make_shared<Bytes>(Bytes{9}));
+  ASSERT_TRUE(c.got.wait_for(1));
+
+  // C rotates its key: peer 2 is now C2 at another port. C's connection is closed and its
+  // frames no longer arrive; C2's do, and A's frames for peer 2 go to C2.
+  c2.start(config(2, pc2, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  a.t->set_peers({{2, c2.key.public_key(), "127.0.0.1", pc2}});
+  for (int i = 0; i < 100 && !c2.got.wait_for(1, 50); ++i)
+    a.t->send(2, Channel::kConsensus, std::make_shared<Bytes>(Bytes{7}));
+  ASSERT_TRUE(c2.got.wait_for(1));
+  size_t before;
+  {
+    std::lock_guard lk(a.got.mu);
+    before = a.got.frames.size();
+  }
+  for (int i = 0; i < 100 && !a.got.wait_for(before + 1, 50); ++i)
+    c2.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{5}));
+  ASSERT_TRUE(a.got.wait_for(before + 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    std::lock_guard lk(a.got.mu);
+    before = a.got.frames.size();
+  }
+  c.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{6}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::lock_guard lk(a.got.mu);
+  for (size_t i = before; i < a.got.frames.size(); ++i)
+    EXPECT_NE(std::get<2>(a.got.frames[i]), (Bytes{6})) << "a retired key's frame arrived";
+  // Dropping every peer closes the rest.
+  a.t->set_peers({});
+  EXPECT_TRUE(a.t->connected_peers().empty());
+}
+
 TEST(Transport, OversizeFrameDropsThePeerConnection) {
   crypto::init();
   Node a("transport-a"), b("transport-b");

@@ -253,27 +253,42 @@ TEST(Trust, AnEndorsementCountsOnceAndEndorsementsMoveForward) {
 TEST(Trust, JoinLeaveAndRotateChangeTheRegistry) {
   Net n(4);
   auto newcomer = crypto::SecretKey::from_seed(crypto::test_seed("newcomer"));
-  NodeJoin j;
-  j.key = newcomer.public_key();
-  j.name = "newcomer";
-  j.endpoint = "127.0.0.1:9";
-  j.platform = "sim";
-  j.signature = newcomer.sign(as_view(j.body()));
-  auto admit_all = [](const NodeJoin&) -> Status { return {}; };
+  NodeJoin j = NodeJoin::make(newcomer, "newcomer", "127.0.0.1:9", "sim", {});
+  uint64_t admitted_at = 0;
+  auto admit_all = [&](const NodeJoin&, uint64_t t) -> Status {
+    admitted_at = t;
+    return {};
+  };
   Block b;
   b.height = ++n.height;
+  b.block_time = 1234;
   b.requests.push_back(Request{1, 1, j.encode()});
+  uint64_t v0 = n.trust->registry_version();
   auto out = n.trust->apply_block(b, {}, admit_all);
   ASSERT_TRUE(out[0].accepted) << out[0].reason;
+  EXPECT_EQ(admitted_at, 1234u);  // the admission policy judges dates at the block time
   EXPECT_EQ(n.trust->nodes().size(), 5u);
+  EXPECT_GT(n.trust->registry_version(), v0);
+  // The newcomer takes the next registry index, after the genesis members.
+  ASSERT_EQ(n.trust->registry_size(), 5u);
+  EXPECT_EQ(n.trust->index_of(newcomer.public_key()), 4u);
+  EXPECT_EQ(n.trust->at(4).name, "newcomer");
   EXPECT_TRUE(n.trust->validate(b.requests[0]).ok());
+  // Joining twice is refused.
+  out = n.trust->apply_block(b, {}, admit_all);
+  EXPECT_NE(out[0].reason.find("already registered"), std::string::npos) << out[0].reason;
+  // A name already in the registry is refused (names select peer endpoint overrides).
+  auto twin = crypto::SecretKey::from_seed(crypto::test_seed("twin"));
+  b.requests = {Request{1, 11, NodeJoin::make(twin, "node0", "127.0.0.1:11", "sim", {}).encode()}};
+  out = n.trust->apply_block(b, {}, admit_all);
+  EXPECT_NE(out[0].reason.find("taken by registered node 0"), std::string::npos) << out[0].reason;
   // Refused without an admission policy, and when the evidence is refused.
   auto other = crypto::SecretKey::from_seed(crypto::test_seed("other"));
-  NodeJoin j2 = j;
-  j2.key = other.public_key();
-  j2.signature = other.sign(as_view(j2.body()));
+  NodeJoin j2 = NodeJoin::make(other, "other", "127.0.0.1:10", "sim", {});
   b.requests = {Request{1, 2, j2.encode()}};
-  out = n.trust->apply_block(b, {}, [](const NodeJoin&) -> Status {
+  out = n.trust->apply_block(b);
+  EXPECT_NE(out[0].reason.find("admits no nodes"), std::string::npos) << out[0].reason;
+  out = n.trust->apply_block(b, {}, [](const NodeJoin&, uint64_t) -> Status {
     return make_error(Errc::kBadValue, "kernel not approved");
   });
   EXPECT_NE(out[0].reason.find("kernel not approved"), std::string::npos);
@@ -282,26 +297,38 @@ TEST(Trust, JoinLeaveAndRotateChangeTheRegistry) {
   EXPECT_FALSE(n.trust->validate(Request{1, 3, j2.encode()}).ok());
 
   auto fresh = crypto::SecretKey::from_seed(crypto::test_seed("fresh"));
-  KeyRotation r;
-  r.old_key = newcomer.public_key();
-  r.new_key = fresh.public_key();
-  Writer m;
-  m.str("attestnet/rotate")
-      .fixed(ByteView(r.old_key.data(), 32))
-      .fixed(ByteView(r.new_key.data(), 32));
-  r.signature = newcomer.sign(as_view(m.data()));
-  b.requests = {Request{1, 4, r.encode()}};
+  // A rotation signed for another chain does not verify here.
+  KeyRotation foreign = KeyRotation::make(newcomer, fresh.public_key(), "another-chain");
+  b.requests = {Request{1, 4, foreign.encode()}};
+  out = n.trust->apply_block(b);
+  EXPECT_FALSE(out[0].accepted);
+  KeyRotation r = KeyRotation::make(newcomer, fresh.public_key(), kChain);
+  b.requests = {Request{1, 5, r.encode()}};
   out = n.trust->apply_block(b);
   EXPECT_TRUE(out[0].accepted) << out[0].reason;
   EXPECT_TRUE(n.trust->nodes().count(fresh.public_key()));
   EXPECT_FALSE(n.trust->nodes().count(newcomer.public_key()));
+  // The index stays; the old key is retired and names its successor.
+  EXPECT_EQ(n.trust->index_of(fresh.public_key()), 4u);
+  EXPECT_EQ(n.trust->at(4).key, fresh.public_key());
+  ASSERT_NE(n.trust->rotated_to(newcomer.public_key()), nullptr);
+  EXPECT_EQ(*n.trust->rotated_to(newcomer.public_key()), fresh.public_key());
+  // A retired key cannot come back, by a join or by rotating to it.
+  b.requests = {Request{1, 6, j.encode()}};
+  out = n.trust->apply_block(b, {}, admit_all);
+  EXPECT_NE(out[0].reason.find("retired"), std::string::npos) << out[0].reason;
+  KeyRotation back = KeyRotation::make(fresh, newcomer.public_key(), kChain);
+  b.requests = {Request{1, 7, back.encode()}};
+  out = n.trust->apply_block(b);
+  EXPECT_NE(out[0].reason.find("retired"), std::string::npos) << out[0].reason;
+  // A sitting member may not rotate during its term.
+  auto member_rot = KeyRotation::make(n.keys[0], other.public_key(), kChain);
+  b.requests = {Request{1, 8, member_rot.encode()}};
+  out = n.trust->apply_block(b);
+  EXPECT_NE(out[0].reason.find("after its term"), std::string::npos) << out[0].reason;
 
-  NodeLeave l;
-  l.key = fresh.public_key();
-  Writer lm;
-  lm.str("attestnet/leave").fixed(ByteView(l.key.data(), 32));
-  l.signature = fresh.sign(as_view(lm.data()));
-  b.requests = {Request{1, 5, l.encode()}};
+  NodeLeave l = NodeLeave::make(fresh, kChain);
+  b.requests = {Request{1, 9, l.encode()}};
   out = n.trust->apply_block(b);
   EXPECT_TRUE(out[0].accepted) << out[0].reason;
   EXPECT_FALSE(n.trust->nodes().at(fresh.public_key()).active);
