@@ -24,6 +24,7 @@ struct AttestArgs {
   std::string vm_id, anchor, out;
   std::string node, request_out;
   double wait = 30;
+  uint64_t from_epoch = 0;
   EvidenceSource ev;
   std::string request, policy, at;
 };
@@ -88,8 +89,9 @@ int attest(const AttestArgs& a) {
   }
   if (!url) return 0;
   nlohmann::json body = {{"request", to_hex(as_view(enc))}};
-  char target[64];
-  std::snprintf(target, sizeof target, "/v1/attestations?wait=%g", a.wait);
+  char target[96];
+  std::snprintf(target, sizeof target, "/v1/attestations?wait=%g&from_epoch=%llu", a.wait,
+                static_cast<unsigned long long>(a.from_epoch));
   std::printf("3/3 submitting to %s and waiting up to %g s for the certified response...\n",
               a.node.c_str(), a.wait);
   std::fflush(stdout);
@@ -222,6 +224,8 @@ void add_attest_command(CLI::App& app) {
   c->add_option("--anchor", args->anchor,
                 "freshness anchor: a recent block hash (hex; default: GET --node/v1/freshness)");
   c->add_option("--out", args->out, "where to write the response (with --node)");
+  c->add_option("--from-epoch", args->from_epoch,
+                "hand-overs from this epoch on (for a relying party that pinned its checkpoint)");
   c->callback([args] { set_exit_code(attest(*args)); });
 
   auto* r = app.add_subcommand("appraise-request",

@@ -6,6 +6,7 @@
 #include <optional>
 #include <sstream>
 
+#include "api/client.h"
 #include "cli/commands.h"
 #include "ledger/audit.h"
 #include "ledger/prover.h"
@@ -244,8 +245,10 @@ int verify(const LedgerArgs& a) {
     nlohmann::json o;
     o["valid"] = rec.ok();
     if (rec.ok()) {
+      o["request_id"] = to_hex(rec->request_id);
       o["vm_id"] = rec->vm_id;
       o["platform"] = rec->platform;
+      o["handovers"] = resp->handovers.size();
       o["verdict"] = ledger::verdict_name(rec->verdict);
       o["height"] = resp->header.height;
       o["epoch"] = resp->header.epoch;
@@ -288,6 +291,50 @@ int verify(const LedgerArgs& a) {
   return 0;
 }
 
+// `attestnet checkpoint`: fetch a committee from a node with its hand-overs, check them from
+// genesis, and write the checkpoint a relying party then pins (attestnet verify --checkpoint).
+int fetch_checkpoint(const LedgerArgs& a, const std::string& node, std::optional<uint64_t> epoch) {
+  auto g = load_genesis(a.genesis);
+  if (!g.ok()) {
+    std::fprintf(stderr, "genesis: %s\n", g.error().to_string().c_str());
+    return 2;
+  }
+  auto url = api::parse_url(node);
+  if (!url.ok()) {
+    std::fprintf(stderr, "attestnet checkpoint: %s\n", url.error().reason.c_str());
+    return 2;
+  }
+  std::string target = "/v1/checkpoint";
+  if (epoch) target += "?epoch=" + std::to_string(*epoch);
+  auto r = api::http_call(*url, "GET", target, "", "application/json", 30000);
+  if (!r.ok() || r->status != 200) {
+    std::fprintf(stderr, "attestnet checkpoint: %s%s: %s\n", node.c_str(), target.c_str(),
+                 r.ok() ? r->body.c_str() : r.error().reason.c_str());
+    return 1;
+  }
+  nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+  auto c = ledger::checkpoint_from_proof(j, *g);
+  if (!c.ok()) {
+    std::fprintf(stderr,
+                 "attestnet checkpoint: the node's checkpoint does not verify from %s: %s\n",
+                 a.genesis.c_str(), c.error().to_string().c_str());
+    return 1;
+  }
+  std::ofstream f(a.out);
+  f << ledger::checkpoint_to_json(g->chain_id, *c).dump(2) << "\n";
+  if (!f) {
+    std::fprintf(stderr, "attestnet checkpoint: cannot write %s\n", a.out.c_str());
+    return 1;
+  }
+  std::printf(
+      "checkpoint: the committee of epoch %llu (%zu members, %s), proven from genesis through "
+      "%llu hand-overs; written to %s\n",
+      static_cast<unsigned long long>(c->epoch), c->members.size(),
+      to_hex(c->hash()).substr(0, 16).c_str(), static_cast<unsigned long long>(c->epoch),
+      a.out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void add_verify_command(CLI::App& app) {
@@ -301,6 +348,18 @@ void add_verify_command(CLI::App& app) {
                 "from it instead of from genesis");
   v->add_flag("--json", args->json, "Machine-readable output");
   v->callback([args] { set_exit_code(verify(*args)); });
+
+  auto node = std::make_shared<std::string>();
+  auto epoch = std::make_shared<std::optional<uint64_t>>();
+  CLI::App* cp = app.add_subcommand(
+      "checkpoint",
+      "Fetch a committee from a node, verify its hand-overs from genesis, write a checkpoint to "
+      "pin (attestnet verify --checkpoint)");
+  cp->add_option("--node", *node, "a node's API URL")->default_val("http://127.0.0.1:8100");
+  cp->add_option("--genesis", args->genesis, "The genesis JSON file")->required();
+  cp->add_option("--epoch", *epoch, "which epoch's committee (default: the node's newest)");
+  cp->add_option("--out", args->out, "checkpoint file to write")->required();
+  cp->callback([args, node, epoch] { set_exit_code(fetch_checkpoint(*args, *node, *epoch)); });
 }
 
 void add_ledger_command(CLI::App& app) {

@@ -34,8 +34,8 @@ Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Gene
 }
 
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
-                                           const Hash32& request_id,
-                                           const crypto::VerifyFn& verify) {
+                                           const Hash32& request_id, const crypto::VerifyFn& verify,
+                                           uint64_t from_epoch) {
   ATN_TRY(auto found, store.record_by_request(request_id));
   AttestationResponse resp;
   resp.leaf_index = found.first;
@@ -51,14 +51,24 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
     if (resp.header.log_size <= resp.leaf_index) break;
     resp.certificate.sigs = cert->second;
     ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
-    auto chain = handovers_to(store, genesis, resp.header.epoch);
+    if (resp.header.epoch < from_epoch)
+      return make_error(Errc::kInvalidArgument,
+                        "the newest certified header holding the record is of epoch " +
+                            std::to_string(resp.header.epoch) + ", before from_epoch " +
+                            std::to_string(from_epoch));
+    auto chain = handovers_to(store, genesis, resp.header.epoch, from_epoch);
     if (!chain.ok()) {
       if (chain.error().code == Errc::kNotFound) continue;  // an older certified header may do
       return chain.error();
     }
     resp.handovers = std::move(chain).value();
+    std::optional<Committee> start;
+    if (from_epoch > 0) {
+      ATN_TRY(Committee c, committee_of_epoch(store, genesis, from_epoch));
+      start = std::move(c);
+    }
     // Never hand out a response a relying party would reject.
-    auto checked = verify_response(resp, genesis, verify);
+    auto checked = verify_response(resp, genesis, verify, start ? &*start : nullptr);
     if (!checked.ok()) {
       return make_error(
           checked.error().code,

@@ -16,9 +16,12 @@ Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Gene
                                            uint64_t epoch, uint64_t from_epoch = 0);
 
 // `verify`: as for verify_response (a node passes its memo: one header certificate is checked
-// once for all the responses it covers).
+// once for all the responses it covers). `from_epoch`: the hand-overs start there, for a relying
+// party that pinned that epoch's committee (attestnet verify --checkpoint); kInvalidArgument when
+// the newest certified header is older than that epoch.
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id,
-                                           const crypto::VerifyFn& verify = {});
+                                           const crypto::VerifyFn& verify = {},
+                                           uint64_t from_epoch = 0);
 
 }  // namespace attestnet::ledger

@@ -322,4 +322,41 @@ Result<Committee> checkpoint_from_json(const json& j, const std::string& chain_i
   return c;
 }
 
+json checkpoint_proof_to_json(const std::string& chain_id, const Committee& c,
+                              const std::vector<HandOver>& chain) {
+  json j = checkpoint_to_json(chain_id, c);
+  Writer w;
+  w.u32(static_cast<uint32_t>(chain.size()));
+  for (const auto& h : chain) h.encode(w);
+  j["handovers"] = to_hex(as_view(w.data()));
+  return j;
+}
+
+Result<Committee> checkpoint_from_proof(const json& j, const Genesis& genesis,
+                                        const crypto::VerifyFn& verify) {
+  ATN_TRY(Committee claimed, checkpoint_from_json(j, genesis.chain_id));
+  ATN_TRY(json hex, field<json>(j, "handovers"));
+  ATN_TRY(Bytes b, parse_hex(hex, "handovers"));
+  Reader r(as_view(b), 256u << 20);
+  ATN_TRY(uint32_t n, r.count(64));
+  if (n != claimed.epoch)
+    return make_error(Errc::kBadValue, "a checkpoint of epoch " + std::to_string(claimed.epoch) +
+                                           " needs " + std::to_string(claimed.epoch) +
+                                           " hand-overs from genesis; the proof has " +
+                                           std::to_string(n));
+  std::vector<HandOver> chain;
+  for (uint32_t i = 0; i < n; ++i) {
+    ATN_TRY(HandOver h, HandOver::decode(r));
+    chain.push_back(std::move(h));
+  }
+  ATN_CHECK(r.finish());
+  ATN_TRY(Committee proven, follow_handovers(genesis.chain_id, genesis.trust.epoch_length,
+                                             genesis.committee(), chain, claimed.epoch, verify));
+  if (proven.hash() != claimed.hash())
+    return make_error(Errc::kCommitteeMismatch,
+                      "the hand-overs from genesis lead to another committee for epoch " +
+                          std::to_string(claimed.epoch) + " than the checkpoint names");
+  return proven;
+}
+
 }  // namespace attestnet::ledger

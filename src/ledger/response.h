@@ -102,4 +102,15 @@ Result<AttestationRecord> verify_response(const AttestationResponse& resp, const
 nlohmann::json checkpoint_to_json(const std::string& chain_id, const Committee& c);
 Result<Committee> checkpoint_from_json(const nlohmann::json& j, const std::string& chain_id);
 
+// A checkpoint with its proof (GET /v1/checkpoint): the checkpoint JSON above plus
+// "handovers": hex of u32 count | HandOver*, the hand-overs of epochs 0 .. epoch-1. A relying
+// party checks it ONCE from genesis (checkpoint_from_proof) and then pins the committee, instead
+// of trusting the node that served it.
+nlohmann::json checkpoint_proof_to_json(const std::string& chain_id, const Committee& c,
+                                        const std::vector<HandOver>& chain);
+// Follows the hand-overs from the genesis committee; returns the committee they lead to, which
+// must be the one the checkpoint names (kCommitteeMismatch otherwise).
+Result<Committee> checkpoint_from_proof(const nlohmann::json& j, const Genesis& genesis,
+                                        const crypto::VerifyFn& verify = {});
+
 }  // namespace attestnet::ledger

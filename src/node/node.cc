@@ -1013,7 +1013,10 @@ void Node::answer_ready(uint64_t certified_height) {
     }
     auto w = waiters_.find(it->first);
     if (w != waiters_.end()) {
-      for (auto& x : w->second) x.done(resp);
+      for (auto& x : w->second)
+        x.done(x.from_epoch == 0 ? resp
+                                 : ledger::build_response(*store_, genesis_, it->first,
+                                                          memo_verify(), x.from_epoch));
       waiters_.erase(w);
     }
     it = ready_.erase(it);
@@ -1157,16 +1160,40 @@ void Node::await_transaction(const Hash32& id, uint64_t deadline_ms,
   });
 }
 
-void Node::await_response(const Hash32& id, uint64_t deadline_ms,
+void Node::await_response(const Hash32& id, uint64_t deadline_ms, uint64_t from_epoch,
                           std::function<void(Result<ledger::AttestationResponse>)> done) {
-  post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
-    auto resp = ledger::build_response(*store_, genesis_, id, memo_verify());
+  post_effects([this, id, deadline_ms, from_epoch, done = std::move(done)]() mutable {
+    auto resp = ledger::build_response(*store_, genesis_, id, memo_verify(), from_epoch);
     if (resp.ok() || resp.error().code != Errc::kNotFound || deadline_ms <= steady_ms()) {
       done(std::move(resp));
       return;
     }
-    waiters_[id].push_back({deadline_ms, std::move(done)});
+    waiters_[id].push_back({deadline_ms, from_epoch, std::move(done)});
     if (store_->record_by_request(id).ok()) ready_[id] = 0;
+  });
+}
+
+void Node::checkpoint(std::optional<uint64_t> epoch,
+                      std::function<void(Result<nlohmann::json>)> done) {
+  post_effects([this, epoch, done = std::move(done)] {
+    // Default: the newest epoch whose hand-over chain is complete in this store.
+    uint64_t e = epoch.value_or(committees_.empty() ? 0 : committees_.rbegin()->first);
+    auto c = committees_.find(e);
+    if (c == committees_.end())
+      return done(make_error(Errc::kNotFound, "this node knows no committee of epoch " +
+                                                  std::to_string(e) + " (current epoch " +
+                                                  std::to_string(trust_->epoch()) + ")"));
+    auto chain = ledger::handovers_to(*store_, genesis_, e);
+    if (!chain.ok() && !epoch && e > 0) {
+      // The newest hand-over's certificate may not be stored yet: offer the epoch before.
+      --e;
+      c = committees_.find(e);
+      chain = ledger::handovers_to(*store_, genesis_, e);
+    }
+    if (!chain.ok())
+      return done(make_error(chain.error().code, "the hand-overs to epoch " + std::to_string(e) +
+                                                     ": " + chain.error().reason));
+    done(ledger::checkpoint_proof_to_json(genesis_.chain_id, c->second, *chain));
   });
 }
 

@@ -69,8 +69,12 @@ class Node {
   crypto::VerifyFn memo_verify() const;
   // Calls `done` (on the effects thread) with the response once the request's record is under
   // a certified header, or with kNotFound at `deadline_ms` (steady clock) if it is not.
-  void await_response(const Hash32& id, uint64_t deadline_ms,
+  // `from_epoch`: hand-overs from that epoch on (a client that pinned its committee).
+  void await_response(const Hash32& id, uint64_t deadline_ms, uint64_t from_epoch,
                       std::function<void(Result<ledger::AttestationResponse>)> done);
+  // The committee of `epoch` (default: the newest this node stored) with the hand-overs that
+  // prove it from genesis, as ledger::checkpoint_proof_to_json (effects thread).
+  void checkpoint(std::optional<uint64_t> epoch, std::function<void(Result<nlohmann::json>)> done);
   // Runs `fn` on the effects thread, the store's only writer (consistent reads).
   void read_store(std::function<void(const ledger::ReplicaStore&)> fn);
   nlohmann::json status() const;
@@ -237,6 +241,7 @@ class Node {
   // Effects-thread state: waiters for responses.
   struct Waiter {
     uint64_t deadline_ms;
+    uint64_t from_epoch;
     std::function<void(Result<ledger::AttestationResponse>)> done;
   };
   std::unordered_map<Hash32, std::vector<Waiter>, Hash32Hasher> waiters_;

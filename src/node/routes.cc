@@ -86,22 +86,43 @@ Result<uint64_t> wait_ms(const HttpRequest& r) {
   }
 }
 
-void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted) {
+// ?NAME=N (an unsigned integer), or nullopt when absent.
+Result<std::optional<uint64_t>> uint_param(const HttpRequest& r, const char* name) {
+  auto it = r.query.find(name);
+  if (it == r.query.end()) return std::optional<uint64_t>();
+  try {
+    size_t used = 0;
+    uint64_t v = std::stoull(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument(name);
+    return std::optional<uint64_t>(v);
+  } catch (const std::exception&) {
+    return make_error(Errc::kInvalidArgument, std::string(name) + " must be an epoch number");
+  }
+}
+
+void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted,
+                     const HttpRequest& req) {
+  auto from = uint_param(req, "from_epoch");
+  if (!from.ok()) return reply(json_error(400, from.error().reason));
   size_t n = node.genesis().seats();
-  node.await_response(
-      id, steady_ms() + wait, [reply, id, n, submitted](Result<ledger::AttestationResponse> r) {
-        if (r.ok()) {
-          json j = {{"request_id", to_hex(id)},
-                    {"status", "committed"},
-                    {"record", record_json(r->record)},
-                    {"response", r->to_json(n)}};
-          reply(ok_json(j));
-        } else if (r.error().code == Errc::kNotFound && submitted) {
-          reply(ok_json({{"request_id", to_hex(id)}, {"status", "pending"}}, 202));
-        } else {
-          reply(json_error(r.error().code == Errc::kNotFound ? 404 : 500, r.error().reason));
-        }
-      });
+  node.await_response(id, steady_ms() + wait, from->value_or(0),
+                      [reply, id, n, submitted](Result<ledger::AttestationResponse> r) {
+                        if (r.ok()) {
+                          json j = {{"request_id", to_hex(id)},
+                                    {"status", "committed"},
+                                    {"record", record_json(r->record)},
+                                    {"response", r->to_json(n)}};
+                          reply(ok_json(j));
+                        } else if (r.error().code == Errc::kNotFound && submitted) {
+                          reply(ok_json({{"request_id", to_hex(id)}, {"status", "pending"}}, 202));
+                        } else {
+                          Errc c = r.error().code;
+                          reply(json_error(c == Errc::kNotFound          ? 404
+                                           : c == Errc::kInvalidArgument ? 400
+                                                                         : 500,
+                                           r.error().reason));
+                        }
+                      });
 }
 
 // The body of a submission: raw bytes (application/octet-stream) or {"<field>": "<hex>"}.
@@ -134,7 +155,7 @@ void submit(Node& node, const HttpRequest& r, Reply reply) {
   if (!id.ok())
     return reply(json_error(status_for(id.error().code), "request refused: " + id.error().reason));
   if (*wait == 0) return reply(ok_json({{"request_id", to_hex(*id)}, {"status", "pending"}}, 202));
-  answer_response(node, *id, *wait, std::move(reply), true);
+  answer_response(node, *id, *wait, std::move(reply), true, r);
 }
 
 void answer_transaction(Node& node, const Hash32& id, uint64_t wait, Reply reply, bool submitted) {
@@ -285,7 +306,16 @@ api::Handler make_api_handler(Node& node) {
       if (!id) return reply(json_error(400, "a request id is 64 hex digits"));
       auto wait = wait_ms(r);
       if (!wait.ok()) return reply(json_error(400, wait.error().reason));
-      return answer_response(node, *id, *wait, std::move(reply), false);
+      return answer_response(node, *id, *wait, std::move(reply), false, r);
+    }
+    if (p == "/v1/checkpoint" && r.method == "GET") {
+      auto e = uint_param(r, "epoch");
+      if (!e.ok()) return reply(json_error(400, e.error().reason));
+      node.checkpoint(*e, [reply](Result<json> j) {
+        if (j.ok()) return reply(ok_json(*j));
+        reply(json_error(j.error().code == Errc::kNotFound ? 404 : 503, j.error().reason));
+      });
+      return;
     }
     if (p == "/v1/transactions") {
       if (r.method != "POST") return reply(json_error(405, "use POST to submit a transaction"));

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include "core/hash.h"
@@ -397,6 +399,37 @@ TEST(HandOver, TheLightClientFollowsTheChainFromGenesisOrAPinnedCheckpoint) {
   EXPECT_EQ(pinned->hash(), c.committees[4].hash());
   // The committee changed along the way (node 6 endorsed its way in), so this is a real walk.
   EXPECT_NE(c.committees[0].members, c.committees[4].members);
+}
+
+// What GET /v1/checkpoint serves and `attestnet checkpoint` checks: a committee and the
+// hand-overs proving it from genesis.
+TEST(HandOver, ACheckpointProofIsCheckedFromGenesis) {
+  Chain c(3);
+  const ledger::Genesis& g = c.net.genesis;
+  auto proof = ledger::checkpoint_proof_to_json(kChain, c.committees[3], c.handovers);
+  auto ok = ledger::checkpoint_from_proof(nlohmann::json::parse(proof.dump()), g);
+  ASSERT_TRUE(ok.ok()) << ok.error().reason;
+  EXPECT_EQ(ok->hash(), c.committees[3].hash());
+  // A node that serves another committee than its hand-overs lead to is caught.
+  ledger::Committee other = c.committees[2];
+  other.epoch = 3;
+  auto lie = ledger::checkpoint_proof_to_json(kChain, other, c.handovers);
+  auto r = ledger::checkpoint_from_proof(lie, g);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kCommitteeMismatch);
+  // Missing hand-overs, and a forged one, are refused.
+  auto shortp = ledger::checkpoint_proof_to_json(kChain, c.committees[3],
+                                                 {c.handovers.begin(), c.handovers.begin() + 2});
+  EXPECT_FALSE(ledger::checkpoint_from_proof(shortp, g).ok());
+  auto forged = c.handovers;
+  forged[1] = c.make(c.committees[1], c.committees[2], {0, 1}, 32);  // below threshold
+  EXPECT_FALSE(ledger::checkpoint_from_proof(
+                   ledger::checkpoint_proof_to_json(kChain, c.committees[3], forged), g)
+                   .ok());
+  // Another chain's checkpoint.
+  auto foreign = proof;
+  foreign["chain_id"] = "another";
+  EXPECT_EQ(ledger::checkpoint_from_proof(foreign, g).error().code, Errc::kWrongChain);
 }
 
 TEST(HandOver, ForgedHandOversAreRefused) {
