@@ -35,24 +35,43 @@ int fail(const std::string& m) {
 }
 
 int attest(const AttestArgs& a) {
-  std::optional<api::Url> url;
+  // --node URL[,URL...]: the agent fails over to the next node when one does not answer.
+  std::vector<std::pair<std::string, api::Url>> nodes;
+  for (size_t at = 0; !a.node.empty() && at <= a.node.size();) {
+    size_t comma = a.node.find(',', at);
+    std::string one =
+        a.node.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? a.node.size() + 1 : comma + 1;
+    if (one.empty()) continue;
+    auto u = api::parse_url(one);
+    if (!u.ok()) return fail(one + ": " + u.error().reason);
+    nodes.emplace_back(one, *u);
+  }
+  size_t cur = 0;  // the node in use
   std::string anchor_hex = a.anchor;
-  if (!a.node.empty()) {
-    auto u = api::parse_url(a.node);
-    if (!u.ok()) return fail(u.error().reason);
-    url = *u;
-    auto r = api::http_call(*url, "GET", "/v1/freshness");
-    if (!r.ok()) return fail("cannot fetch a freshness anchor: " + r.error().reason);
-    try {
-      auto j = nlohmann::json::parse(r->body);
-      if (anchor_hex.empty()) anchor_hex = j.at("anchor").get<std::string>();
-      std::printf("0/3 freshness anchor %s (block %llu of %s) from %s\n",
-                  anchor_hex.substr(0, 16).c_str(),
-                  static_cast<unsigned long long>(j.at("height").get<uint64_t>()),
-                  j.at("chain_id").get<std::string>().c_str(), a.node.c_str());
-    } catch (const std::exception& e) {
-      return fail(a.node + "/v1/freshness did not answer with an anchor: " + r->body);
+  if (!nodes.empty()) {
+    std::string why;
+    for (; cur < nodes.size(); ++cur) {
+      auto r = api::http_call(nodes[cur].second, "GET", "/v1/freshness");
+      if (!r.ok() || r->status != 200) {
+        std::string w = nodes[cur].first + ": " + (r.ok() ? r->body : r.error().reason);
+        std::printf("0/3 %s%s\n", w.c_str(), cur + 1 < nodes.size() ? "; trying the next" : "");
+        why += "\n  " + w;
+        continue;
+      }
+      try {
+        auto j = nlohmann::json::parse(r->body);
+        if (anchor_hex.empty()) anchor_hex = j.at("anchor").get<std::string>();
+        std::printf("0/3 freshness anchor %s (block %llu of %s) from %s\n",
+                    anchor_hex.substr(0, 16).c_str(),
+                    static_cast<unsigned long long>(j.at("height").get<uint64_t>()),
+                    j.at("chain_id").get<std::string>().c_str(), nodes[cur].first.c_str());
+        break;
+      } catch (const std::exception& e) {
+        why += "\n  " + nodes[cur].first + ": /v1/freshness did not answer with an anchor";
+      }
     }
+    if (cur == nodes.size()) return fail("no node gave a freshness anchor:" + why);
   } else if (a.request_out.empty()) {
     return fail("give --node URL (submit and wait) or --request-out FILE with --anchor");
   }
@@ -87,16 +106,25 @@ int attest(const AttestArgs& a) {
     std::printf("3/3 wrote signed request %s to %s\n",
                 to_hex(req.request_id()).substr(0, 16).c_str(), a.request_out.c_str());
   }
-  if (!url) return 0;
+  if (nodes.empty()) return 0;
   nlohmann::json body = {{"request", to_hex(as_view(enc))}};
   char target[96];
   std::snprintf(target, sizeof target, "/v1/attestations?wait=%g&from_epoch=%llu", a.wait,
                 static_cast<unsigned long long>(a.from_epoch));
-  std::printf("3/3 submitting to %s and waiting up to %g s for the certified response...\n",
-              a.node.c_str(), a.wait);
-  std::fflush(stdout);
-  auto r = api::http_call(*url, "POST", target, body.dump(), "application/json",
-                          static_cast<uint64_t>(a.wait * 1000) + 5000);
+  // Submitting the same signed request again is harmless (it has one id; a node that already
+  // ordered it answers with its response), so a node that fails is simply replaced.
+  Result<api::HttpResult> r = make_error(Errc::kUnavailable, "no node");
+  for (size_t tries = 0; tries < nodes.size(); ++tries, cur = (cur + 1) % nodes.size()) {
+    std::printf("3/3 submitting to %s and waiting up to %g s for the certified response...\n",
+                nodes[cur].first.c_str(), a.wait);
+    std::fflush(stdout);
+    r = api::http_call(nodes[cur].second, "POST", target, body.dump(), "application/json",
+                       static_cast<uint64_t>(a.wait * 1000) + 5000);
+    if (r.ok() && r->status < 500) break;
+    std::printf(
+        "    %s: %s\n", nodes[cur].first.c_str(),
+        r.ok() ? ("answered " + std::to_string(r->status)).c_str() : r.error().reason.c_str());
+  }
   if (!r.ok()) return fail(r.error().reason);
   nlohmann::json j;
   try {
@@ -214,7 +242,8 @@ void add_attest_command(CLI::App& app) {
       "attest",
       "VM agent: fetch a freshness anchor, make an ephemeral key, take evidence binding both, "
       "submit the signed request to a node, wait, and write the certified response");
-  c->add_option("--node", args->node, "a node's API, http://127.0.0.1:8100");
+  c->add_option("--node", args->node,
+                "a node's API, http://127.0.0.1:8100; several, comma-separated, to fail over");
   c->add_option("--wait", args->wait, "seconds to wait for the response")->default_val(30);
   c->add_option("--request-out", args->request_out,
                 "also (or, without --node: only) write the "

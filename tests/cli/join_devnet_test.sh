@@ -8,9 +8,12 @@
 #   - node5 (swtpm that booted another kernel) is refused, with the reason, and never registered;
 #   - the killed member's key is rotated (signed by the old key); restarted with the new key, it
 #     follows again under the same registry index;
-#   - every response the clients received verifies offline from genesis.
-# Real processes and real swtpm instances on 127.0.0.1 (ports 33000-... are ephemeral: we use
-# 20000-29999 for nodes, as the other devnet tests; swtpm ports come from the kernel).
+#   - a VM agent given the dead member's URL first fails over to the next node;
+#   - every response the clients received verifies offline from genesis;
+#   - a relying party fetches a checkpoint, checks it from genesis, and verifies a response
+#     whose hand-overs start there.
+# Real processes and real swtpm instances on 127.0.0.1 (node ports 20000-28999, below the
+# ephemeral range; swtpm ports come from the kernel).
 set -euo pipefail
 A="$1"
 W=$(mktemp -d)
@@ -92,8 +95,15 @@ j = json.load(sys.stdin); names = [n["name"] for n in j["nodes"]]
 print("registry:", names)
 assert "node4" in names and "node5" not in names, names'
 
-echo "== 6. kill -9 member node1; under load node4 takes a seat"
+echo "== 6. kill -9 member node1 (an agent fails over from it); under load node4 takes a seat"
 kill -9 "$(cat "$D/node1.pid")"
+# A VM agent given several nodes fails over from the dead one.
+"$A" attest --node "http://127.0.0.1:$((BASE + 51)),$API0" --vm-id failover-vm \
+  --tpm "swtpm:host=127.0.0.1,port=$(cat "$W/good/port")" --eventlog "$W/good/eventlog.bin" \
+  --out "$W/failover.json" | tee "$W/failover.txt"
+grep -q "127.0.0.1:$((BASE + 51))" "$W/failover.txt" && grep -q "from $API0" "$W/failover.txt" ||
+  { echo "FAIL: the agent did not fail over"; exit 1; }
+"$A" verify "$W/failover.json" --genesis "$D/genesis.json" >/dev/null
 sat=""
 for round in 1 2 3 4 5 6 7 8; do
   "$A" bench --target "$D" --duration 6 --concurrency 4 --save-responses "$W/resp" > "$W/load.txt" 2>&1 || true
