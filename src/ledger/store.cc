@@ -357,6 +357,24 @@ Result<Committee> ReplicaStore::committee(uint64_t epoch) const {
   return c;
 }
 
+Status ReplicaStore::put_snapshot(ByteView snapshot) {
+  rocksdb::WriteOptions wo;
+  wo.sync = ledger_sync_;
+  rocksdb::Status st =
+      db_->Put(wo, cfs_[kMeta], "snapshot",
+               rocksdb::Slice(reinterpret_cast<const char*>(snapshot.data()), snapshot.size()));
+  if (!st.ok()) return io_error("cannot persist the snapshot", st);
+  return {};
+}
+
+Result<Bytes> ReplicaStore::snapshot() const {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kMeta], "snapshot", &v);
+  if (st.IsNotFound()) return make_error(Errc::kNotFound, "no snapshot stored");
+  if (!st.ok()) return io_error("cannot read the snapshot", st);
+  return Bytes(v.begin(), v.end());
+}
+
 Result<std::pair<Bytes, Bytes>> ReplicaStore::header(consensus::Seq height) const {
   std::string v;
   rocksdb::Status st = db_->Get({}, cfs_[kHeaders], be64(height), &v);

@@ -98,6 +98,10 @@ class ReplicaStore {
   // The committee of an epoch (derived from the blocks: written unsynced, rebuilt by a replay).
   Status put_committee(const Committee& c);
   Result<Committee> committee(uint64_t epoch) const;
+  // The application's snapshot at an epoch's end (opaque bytes; derived, written unsynced, and
+  // checked against the header's state root before use). Only the newest is kept.
+  Status put_snapshot(ByteView snapshot);
+  Result<Bytes> snapshot() const;
   Result<std::pair<consensus::View, crypto::QuorumCertificate>> certificate(
       consensus::Seq height) const;
   consensus::Seq highest_header() const { return highest_header_; }

@@ -137,8 +137,10 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   n->view_ = std::make_unique<state::MemoryLedgerView>(n->genesis_.hash(), 1024);
   ATN_CHECK(state::rebuild_view(*n->store_, n->builder_->next_height() - 1, *n->view_));
   // The trust state, the consensus digest and the committees are a function of the blocks:
-  // fold every stored block again (O(chain); snapshots are future work, docs/operations.md).
-  for (uint64_t h = 1; h < n->builder_->next_height(); ++h) {
+  // start from the snapshot of the last epoch end (when it matches its header's state root),
+  // and fold the blocks after it.
+  uint64_t replay_from = n->restore_snapshot();
+  for (uint64_t h = replay_from; h < n->builder_->next_height(); ++h) {
     ATN_TRY(auto cb, n->store_->block(h));
     ATN_TRY(auto hf, n->store_->header(h));
     ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
@@ -251,6 +253,58 @@ std::optional<consensus::ReplicaId> Node::index_in(const ledger::Committee& c) c
   for (uint32_t i = 0; i < c.members.size(); ++i)
     if (c.members[i] == key_.public_key()) return i;
   return std::nullopt;
+}
+
+uint64_t Node::restore_snapshot() {
+  auto snap = store_->snapshot();
+  if (!snap.ok()) return 1;
+  auto fail = [&](const std::string& why) -> uint64_t {
+    std::fprintf(stderr,
+                 "attestnet node: the stored snapshot is not used (%s): replaying every "
+                 "block\n",
+                 why.c_str());
+    return 1;
+  };
+  Reader r(as_view(*snap), 256u << 20);
+  auto hd = r.header(kSnapshotTag, 1, 1, "node snapshot");
+  auto h = r.u64();
+  auto digest = r.hash();
+  auto time = r.u64();
+  auto trust = r.bytes_view();
+  if (!hd.ok() || !h.ok() || !digest.ok() || !time.ok() || !trust.ok() || !r.finish().ok())
+    return fail("undecodable");
+  if (*h >= builder_->next_height()) return fail("newer than the ledger");
+  auto hf = store_->header(*h);
+  if (!hf.ok()) return fail(hf.error().reason);
+  auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+  if (!hdr.ok()) return fail(hdr.error().reason);
+  auto t = std::make_unique<state::TrustState>(genesis_.chain_id, genesis_.trust, genesis_.members,
+                                               genesis_.hash());
+  if (Status st = t->restore(*trust); !st.ok()) return fail(st.error().reason);
+  Writer w;
+  w.hash(*digest).hash(t->hash());
+  if (hash_domain("attestnet/state-root", as_view(w.data())) != hdr->state_root)
+    return fail("it does not match the state root of header " + std::to_string(*h));
+  // Every epoch's committee up to now is in the store (written with the block that named it).
+  std::map<uint64_t, ledger::Committee> committees{{0, genesis_.committee()}};
+  for (uint64_t e = 1; e <= t->epoch(); ++e) {
+    auto c = store_->committee(e);
+    if (!c.ok()) return fail(c.error().reason);
+    committees[e] = std::move(c).value();
+  }
+  if (committees[t->epoch()].hash() != t->committee().hash())
+    return fail("the stored committee of epoch " + std::to_string(t->epoch()) + " differs");
+  trust_ = std::move(t);
+  chain_ = state::ChainState{*digest, *time};
+  committees_ = std::move(committees);
+  bases_[trust_->epoch()] = EpochBase{*h, *digest, *time};
+  std::fprintf(stderr,
+               "attestnet node: trust state restored from the snapshot at height %llu (epoch "
+               "%llu); folding %llu later blocks\n",
+               static_cast<unsigned long long>(*h),
+               static_cast<unsigned long long>(trust_->epoch()),
+               static_cast<unsigned long long>(builder_->next_height() - 1 - *h));
+  return *h + 1;
 }
 
 Status Node::admit(const state::NodeJoin& j, uint64_t block_time_ms) const {
@@ -872,6 +926,14 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   view_->note_header(hh);
   Status st = ledger::persist_built_block(*store_, *builder_, built);
   if (st.ok() && next) st = store_->put_committee(*next);
+  // At an epoch's end: the trust state as of this block, so that a restart folds only the
+  // blocks after it (checked against this header's state root when it is read back).
+  if (st.ok() && next) {
+    Writer w;
+    w.header(kSnapshotTag, 1).u64(h).hash(chain_.digest).u64(chain_.block_time);
+    w.bytes(as_view(trust_->snapshot()));
+    st = store_->put_snapshot(as_view(w.data()));
+  }
   if (!st.ok()) {
     std::fprintf(stderr, "attestnet node: FATAL: cannot store block %llu: %s\n",
                  static_cast<unsigned long long>(h), st.error().to_string().c_str());

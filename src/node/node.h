@@ -151,6 +151,10 @@ class Node {
   std::shared_ptr<const policy::Policy> admission_;
   state::TrustState::AdmitFn admit_;
   Status admit(const state::NodeJoin& j, uint64_t block_time_ms) const;
+  // Open: the trust state, chain state and committees from the stored snapshot when it checks
+  // out against its header; returns the first height still to fold (1 without one).
+  uint64_t restore_snapshot();
+  static constexpr uint16_t kSnapshotTag = 0x0622;
   std::shared_ptr<const policy::Policy> policy_;
   std::shared_ptr<state::AttestationApp> app_;
   std::unique_ptr<ledger::ReplicaStore> store_;

@@ -776,6 +776,110 @@ Bytes TrustState::encode() const {
   return std::move(w).take();
 }
 
+Bytes TrustState::snapshot() const {
+  Writer w;
+  w.header(0x0621, 1).u64(epoch_).u64(registry_version_);
+  committee_.encode(w);
+  w.u32(static_cast<uint32_t>(past_.size()));
+  for (const auto& [e, c] : past_) c.encode(w);
+  w.u32(static_cast<uint32_t>(order_.size()));
+  for (const auto& k : order_) {
+    const NodeEntry& e = nodes_.at(k);
+    put_key(w, k);
+    w.str(e.name).str(e.endpoint).u64(e.joined_height).u8(e.active ? 1 : 0);
+    w.u32(e.score_ppm).u64(e.excluded_until).u32(e.slashes).u64(e.last_endorsed);
+    w.u32(static_cast<uint32_t>(e.history.size()));
+    for (const auto& [ep, sc] : e.history) w.u64(ep).u32(sc);
+    w.u32(static_cast<uint32_t>(e.terms.size()));
+    for (uint64_t t : e.terms) w.u64(t);
+  }
+  w.u32(static_cast<uint32_t>(retired_.size()));
+  for (const auto& [a, b] : retired_) {
+    put_key(w, a);
+    put_key(w, b);
+  }
+  w.u32(static_cast<uint32_t>(headers_.size()));
+  for (const auto& [h, hh] : headers_) w.u64(h).hash(hh);
+  w.u32(static_cast<uint32_t>(proven_.size()));
+  for (const auto& [k, e] : proven_) {
+    put_key(w, k);
+    w.u64(e);
+  }
+  return std::move(w).take();
+}
+
+Status TrustState::restore(ByteView snap) {
+  Reader r(snap, 256u << 20);
+  ATN_CHECK(r.header(0x0621, 1, 1, "trust snapshot"));
+  TrustState t = *this;  // parameters, chain id and genesis hash stay
+  t.nodes_.clear();
+  t.order_.clear();
+  t.past_.clear();
+  t.retired_.clear();
+  t.headers_.clear();
+  t.proven_.clear();
+  t.facts_ = EpochFacts{};
+  t.last_view_ = 0;
+  ATN_TRY(t.epoch_, r.u64());
+  ATN_TRY(t.registry_version_, r.u64());
+  ATN_TRY(t.committee_, ledger::Committee::decode(r));
+  ATN_TRY(uint32_t np, r.count(8));
+  for (uint32_t i = 0; i < np; ++i) {
+    ATN_TRY(ledger::Committee c, ledger::Committee::decode(r));
+    t.past_[c.epoch] = std::move(c);
+  }
+  ATN_TRY(uint32_t nn, r.count(40));
+  for (uint32_t i = 0; i < nn; ++i) {
+    NodeEntry e;
+    ATN_TRY(e.key, read_key(r));
+    e.index = i;
+    ATN_TRY(e.name, r.str());
+    ATN_TRY(e.endpoint, r.str());
+    ATN_TRY(e.joined_height, r.u64());
+    ATN_TRY(uint8_t active, r.u8());
+    e.active = active != 0;
+    ATN_TRY(e.score_ppm, r.u32());
+    ATN_TRY(e.excluded_until, r.u64());
+    ATN_TRY(e.slashes, r.u32());
+    ATN_TRY(e.last_endorsed, r.u64());
+    ATN_TRY(uint32_t nh, r.count(12));
+    for (uint32_t j = 0; j < nh; ++j) {
+      ATN_TRY(uint64_t ep, r.u64());
+      ATN_TRY(uint32_t sc, r.u32());
+      e.history.emplace_back(ep, sc);
+    }
+    ATN_TRY(uint32_t nt, r.count(8));
+    for (uint32_t j = 0; j < nt; ++j) {
+      ATN_TRY(uint64_t ep, r.u64());
+      e.terms.push_back(ep);
+    }
+    t.order_.push_back(e.key);
+    if (!t.nodes_.emplace(e.key, std::move(e)).second)
+      return make_error(Errc::kBadValue, "trust snapshot lists a key twice");
+  }
+  ATN_TRY(uint32_t nr, r.count(64));
+  for (uint32_t i = 0; i < nr; ++i) {
+    ATN_TRY(crypto::PublicKey a, read_key(r));
+    ATN_TRY(crypto::PublicKey b, read_key(r));
+    t.retired_[a] = b;
+  }
+  ATN_TRY(uint32_t nhd, r.count(40));
+  for (uint32_t i = 0; i < nhd; ++i) {
+    ATN_TRY(uint64_t h, r.u64());
+    ATN_TRY(Hash32 hh, r.hash());
+    t.headers_[h] = hh;
+  }
+  ATN_TRY(uint32_t npr, r.count(40));
+  for (uint32_t i = 0; i < npr; ++i) {
+    ATN_TRY(crypto::PublicKey k, read_key(r));
+    ATN_TRY(uint64_t e, r.u64());
+    t.proven_.insert({k, e});
+  }
+  ATN_CHECK(r.finish());
+  *this = std::move(t);
+  return {};
+}
+
 Hash32 TrustState::hash() const {
   return hash_domain("attestnet/trust-state", as_view(encode()));
 }

@@ -189,6 +189,13 @@ class TrustState {
   Bytes encode() const;
   Hash32 hash() const;
 
+  // Everything needed to continue from here, taken right after end_epoch (and note_header of
+  // that block): a node stores one per epoch end and, at open, folds only the blocks after it.
+  // restore() is called on a TrustState constructed from the same genesis; the caller checks
+  // hash() against the header's state root before trusting it.
+  Bytes snapshot() const;
+  Status restore(ByteView snapshot);
+
  private:
   struct EpochFacts {
     uint64_t certs_recorded = 0;

@@ -135,6 +135,13 @@ echo "$s" | python3 -c '
 import json, sys
 s = json.load(sys.stdin); print("node1 now: registry index", s["replica"], "key", s["public_key"][:16])
 assert s["replica"] == 1'
+grep -q "restored from the snapshot" "$D/node1.log" ||
+  { echo "FAIL: node1 replayed its ledger instead of starting from its snapshot"; exit 1; }
+echo "node1: $(grep "restored from the snapshot" "$D/node1.log" | tail -1 | sed "s/^attestnet node: //")"
+# Started from the snapshot, node1 computes the same headers as node0 (state roots included).
+hc=$(get $((BASE + 51)) /v1/status | field height)
+for node in 50 51; do get $((BASE + node)) "/v1/blocks/$hc" | field hash; done | sort -u | wc -l |
+  grep -qx 1 || { echo "FAIL: node1's header $hc differs from node0's"; exit 1; }
 new_pk=$(get $((BASE + 50)) /v1/nodes | python3 -c '
 import json, sys
 print(next(n["public_key"] for n in json.load(sys.stdin)["nodes"] if n["name"] == "node1"))')
