@@ -271,12 +271,16 @@ api::Handler make_api_handler(Node& node) {
         auto hex = [](const crypto::PublicKey& k) { return to_hex(ByteView(k.data(), 32)); };
         const auto& seats = t.committee().members;
         json arr = json::array();
-        for (const auto& [k, e] : t.nodes()) {
+        for (uint32_t i = 0; i < t.registry_size(); ++i) {  // by registry index
+          const state::NodeEntry& e = t.at(i);
+          const crypto::PublicKey& k = e.key;
           json hist = json::array(), terms = json::array();
           for (const auto& [ep, sc] : e.history) hist.push_back({{"epoch", ep}, {"score_ppm", sc}});
           for (uint64_t ep : e.terms) terms.push_back(ep);
-          arr.push_back({{"name", e.name},
+          arr.push_back({{"index", e.index},
+                         {"name", e.name},
                          {"public_key", hex(k)},
+                         {"joined_height", e.joined_height},
                          {"endpoint", e.endpoint},
                          {"committee", std::find(seats.begin(), seats.end(), k) != seats.end()},
                          {"active", e.active},
