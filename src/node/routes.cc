@@ -86,6 +86,15 @@ Result<uint64_t> wait_ms(const HttpRequest& r) {
   }
 }
 
+// GET .../{id}?wait=: the id (64 hex digits) and the wait.
+Result<std::pair<Hash32, uint64_t>> id_and_wait(const HttpRequest& r, const std::string& id_hex,
+                                                const char* what) {
+  auto id = hash32_from_hex(id_hex);
+  if (!id) return make_error(Errc::kBadValue, std::string("a ") + what + " id is 64 hex digits");
+  ATN_TRY(uint64_t wait, wait_ms(r));
+  return std::make_pair(*id, wait);
+}
+
 // ?NAME=N (an unsigned integer), or nullopt when absent.
 Result<std::optional<uint64_t>> uint_param(const HttpRequest& r, const char* name) {
   auto it = r.query.find(name);
@@ -306,11 +315,9 @@ api::Handler make_api_handler(Node& node) {
       return submit(node, r, std::move(reply));
     }
     if (r.method == "GET" && starts("/v1/attestations/")) {
-      auto id = hash32_from_hex(p.substr(17));
-      if (!id) return reply(json_error(400, "a request id is 64 hex digits"));
-      auto wait = wait_ms(r);
-      if (!wait.ok()) return reply(json_error(400, wait.error().reason));
-      return answer_response(node, *id, *wait, std::move(reply), false, r);
+      auto iw = id_and_wait(r, p.substr(17), "request");
+      if (!iw.ok()) return reply(json_error(400, iw.error().reason));
+      return answer_response(node, iw->first, iw->second, std::move(reply), false, r);
     }
     if (p == "/v1/checkpoint" && r.method == "GET") {
       auto e = uint_param(r, "epoch");
@@ -326,11 +333,9 @@ api::Handler make_api_handler(Node& node) {
       return submit_transaction(node, r, std::move(reply));
     }
     if (r.method == "GET" && starts("/v1/transactions/")) {
-      auto id = hash32_from_hex(p.substr(17));
-      if (!id) return reply(json_error(400, "a transaction id is 64 hex digits"));
-      auto wait = wait_ms(r);
-      if (!wait.ok()) return reply(json_error(400, wait.error().reason));
-      return answer_transaction(node, *id, *wait, std::move(reply), false);
+      auto iw = id_and_wait(r, p.substr(17), "transaction");
+      if (!iw.ok()) return reply(json_error(400, iw.error().reason));
+      return answer_transaction(node, iw->first, iw->second, std::move(reply), false);
     }
     if (r.method == "GET" && starts("/v1/blocks/")) return get_block(node, p.substr(11), reply);
     if (r.method == "GET" && starts("/v1/vms/")) return get_vm(node, p.substr(8), reply);
