@@ -1,6 +1,7 @@
 #include "state/trust.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "consensus/replica.h"
 #include "core/hash.h"
@@ -573,8 +574,11 @@ TxOutcome TrustState::apply_join(const NodeJoin& j, const consensus::Block& b,
                                  const crypto::VerifyFn& verify, const AdmitFn& admit) {
   if (nodes_.count(j.key)) return {false, "the key is already registered"};
   if (retired_.count(j.key)) return {false, "the key was retired by a key rotation"};
-  if (j.name.empty() || j.name.size() > 64)
-    return {false, "a node's name must be 1 to 64 characters"};
+  bool plain = std::all_of(j.name.begin(), j.name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  if (j.name.empty() || j.name.size() > 64 || !plain)
+    return {false, "a node's name must be 1 to 64 letters, digits, '-', '_' or '.'"};
   for (const auto& [k, e] : nodes_)
     if (e.name == j.name)
       return {false,

@@ -284,6 +284,10 @@ TEST(Trust, JoinLeaveAndRotateChangeTheRegistry) {
   b.requests = {Request{1, 11, NodeJoin::make(twin, "node0", "127.0.0.1:11", "sim", {}).encode()}};
   out = n.trust->apply_block(b, {}, admit_all);
   EXPECT_NE(out[0].reason.find("taken by registered node 0"), std::string::npos) << out[0].reason;
+  b.requests = {
+      Request{1, 12, NodeJoin::make(twin, "evil\nname", "127.0.0.1:11", "sim", {}).encode()}};
+  out = n.trust->apply_block(b, {}, admit_all);
+  EXPECT_NE(out[0].reason.find("letters, digits"), std::string::npos) << out[0].reason;
   // Refused without an admission policy, and when the evidence is refused.
   auto other = crypto::SecretKey::from_seed(crypto::test_seed("other"));
   NodeJoin j2 = NodeJoin::make(other, "other", "127.0.0.1:10", "sim", {});
