@@ -337,7 +337,16 @@ int bench(const BenchArgs& a) {
         n, a.concurrency, a.duration, a.evidence.c_str(), std::thread::hardware_concurrency(),
         verify_rate);
   if (!a.save_responses.empty()) fs::create_directories(a.save_responses);
+  // Blocks committed during the run (a --target devnet already has a chain).
+  auto height = [&]() -> uint64_t {
+    auto r = api::http_call(urls[0], "GET", "/v1/status");
+    if (!r.ok()) return 0;
+    auto s = nlohmann::json::parse(r->body, nullptr, false);
+    return s.is_object() ? s.value("height", uint64_t{0}) : 0;
+  };
+  uint64_t h_before = height();
   Load l = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses);
+  uint64_t h_after = height();
   nlohmann::json out = {{"nodes", n},
                         {"clients", a.concurrency},
                         {"evidence", a.evidence},
@@ -349,14 +358,8 @@ int bench(const BenchArgs& a) {
   // block, at each node, the pre-prepare, prepares, commits and header votes (amortised over
   // the requests per block).
   double batch = 0;
-  {
-    auto r = api::http_call(urls[0], "GET", "/v1/status");
-    if (r.ok()) {
-      auto s = nlohmann::json::parse(r->body);
-      uint64_t h = s["height"].get<uint64_t>();
-      if (h) batch = static_cast<double>(l.ok) / static_cast<double>(h);
-    }
-  }
+  if (h_after > h_before)
+    batch = static_cast<double>(l.ok) / static_cast<double>(h_after - h_before);
   double per_req = a.evidence == "none" ? 0 : 2.0 * n;
   double per_block = static_cast<double>(n) * (1 + 3 * static_cast<double>(n - 1));
   double cost = per_req + (batch > 0 ? per_block / batch : per_block);

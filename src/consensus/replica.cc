@@ -342,6 +342,7 @@ void Replica::try_propose() {
       pending_order_.pop_front();
     }
     if (pending_order_.empty()) return;
+    if (next_seq_ > last_executed_ + 1 && pending_order_.size() < cfg_.pipeline_min_batch) return;
     // The queue's size bounds the candidates: below a full batch, wait for the oldest's timer.
     if (pending_order_.size() < cfg_.batch_max && now_ < front->arrival_ms + cfg_.batch_wait_ms) {
       return;

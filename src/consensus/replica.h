@@ -52,6 +52,10 @@ struct ReplicaConfig {
   // window is the only bound). While they are in flight, requests gather into the next batch:
   // fewer, fuller blocks when each block costs synced writes on every replica.
   uint32_t max_inflight_blocks = 0;
+  // A block beyond the first in flight is proposed only once this many requests wait (0: any):
+  // under moderate load the primary batches behind the block in flight instead of pipelining
+  // many small blocks; under heavy load full batches are still pipelined.
+  uint32_t pipeline_min_batch = 0;
   uint64_t checkpoint_interval = 16;  // K
   uint64_t window = 64;               // L: high watermark = stable + L (L >= 2K)
   uint64_t view_change_timeout_ms = 1000;

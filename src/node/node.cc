@@ -242,6 +242,7 @@ consensus::ReplicaConfig Node::replica_config(uint64_t epoch, const ledger::Comm
   rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
   rc.view_change_timeout_ms = cfg_.view_change_timeout_ms;
   rc.max_inflight_blocks = cfg_.max_inflight_blocks;
+  rc.pipeline_min_batch = cfg_.pipeline_min_batch ? cfg_.pipeline_min_batch : cfg_.batch_max;
   rc.base_height = base_height;
   rc.base_state_digest = base_digest;
   rc.base_block_time = base_time;
