@@ -56,6 +56,24 @@ TEST(Pbft42NormalCase, PipelinesBlocksButNeverBeyondTheHighWatermark) {
   EXPECT_EQ(pre_prepares, c.cfg.window) << "L = window sequence numbers in flight, no more";
 }
 
+TEST(Pbft42NormalCase, BehindABlockInFlightOnlyAFullBatchIsPipelined) {
+  Cluster c(4, [](ReplicaConfig& cfg) { cfg.pipeline_min_batch = cfg.batch_max; });
+  auto only_pre_prepares = [](const Packet& p) { return p.type != MsgType::kPrePrepare; };
+  c.request(Cluster::req(1, 1), {0});
+  c.request(Cluster::req(1, 2), {0});
+  c.tick(5, only_pre_prepares);  // the batch timer: a partial first block
+  EXPECT_EQ(count_type(c.actions[0], MsgType::kPrePrepare), 1u);
+  c.request(Cluster::req(1, 3), {0});
+  c.request(Cluster::req(1, 4), {0});
+  c.tick(20, only_pre_prepares);
+  EXPECT_EQ(count_type(c.actions[0], MsgType::kPrePrepare), 1u)
+      << "2 waiting behind a block in flight: they gather instead of a second small block";
+  c.request(Cluster::req(1, 5), {0});
+  c.request(Cluster::req(1, 6), {0});
+  c.tick(5, only_pre_prepares);
+  EXPECT_EQ(count_type(c.actions[0], MsgType::kPrePrepare), 2u) << "a full batch is pipelined";
+}
+
 TEST(Pbft42NormalCase, NothingCommitsWithoutAQuorumOfPrepares) {
   Cluster c(4);
   for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
