@@ -258,11 +258,14 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
     boost::system::error_code ec;
     stream_.lowest_layer().close(ec);
   }
-  // Still the peer it authenticated as? (after a rotation or removal it is not)
-  bool still_pinned() const {
+  // Run on executor() only (the connection's strand): an authenticated connection whose key
+  // is no longer this peer's (after a rotation or removal) is closed.
+  void close_if_unpinned() {
+    if (!up_) return;  // still handshaking: the pin check of the handshake decides
     auto id = lookup_(key_);
-    return id && *id == from_;
+    if (!id || *id != from_) close();
   }
+  asio::any_io_executor executor() { return stream_.get_executor(); }
 
  private:
   void read_header() {
@@ -480,10 +483,7 @@ void Transport::set_peers(std::vector<PeerAddress> peers) {
   // Inbound connections authenticated as a key that is no longer this peer's are closed.
   std::lock_guard lk(m.sessions_mu);
   for (auto& w : m.sessions)
-    if (auto s = w.lock())
-      asio::post(m.io, [s] {
-        if (!s->still_pinned()) s->close();
-      });
+    if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close_if_unpinned(); });
 }
 
 void Transport::stop() {
@@ -493,7 +493,7 @@ void Transport::stop() {
   for (auto& [id, o] : impl_->outbounds()) o->stop();
   std::lock_guard lk(impl_->sessions_mu);
   for (auto& w : impl_->sessions)
-    if (auto s = w.lock()) asio::post(impl_->io, [s] { s->close(); });
+    if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
 }
 
 void Transport::send(uint32_t to, Channel ch, std::shared_ptr<const Bytes> payload) {
