@@ -32,8 +32,8 @@ for p in sev-snp tdx; do
   out=$("$A" attest --node "http://127.0.0.1:$((BASE + 50))" --bundle $b --platform $p \
     --vm-id "$p-vm" --out "$p.json")
   echo "$out"
-  echo "$out" | grep -q "committed: verdict contraindicated" || { echo "FAIL: $p not appraised"; exit 1; }
-  echo "$out" | grep -qi "binding" || { echo "FAIL: $p: the binding failure is not the reason"; exit 1; }
+  grep -q "committed: verdict contraindicated" <<<"$out" || { echo "FAIL: $p not appraised"; exit 1; }
+  grep -qi "binding" <<<"$out" || { echo "FAIL: $p: the binding failure is not the reason"; exit 1; }
   "$A" verify "$p.json" --genesis devnet/genesis.json | tee verify.out | head -3
   grep -q "^VALID: vm $p-vm ($p) verdict contraindicated, policy cc-fleet v1" verify.out \
     || { echo "FAIL: $p response does not verify"; exit 1; }

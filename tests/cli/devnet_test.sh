@@ -108,13 +108,13 @@ sleep 4
 for n in 0 1 2 3; do
   out=$("$A" ledger verify-chain --data "$D/data/node$n" --genesis "$D/genesis.json" 2>/dev/null || true)
   for i in $(seq 1 20); do
-    echo "$out" | grep -q 'have no certificate' || break
+    grep -q 'have no certificate' <<<"$out" || break
     sleep 1
     out=$("$A" ledger verify-chain --data "$D/data/node$n" --genesis "$D/genesis.json" 2>/dev/null || true)
   done
   echo "node$n: $(echo "$out" | grep -o 'verified [0-9]* headers.*certificates verify' | head -1)"
-  echo "$out" | grep -q "tip $tip" || { echo "$out"; echo "FAIL: node$n does not audit to $tip"; exit 1; }
-  echo "$out" | grep -q 'have no certificate' && { echo "$out" | tail -1; echo "FAIL: node$n misses header certificates"; exit 1; }
+  grep -q "tip $tip" <<<"$out" || { echo "$out"; echo "FAIL: node$n does not audit to $tip"; exit 1; }
+  grep -q 'have no certificate' <<<"$out" && { echo "$out" | tail -1; echo "FAIL: node$n misses header certificates"; exit 1; }
 done
 get $API /metrics | grep -E "^attestnet_certificates_fetched_total"
 get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"

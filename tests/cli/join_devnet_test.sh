@@ -70,8 +70,8 @@ out=$("$A" join --config "$D/node5.toml" --node "$API0" --wait 30 \
 rc=$?
 set -e
 echo "$out" | tail -1
-[ $rc != 0 ] && echo "$out" | grep -q "refused" || { echo "FAIL: node5 was not refused"; exit 1; }
-echo "$out" | grep -qi "kernel\|pcr\|component" || { echo "FAIL: the refusal gives no reason"; exit 1; }
+[ $rc != 0 ] && grep -q "refused" <<<"$out" || { echo "FAIL: node5 was not refused"; exit 1; }
+grep -qi "kernel\|pcr\|component" <<<"$out" || { echo "FAIL: the refusal gives no reason"; exit 1; }
 out=$("$A" leave --config "$D/node5.toml" --node "$API0" --wait 30 2>&1) && {
   echo "FAIL: an unregistered key left"; exit 1; } || true
 echo "leave by an unregistered key: $(echo "$out" | tail -1)"
