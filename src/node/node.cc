@@ -282,9 +282,7 @@ uint64_t Node::restore_snapshot() {
   auto t = std::make_unique<state::TrustState>(genesis_.chain_id, genesis_.trust, genesis_.members,
                                                genesis_.hash());
   if (Status st = t->restore(*trust); !st.ok()) return fail(st.error().reason);
-  Writer w;
-  w.hash(*digest).hash(t->hash());
-  if (hash_domain("attestnet/state-root", as_view(w.data())) != hdr->state_root)
+  if (state::state_root(*digest, *t) != hdr->state_root)
     return fail("it does not match the state root of header " + std::to_string(*h));
   // Every epoch's committee up to now is in the store (written with the block that named it).
   std::map<uint64_t, ledger::Committee> committees{{0, genesis_.committee()}};

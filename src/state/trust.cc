@@ -895,10 +895,14 @@ FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Bl
   if (trust.is_last_of_epoch(b.height)) out.next = trust.end_epoch();
   chain.digest = consensus::next_state_digest(chain.digest, b.height, b.digest());
   chain.block_time = std::max(chain.block_time, b.block_time);
-  Writer w;
-  w.hash(chain.digest).hash(trust.hash());
-  out.state_root = hash_domain("attestnet/state-root", as_view(w.data()));
+  out.state_root = state_root(chain.digest, trust);
   return out;
+}
+
+Hash32 state_root(const Hash32& digest, const TrustState& trust) {
+  Writer w;
+  w.hash(digest).hash(trust.hash());
+  return hash_domain("attestnet/state-root", as_view(w.data()));
 }
 
 }  // namespace attestnet::state

@@ -243,6 +243,8 @@ struct FoldedBlock {
   std::optional<ledger::Committee> next;  // the next epoch's committee, at an epoch's last block
   Hash32 state_root{};
 };
+// The header's state root: H("attestnet/state-root", consensus digest | trust state hash).
+Hash32 state_root(const Hash32& digest, const TrustState& trust);
 FoldedBlock fold_block(TrustState& trust, ChainState& chain, const consensus::Block& b,
                        const crypto::VerifyFn& verify = {}, const TrustState::AdmitFn& admit = {});
 
