@@ -1,6 +1,6 @@
-// Peer transport on Boost.Asio: mutual TLS 1.3 pinned to the Ed25519 keys of genesis (net/tls.h),
-// length-prefixed frames with a size limit, reconnect with exponential backoff, and bounded
-// per-peer send queues.
+// Peer transport on Boost.Asio: mutual TLS 1.3 pinned to the Ed25519 keys of the registry
+// (net/tls.h), length-prefixed frames with a size limit, reconnect with exponential backoff, and
+// bounded per-peer send queues.
 //
 // Connections are one-way: node A sends to B on the connection A dialled, and receives from B on
 // the connection B dialled. No duplicate-connection tie-breaking is needed, and a peer's identity
