@@ -625,13 +625,19 @@ void EpochSim::execute(SimNode& n, const std::shared_ptr<const CommittedBlock>& 
   if (next) {
     std::vector<Request> carried;
     if (rep != n.replicas.end()) carried = rep->second->pending();
-    if (!member_of(n, *next) && !n.byzantine) {
-      // Leaving the committee: hand what is still pending to the next one (a newcomer has
-      // none of it), as a node forwards its clients' requests.
+    if (!n.byzantine && !carried.empty()) {
+      // Hand what is still pending to the members of the next committee that may not have it:
+      // all of them when this node leaves; the newcomers when it stays. Without this a request
+      // only the staying members hold could starve behind a newcomer primary, epoch after
+      // epoch, whenever an epoch is shorter than the request timer (seed 77 of the 100-epoch
+      // run: a misbehaviour proof never committed).
+      const ledger::Committee* prev = n.trust->committee_of(epoch);
+      bool leaving = !member_of(n, *next);
       for (const Request& q : carried) {
         auto m = request_msg(q);
         for (auto& t : nodes_)
-          if (member_of(t, *next)) send(n.index, t.index, m);
+          if (member_of(t, *next) && (leaving || !prev || !member_of(t, *prev)))
+            send(n.index, t.index, m);
       }
     }
     start_epoch(n, next->epoch, std::move(carried));

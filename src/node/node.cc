@@ -553,8 +553,28 @@ void Node::start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base
                        const Hash32& base_digest, uint64_t base_time, uint64_t now) {
   if (epoch <= cur_epoch_ && replicas_.count(epoch)) return;
   std::vector<consensus::Request> carried;
-  if (auto prev = replicas_.find(epoch - 1); epoch > 0 && prev != replicas_.end())
+  if (auto prev = replicas_.find(epoch - 1); epoch > 0 && prev != replicas_.end()) {
     carried = prev->second->pending();
+    // Every registered node was sent each request when it was submitted, but one that was
+    // down or reconnecting then, or whose 2,000 kept requests overflowed, lacks them; should
+    // it be the new primary, a request only the staying members hold waits for a view change
+    // (and, when epochs are shorter than the timer, for ever: the simulator found it). So the
+    // newcomers of the committee are sent what is still pending.
+    const auto& before = prev->second->config().committee;
+    auto reg = registry();
+    for (const auto& k : c.members) {
+      if (!transport_ || carried.empty()) break;
+      if (std::find(before.begin(), before.end(), k) != before.end()) continue;
+      auto it = reg->index.find(k);
+      if (it == reg->index.end() || it->second == self_) continue;
+      for (const auto& q : carried) {
+        Writer w(q.payload.size() + 32);
+        q.encode(w);
+        transport_->send(it->second, net::Channel::kRequest,
+                         std::make_shared<Bytes>(std::move(w).take()));
+      }
+    }
+  }
   cur_epoch_ = std::max(cur_epoch_, epoch);
   // Replicas of earlier epochs go, except the one just finished (its last header votes).
   for (auto it = replicas_.begin(); it != replicas_.end();) {
