@@ -132,6 +132,7 @@ Status ReplicaStore::put_header(consensus::Seq height, ByteView header, ByteView
       db_->Put(wo, cfs_[kHeaders], be64(height),
                rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
   if (!st.ok()) return io_error("cannot persist header " + std::to_string(height), st);
+  note_write(wo.sync);
   highest_header_ = std::max(highest_header_, height);
   return {};
 }
@@ -181,6 +182,7 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
   wo.sync = ledger_sync_;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot persist the ledger of block " + std::to_string(height), st);
+  note_write(wo.sync);
   highest_header_ = std::max(highest_header_, height);
   return {};
 }
@@ -329,6 +331,7 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
                rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
   if (!st.ok())
     return io_error("cannot persist the certificate of header " + std::to_string(height), st);
+  note_write(wo.sync);
   return {};
 }
 
@@ -342,6 +345,7 @@ Status ReplicaStore::put_committee(const Committee& c) {
                rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
   if (!st.ok())
     return io_error("cannot persist the committee of epoch " + std::to_string(c.epoch), st);
+  note_write(wo.sync);
   return {};
 }
 
@@ -364,6 +368,7 @@ Status ReplicaStore::put_snapshot(ByteView snapshot) {
       db_->Put(wo, cfs_[kMeta], "snapshot",
                rocksdb::Slice(reinterpret_cast<const char*>(snapshot.data()), snapshot.size()));
   if (!st.ok()) return io_error("cannot persist the snapshot", st);
+  note_write(wo.sync);
   return {};
 }
 
@@ -423,14 +428,15 @@ Status ReplicaStore::append(const consensus::PersistRecord& rec) {
   return append_all(std::span<const consensus::PersistRecord* const>(&one, 1));
 }
 
-Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const> recs) {
-  if (recs.empty()) return {};
+Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const> recs, bool sync) {
+  if (recs.empty()) return sync ? this->sync() : Status{};
   rocksdb::WriteBatch batch;
   for (size_t i = 0; i < recs.size(); ++i) add_record(batch, *recs[i], next_index_ + i);
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = sync;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot persist a consensus record", st);
+  note_write(wo.sync);
   if (messages_indexed_)
     for (size_t i = 0; i < recs.size(); ++i)
       if (recs[i]->kind == consensus::PersistRecord::Kind::kMessage && recs[i]->seq != 0)
@@ -439,6 +445,14 @@ Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const>
   for (const auto* r : recs)
     if (r->kind == consensus::PersistRecord::Kind::kCommitted)
       highest_block_ = std::max(highest_block_, r->seq);
+  return {};
+}
+
+Status ReplicaStore::sync() {
+  if (!dirty_) return {};
+  rocksdb::Status st = db_->SyncWAL();
+  if (!st.ok()) return io_error("cannot sync the write-ahead log", st);
+  dirty_ = false;
   return {};
 }
 
@@ -469,10 +483,13 @@ Status ReplicaStore::truncate(consensus::Seq stable_seq) {
     }
   }
   if (dropped.empty()) return {};
+  // Not synced: a truncation lost in a crash leaves records below the stable checkpoint, which
+  // recovery skips, and the next checkpoint drops them again.
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = false;
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return io_error("cannot truncate the consensus log", st);
+  note_write(wo.sync);
   for (uint64_t i : dropped) live_messages_.erase(i);
   return {};
 }

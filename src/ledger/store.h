@@ -53,8 +53,14 @@ class ReplicaStore {
   ReplicaStore& operator=(const ReplicaStore&) = delete;
 
   Status append(const consensus::PersistRecord& rec);
-  // Several records in one synced batch (group commit), in order.
-  Status append_all(std::span<const consensus::PersistRecord* const> recs);
+  // Several records in one batch (group commit), in order, synced unless `sync` is false. An
+  // unsynced write is durable once a later synced write or sync() returns: RocksDB has one
+  // write-ahead log for every column family, and a sync covers everything written before it.
+  Status append_all(std::span<const consensus::PersistRecord* const> recs, bool sync = true);
+  // Makes every write so far durable (syncs the write-ahead log) if one was not synced.
+  Status sync();
+  // Whether a write since the last sync was not synced.
+  bool dirty() const { return dirty_; }
   // Whether ledger blocks and header certificates are synced on their own (default: yes). A
   // node turns it off: both are derived from the synced committed blocks (a lost ledger block is
   // re-executed at open, Node::catch_up_ledger), and the next synced write makes them durable
@@ -121,6 +127,8 @@ class ReplicaStore {
   consensus::Seq highest_header_ = 0;
   bool read_only_ = false;
   bool ledger_sync_ = true;
+  bool dirty_ = false;
+  void note_write(bool synced) { dirty_ = !synced; }
   bool messages_indexed_ = false;
   std::map<uint64_t, uint64_t> live_messages_;  // log index -> slot, for truncate
 };

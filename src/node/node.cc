@@ -508,6 +508,7 @@ void Node::stop() {
   http_.reset();
   transport_.reset();
   replicas_.clear();
+  if (store_) (void)store_->sync();
   store_.reset();
 }
 
@@ -851,31 +852,55 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
     if (it == reg->index.end() || it->second == self_) return std::nullopt;
     return it->second;
   };
-  // Group commit: consecutive persists become one synced batch, written before the first
-  // action after them (persist before send still holds: nothing is sent before its record).
+  // Group commit. Persist before send: nothing leaves this node, and no client is answered,
+  // before every record written so far is durable. So the first action that needs durability
+  // (a send, a certified header) writes the persist records of the whole list up to the next
+  // truncation in one synced batch (writing a record earlier than the replica asked is always
+  // safe: it only promises what the replica already decided), and records that nothing waits
+  // for yet (received votes, committed blocks before they are executed) are written without a
+  // sync: the next synced write makes them durable too.
+  auto fatal = [](const Status& st) {
+    // Without durability the replica must not speak: stop rather than risk equivocation.
+    std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
+                 st.error().to_string().c_str());
+    std::_Exit(70);
+  };
   std::vector<const consensus::PersistRecord*> pending;
-  auto flush = [&] {
-    if (pending.empty()) return;
-    Status st = store_->append_all(pending);
-    if (!st.ok()) {
-      // Without durability the replica must not speak: stop rather than risk equivocation.
-      std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
-                   st.error().to_string().c_str());
-      std::_Exit(70);
+  size_t scanned = 0;  // the persists of actions[0, scanned) are written or in `pending`
+  auto write = [&](bool sync) {
+    if (pending.empty() && !(sync && store_->dirty())) return;
+    Status st = store_->append_all(pending, sync);
+    if (!st.ok()) fatal(st);
+    if (!pending.empty()) {
+      persisted_batches_ += 1;
+      persisted_records_ += pending.size();
     }
-    persisted_batches_ += 1;
-    persisted_records_ += pending.size();
+    if (sync) ++synced_writes_;
     pending.clear();
   };
-  for (auto& a : actions) {
+  auto durable = [&] {  // this list's records up to the next truncation, and all before: synced
+    for (; scanned < actions.size(); ++scanned) {
+      if (std::holds_alternative<consensus::TruncateAction>(actions[scanned])) break;
+      if (auto* p = std::get_if<consensus::PersistAction>(&actions[scanned]))
+        pending.push_back(&p->record);
+    }
+    write(true);
+  };
+  for (size_t i = 0; i < actions.size(); ++i) {
+    auto& a = actions[i];
     if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
-      pending.push_back(&p->record);
+      if (i >= scanned) {
+        pending.push_back(&p->record);
+        scanned = i + 1;
+      }
       continue;
     }
-    flush();
+    scanned = std::max(scanned, i + 1);
     if (auto* t = std::get_if<consensus::TruncateAction>(&a)) {
+      write(false);  // the records before it, then the truncation (neither needs a sync)
       (void)store_->truncate(t->stable_seq);
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
+      durable();
       net::Channel ch = s->type == consensus::MsgType::kStateReply ? net::Channel::kBulk
                                                                    : net::Channel::kConsensus;
       // Replica ids are seats of this epoch's committee; the transport's peers are registry
@@ -887,6 +912,7 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
           if (auto p = peer_of(m)) transport_->send(*p, ch, s->bytes);
       }
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
+      write(false);  // the committed block's record before its ledger block, in log order
       last_exec_ms_ = steady_ms();
       if (auto e = execute_block(d->block)) {
         if (d->state_digest != chain_.digest) {
@@ -896,6 +922,7 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
         executed.push_back(*e);
       }
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
+      durable();  // clients are answered here
       certified(*hc);
     } else if (auto* mb = std::get_if<consensus::MisbehaviourAction>(&a)) {
       if (!committee || mb->first.sender >= committee->members.size()) continue;
@@ -914,7 +941,7 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       submit_internal(proof.encode());
     }
   }
-  flush();
+  write(false);
   for (const auto& [h, digest] : executed) {
     post_consensus([this, epoch, h = h, digest = digest](uint64_t now) {
       if (auto r = replicas_.find(epoch); r != replicas_.end())
@@ -1081,7 +1108,19 @@ void Node::certified(const consensus::HeaderCertifiedAction& hc) {
   answer_ready(hc.height);
 }
 
+void Node::make_durable() {
+  if (!store_->dirty()) return;
+  Status st = store_->sync();
+  if (!st.ok()) {
+    std::fprintf(stderr, "attestnet node: FATAL: cannot sync the store: %s\n",
+                 st.error().to_string().c_str());
+    std::_Exit(70);
+  }
+  ++synced_writes_;
+}
+
 void Node::answer_ready(uint64_t certified_height) {
+  make_durable();
   for (auto it = ready_.begin(); it != ready_.end();) {
     if (it->second > certified_height) {
       ++it;
@@ -1219,6 +1258,7 @@ Result<Hash32> Node::submit_transaction(Bytes payload) {
 void Node::note_outcome(const state::TxOutcome& o, uint64_t height) {
   TxResult r{o.accepted, o.reason, height};
   if (auto w = tx_waiters_.find(o.request_id); w != tx_waiters_.end()) {
+    make_durable();  // the block it was executed from, before the client hears of it
     for (auto& x : w->second) x.done(r);
     tx_waiters_.erase(w);
   }
@@ -1234,7 +1274,10 @@ void Node::note_outcome(const state::TxOutcome& o, uint64_t height) {
 void Node::await_transaction(const Hash32& id, uint64_t deadline_ms,
                              std::function<void(Result<TxResult>)> done) {
   post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
-    if (auto it = tx_outcomes_.find(id); it != tx_outcomes_.end()) return done(it->second);
+    if (auto it = tx_outcomes_.find(id); it != tx_outcomes_.end()) {
+      make_durable();
+      return done(it->second);
+    }
     if (deadline_ms <= steady_ms())
       return done(make_error(Errc::kNotFound, "not executed (yet) by this node"));
     tx_waiters_[id].push_back({deadline_ms, std::move(done)});
@@ -1245,6 +1288,7 @@ void Node::await_response(const Hash32& id, uint64_t deadline_ms, uint64_t from_
                           std::function<void(Result<ledger::AttestationResponse>)> done) {
   post_effects([this, id, deadline_ms, from_epoch, done = std::move(done)]() mutable {
     auto resp = ledger::build_response(*store_, genesis_, id, memo_verify(), from_epoch);
+    if (resp.ok()) make_durable();
     if (resp.ok() || resp.error().code != Errc::kNotFound || deadline_ms <= steady_ms()) {
       done(std::move(resp));
       return;
@@ -1353,14 +1397,15 @@ std::string Node::metrics() const {
        double(blocks_committed_));
   line("attestnet_requests_forwarded_in_total", "counter",
        "Requests peers forwarded to this node that validated.", double(forwarded_in_));
-  line("attestnet_requests_forwarded_in_total", "counter",
-       "Requests peers forwarded to this node that validated.", double(forwarded_in_));
   line("attestnet_requests_committed_total", "counter", "Attestation records on the ledger.",
        double(requests_committed_));
   line("attestnet_requests_submitted_total", "counter", "Requests accepted by this node's API.",
        double(submitted_));
-  line("attestnet_persist_batches_total", "counter", "Synced write batches (group commits).",
-       double(persisted_batches_));
+  line("attestnet_persist_batches_total", "counter",
+       "Write batches of consensus records (group commits).", double(persisted_batches_));
+  line("attestnet_store_syncs_total", "counter",
+       "Synced writes of the store's write-ahead log (before a send or an answer).",
+       double(synced_writes_));
   line("attestnet_persist_records_total", "counter", "Consensus records persisted.",
        double(persisted_records_));
   line("attestnet_certificates_fetched_total", "counter",

@@ -135,6 +135,9 @@ class Node {
   void request_blocks();
   void certified(const consensus::HeaderCertifiedAction& hc);
   void answer_ready(uint64_t certified_height);
+  // Effects thread: syncs the store if a write since the last sync was not synced (before a
+  // client is answered from it).
+  void make_durable();
   void housekeeping(uint64_t now_ms);
   Status catch_up_ledger();
   // Header certificates a replica missed (blocks it got by state transfer, or votes that came
@@ -272,7 +275,7 @@ class Node {
   std::atomic<size_t> cq_depth_{0}, eq_depth_{0};
   std::atomic<uint64_t> blocks_committed_{0}, requests_committed_{0}, submitted_{0},
       forwarded_in_{0}, dropped_frames_{0}, persisted_batches_{0}, persisted_records_{0},
-      certificates_fetched_{0};
+      synced_writes_{0}, certificates_fetched_{0};
   Histogram commit_latency_;
 };
 

@@ -63,6 +63,39 @@ TEST_F(StoreTest, RecordsSurviveReopenInOrder) {
   EXPECT_EQ((*s)->block(2).error().code, Errc::kNotFound);
 }
 
+// The node writes records nothing waits for (received votes, committed blocks before their
+// execution) without a sync, and syncs before it sends or answers: dirty() tells it when.
+TEST_F(StoreTest, AnUnsyncedWriteIsDirtyUntilASyncedOneOrSync) {
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    EXPECT_FALSE((*s)->dirty());
+    PersistRecord a = msg(1, 1), b = msg(2, 2), c = committed(1);
+    const PersistRecord* first[] = {&a};
+    ASSERT_TRUE((*s)->append_all(first, false).ok());
+    EXPECT_TRUE((*s)->dirty());
+    const PersistRecord* second[] = {&b};
+    ASSERT_TRUE((*s)->append_all(second, true).ok());
+    EXPECT_FALSE((*s)->dirty()) << "a synced write covers the unsynced ones before it";
+    const PersistRecord* third[] = {&c};
+    ASSERT_TRUE((*s)->append_all(third, false).ok());
+    EXPECT_TRUE((*s)->dirty());
+    ASSERT_TRUE((*s)->sync().ok());
+    EXPECT_FALSE((*s)->dirty());
+    ASSERT_TRUE((*s)->truncate(1).ok());
+    EXPECT_TRUE((*s)->dirty()) << "a truncation is not synced on its own";
+    ASSERT_TRUE((*s)->append_all(std::span<const PersistRecord* const>{}, true).ok());
+    EXPECT_FALSE((*s)->dirty()) << "an empty synced batch still syncs what is dirty";
+  }
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  auto recs = (*s)->load();
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 2u) << "msg 2 and the committed block; msg 1 was truncated";
+  EXPECT_EQ((*recs)[0].bytes, Bytes({2, 2}));
+  EXPECT_EQ((*recs)[1].kind, PersistRecord::Kind::kCommitted);
+}
+
 TEST_F(StoreTest, TruncateDropsOnlyMessagesAtOrBelowTheCheckpoint) {
   auto s = ReplicaStore::open(dir);
   ASSERT_TRUE(s.ok());
