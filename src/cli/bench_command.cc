@@ -321,10 +321,12 @@ int bench(const BenchArgs& a) {
         return std::make_pair(urls[c % n], std::make_pair(std::string(), std::string()));
       payload = tpm_requests[k];
     } else {
-      payload.assign(a.payload, 0);
+      // Bytes 0-1 stay 0 (no transaction tag: state::tx_kind says unknown; a counter there
+      // once read as a trust transaction's tag and was refused), then the sequence number.
+      payload.assign(std::max<size_t>(a.payload, 11), 0);
       uint64_t k = counter++;
-      for (int j = 0; j < 8 && j < static_cast<int>(payload.size()); ++j)
-        payload[static_cast<size_t>(j)] = static_cast<uint8_t>(k >> (8 * j));
+      for (int j = 0; j < 8; ++j)
+        payload[static_cast<size_t>(2 + j)] = static_cast<uint8_t>(k >> (8 * j));
       payload[payload.size() - 1] = static_cast<uint8_t>(getpid());
     }
     nlohmann::json body = {{"request", to_hex(as_view(payload))}};
