@@ -67,11 +67,10 @@ struct EpochSimResult {
   // Byzantine nodes never proven, and of them those that sat, misbehaving, in an epoch that was
   // followed by at least one more whole epoch (time enough for the proof to commit). A Byzantine
   // node that never sits again after epoch 0 never votes, so there is nothing to prove.
-  uint64_t byzantine_unproven = 0;
+  std::vector<uint32_t> unproven_nodes;  // their indices
   uint64_t byzantine_unproven_seated = 0;
-  std::vector<uint32_t> unproven_nodes;  // their indices, for the report
-  int64_t silent_lost_seat_after = -1;   // epochs from going silent to losing the seat (-1: no)
-  bool newcomer_seated = false;          // a node outside the genesis committee earned a seat
+  int64_t silent_lost_seat_after = -1;  // epochs from going silent to losing the seat (-1: no)
+  bool newcomer_seated = false;         // a node outside the genesis committee earned a seat
   // Latencies in simulated ms between consecutive committed blocks: within an epoch in one
   // view; across a hand-over whose first block came in view 0; and where a view change came
   // between them (the timeout that detects a failed primary included).

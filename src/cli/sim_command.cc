@@ -122,7 +122,7 @@ int run_epochs(const SimArgs& a) {
     proofs += r.proofs_accepted;
     proven += r.byzantine_proven;
     unproven_seated += r.byzantine_unproven_seated;
-    if (r.byzantine_unproven > 0) {
+    if (!r.unproven_nodes.empty()) {
       std::string nodes;
       for (uint32_t i : r.unproven_nodes) nodes += (nodes.empty() ? "" : ",") + std::to_string(i);
       unproven_runs.push_back("seed " + std::to_string(s) + ": node " + nodes +

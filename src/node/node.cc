@@ -57,6 +57,20 @@ Result<crypto::SecretKey> load_key(const std::string& path) {
 
 namespace {
 
+// A request as the peers' kRequest channel carries it.
+std::shared_ptr<const Bytes> request_frame(const consensus::Request& q) {
+  Writer w(q.payload.size() + 32);
+  q.encode(w);
+  return std::make_shared<const Bytes>(std::move(w).take());
+}
+
+// Without durability the replica must not speak: stop rather than risk equivocation.
+[[noreturn]] void fatal_store(const Status& st) {
+  std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
+               st.error().to_string().c_str());
+  std::_Exit(70);
+}
+
 // The first reason's rule name ("tpm2.pcr", "freshness", ...), for a bounded metrics label.
 std::string reason_label(const std::string& reason) {
   auto end = reason.find_first_of(": ");
@@ -563,16 +577,16 @@ void Node::start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base
     // newcomers of the committee are sent what is still pending.
     const auto& before = prev->second->config().committee;
     auto reg = registry();
+    std::vector<uint32_t> newcomers;
     for (const auto& k : c.members) {
-      if (!transport_ || carried.empty()) break;
       if (std::find(before.begin(), before.end(), k) != before.end()) continue;
       auto it = reg->index.find(k);
-      if (it == reg->index.end() || it->second == self_) continue;
+      if (it != reg->index.end() && it->second != self_) newcomers.push_back(it->second);
+    }
+    if (transport_ && !newcomers.empty()) {
       for (const auto& q : carried) {
-        Writer w(q.payload.size() + 32);
-        q.encode(w);
-        transport_->send(it->second, net::Channel::kRequest,
-                         std::make_shared<Bytes>(std::move(w).take()));
+        auto frame = request_frame(q);
+        for (uint32_t peer : newcomers) transport_->send(peer, net::Channel::kRequest, frame);
       }
     }
   }
@@ -859,22 +873,16 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
   // safe: it only promises what the replica already decided), and records that nothing waits
   // for yet (received votes, committed blocks before they are executed) are written without a
   // sync: the next synced write makes them durable too.
-  auto fatal = [](const Status& st) {
-    // Without durability the replica must not speak: stop rather than risk equivocation.
-    std::fprintf(stderr, "attestnet node: FATAL: cannot persist: %s\n",
-                 st.error().to_string().c_str());
-    std::_Exit(70);
-  };
   std::vector<const consensus::PersistRecord*> pending;
   size_t scanned = 0;  // the persists of actions[0, scanned) are written or in `pending`
   auto write = [&](bool sync) {
-    if (pending.empty() && !(sync && store_->dirty())) return;
-    Status st = store_->append_all(pending, sync);
-    if (!st.ok()) fatal(st);
-    if (!pending.empty()) {
-      persisted_batches_ += 1;
-      persisted_records_ += pending.size();
+    if (pending.empty()) {
+      if (sync) make_durable();
+      return;
     }
+    if (Status st = store_->append_all(pending, sync); !st.ok()) fatal_store(st);
+    persisted_batches_ += 1;
+    persisted_records_ += pending.size();
     if (sync) ++synced_writes_;
     pending.clear();
   };
@@ -1084,10 +1092,7 @@ void Node::submit_internal(Bytes payload) {
   for (int i = 0; i < 4; ++i) q.client_id |= uint64_t(key_.public_key()[i]) << (8 * i);
   q.client_seq = ++internal_seq_;
   q.payload = std::move(payload);
-  Writer w(q.payload.size() + 32);
-  q.encode(w);
-  if (transport_)
-    transport_->broadcast(net::Channel::kRequest, std::make_shared<Bytes>(std::move(w).take()));
+  if (transport_) transport_->broadcast(net::Channel::kRequest, request_frame(q));
   post_consensus([this, q = std::move(q)](uint64_t now) {
     Replica* r = current_replica();
     if (r && !r->finished()) emit(cur_epoch_, r->on_request(q, now));
@@ -1110,12 +1115,7 @@ void Node::certified(const consensus::HeaderCertifiedAction& hc) {
 
 void Node::make_durable() {
   if (!store_->dirty()) return;
-  Status st = store_->sync();
-  if (!st.ok()) {
-    std::fprintf(stderr, "attestnet node: FATAL: cannot sync the store: %s\n",
-                 st.error().to_string().c_str());
-    std::_Exit(70);
-  }
+  if (Status st = store_->sync(); !st.ok()) fatal_store(st);
   ++synced_writes_;
 }
 
@@ -1236,9 +1236,7 @@ Result<Hash32> Node::submit(Bytes payload) {
     if (submitted_at_.size() < 1000000) submitted_at_.emplace(id, steady_ms());
   }
   ++submitted_;
-  Writer w(q.payload.size() + 32);
-  q.encode(w);
-  transport_->broadcast(net::Channel::kRequest, std::make_shared<Bytes>(std::move(w).take()));
+  transport_->broadcast(net::Channel::kRequest, request_frame(q));
   post_consensus([this, q = std::move(q)](uint64_t now) { offer_request(q, now); });
   return id;
 }
