@@ -140,6 +140,8 @@ class EpochSim {
   std::vector<ledger::AttestationRecord> records_;
   std::map<uint64_t, uint64_t> leaf_height_;  // leaf index -> height
   std::map<uint32_t, uint64_t> proven_at_;    // Byzantine node -> epoch its proof committed
+  std::map<uint32_t, uint64_t>
+      misbehaving_seat_;  // Byzantine node -> last epoch it sat, misbehaving
   std::set<Hash32> committed_requests_;
   std::map<Hash32, std::pair<Request, uint64_t>> outstanding_;  // id -> request, last send
   uint64_t client_counter_ = 0;
@@ -566,6 +568,7 @@ void EpochSim::execute(SimNode& n, const std::shared_ptr<const CommittedBlock>& 
     for (auto& m : nodes_) {
       if (!member_of(m, *next)) continue;
       if (m.byzantine) ++byz;
+      if (m.byzantine && e1 >= o_.misbehave_from_epoch) misbehaving_seat_[m.index] = e1;
       auto p = proven_at_.find(m.index);
       if (m.byzantine && p != proven_at_.end() && e1 > p->second) {
         const auto& entry = n.trust->nodes().at(m.key.public_key());
@@ -816,6 +819,15 @@ EpochSimResult EpochSim::run() {
   if (res_.handover_samples) res_.handover_interval_ms = ho_sum / res_.handover_samples;
   if (res_.view_change_samples) res_.view_change_interval_ms = vc_sum / res_.view_change_samples;
   res_.byzantine_proven = proven_at_.size();
+  for (const auto& m : nodes_) {
+    if (!m.byzantine || proven_at_.count(m.index)) continue;
+    res_.unproven_nodes.push_back(m.index);
+    auto s = misbehaving_seat_.find(m.index);
+    bool sat = s != misbehaving_seat_.end() ||
+               (o_.misbehave_from_epoch == 0 && member_of(m, committees_[0]));
+    uint64_t last = s != misbehaving_seat_.end() ? s->second : 0;
+    if (sat && last + 1 < res_.epochs_completed) ++res_.byzantine_unproven_seated;
+  }
   if (res_.ok) finish_light_client();
   if (res_.ok && res_.committees_over_f > 0) {
     violation("over-f", std::to_string(res_.committees_over_f) +
