@@ -237,12 +237,24 @@ Result<Hash32> ReplicaStore::subtree_root(uint64_t offset, uint64_t size) const 
 }
 
 Result<Hash32> ReplicaStore::range_root(uint64_t lo, uint64_t hi) const {
+  {
+    std::lock_guard lk(root_mu_);
+    if (auto it = root_cache_.find({lo, hi}); it != root_cache_.end()) return it->second;
+  }
   uint64_t n = hi - lo;
-  if (std::has_single_bit(n) && lo % n == 0) return subtree_root(lo, n);
-  uint64_t k = std::bit_floor(n - 1);  // largest power of two < n (RFC 9162 §2.1.1)
-  ATN_TRY(Hash32 left, range_root(lo, lo + k));
-  ATN_TRY(Hash32 right, range_root(lo + k, hi));
-  return crypto::merkle_node_hash(left, right);
+  Hash32 root;
+  if (std::has_single_bit(n) && lo % n == 0) {
+    ATN_TRY(root, subtree_root(lo, n));
+  } else {
+    uint64_t k = std::bit_floor(n - 1);  // largest power of two < n (RFC 9162 §2.1.1)
+    ATN_TRY(Hash32 left, range_root(lo, lo + k));
+    ATN_TRY(Hash32 right, range_root(lo + k, hi));
+    root = crypto::merkle_node_hash(left, right);
+  }
+  std::lock_guard lk(root_mu_);
+  if (root_cache_.size() >= kRootCacheMax) root_cache_.clear();
+  root_cache_.emplace(std::make_pair(lo, hi), root);
+  return root;
 }
 
 Result<std::vector<Hash32>> ReplicaStore::inclusion_proof(uint64_t index, uint64_t size) const {
@@ -331,7 +343,12 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
                rocksdb::Slice(reinterpret_cast<const char*>(w.data().data()), w.size()));
   if (!st.ok())
     return io_error("cannot persist the certificate of header " + std::to_string(height), st);
-  note_write(wo.sync);
+  // Not a reason to sync: a certificate is 2f+1 signatures over a header this store already
+  // holds, checked before use and fetched again from peers when missing (the node asks for
+  // missing certificates every second), so a crash can lose it but never a record. Leaving
+  // dirty() alone lets a response be answered without a sync of its own once the block's
+  // records were synced (before this node's header vote went out).
+  if (wo.sync) note_write(true);
   return {};
 }
 

@@ -26,6 +26,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -131,6 +132,14 @@ class ReplicaStore {
   void note_write(bool synced) { dirty_ = !synced; }
   bool messages_indexed_ = false;
   std::map<uint64_t, uint64_t> live_messages_;  // log index -> slot, for truncate
+  // Roots of leaf ranges [lo, hi) already computed. Leaves and tiles are append-only, so a
+  // range's root never changes once all its leaves are here; the responses of one block share
+  // nearly all inclusion-proof siblings, and without this each one re-hashed up to 255 tile
+  // entries per sibling. Bounded: cleared when full. Guarded by root_mu_ (the API's threads
+  // build responses too).
+  static constexpr size_t kRootCacheMax = 1u << 16;
+  mutable std::mutex root_mu_;
+  mutable std::map<std::pair<uint64_t, uint64_t>, Hash32> root_cache_;
 };
 
 }  // namespace attestnet::ledger

@@ -96,6 +96,23 @@ TEST_F(StoreTest, AnUnsyncedWriteIsDirtyUntilASyncedOneOrSync) {
   EXPECT_EQ((*recs)[1].kind, PersistRecord::Kind::kCommitted);
 }
 
+// A header certificate is fetched again from peers when missing: written unsynced, it does not
+// make the store dirty, so answering a client after it costs no sync of its own.
+TEST_F(StoreTest, AnUnsyncedCertificateIsNotDirtyButKeepsAnEarlierRecordDirty) {
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  (*s)->set_ledger_sync(false);  // as the node runs it
+  ASSERT_TRUE((*s)->put_certificate(1, 0, crypto::QuorumCertificate{}).ok());
+  EXPECT_FALSE((*s)->dirty());
+  PersistRecord a = msg(1, 1);
+  const PersistRecord* first[] = {&a};
+  ASSERT_TRUE((*s)->append_all(first, false).ok());
+  ASSERT_TRUE((*s)->put_certificate(2, 0, crypto::QuorumCertificate{}).ok());
+  EXPECT_TRUE((*s)->dirty()) << "the unsynced record before the certificate still needs a sync";
+  ASSERT_TRUE((*s)->sync().ok());
+  EXPECT_FALSE((*s)->dirty());
+}
+
 TEST_F(StoreTest, TruncateDropsOnlyMessagesAtOrBelowTheCheckpoint) {
   auto s = ReplicaStore::open(dir);
   ASSERT_TRUE(s.ok());
