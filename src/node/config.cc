@@ -87,6 +87,7 @@ Result<NodeConfig> load_config(const std::string& path) {
   ATN_CHECK(num("api", "rate_limit_per_second", &c.rate_limit_per_second, 0, 1e9));
   ATN_CHECK(num("api", "rate_limit_burst", &c.rate_limit_burst, 1, 1e9));
   ATN_CHECK(num("node", "workers", &c.workers, 1, 64));
+  ATN_CHECK(num("node", "io_threads", &c.io_threads, 1, 64));
   if (auto* peers = t["peers"].as_table()) {
     for (const auto& [k, v] : *peers) {
       auto s = v.value<std::string>();

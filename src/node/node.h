@@ -2,10 +2,11 @@
 // attestation application (state/), the peer transport (net/) and the HTTP API (api/).
 //
 // Threads (DESIGN.md §2: the protocol thread never waits on crypto or disk):
-//   io (2)       peer TLS connections and HTTP sessions (Asio)
-//   workers (1+) verify peer envelopes' signatures and forwarded requests before the protocol
-//                thread sees them; results land in a signature cache the replica consults
-//   consensus    drives the Replica: one event at a time, plus a tick every 10 ms; hands the
+//   io (2)       peer TLS connections and HTTP sessions (Asio); a peer envelope's signature is
+//                checked on the io thread that read it, before the protocol thread sees it
+//   workers (1+) validate (and pre-check the signatures of) forwarded requests;
+//                results land in a signature cache the replica consults
+//   consensus    drives the Replica: one event at a time, plus a tick every 1 ms; hands the
 //                Actions, in order, to the effects thread
 //   effects      carries the Actions out IN ORDER: persist (synced), then send; executes delivered
 //                blocks into the ledger (appraisal), stores header certificates, answers waiters
