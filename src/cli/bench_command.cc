@@ -46,6 +46,8 @@ struct BenchArgs {
   bool compare_etcd = false;
   bool json = false;
   uint16_t base_port = 27100;
+  double rate = 0;         // --rate: open loop at this many requests/s (0: closed loop)
+  bool half_peak = false;  // --half-peak: then again, open loop at half the throughput reached
 };
 
 double ed25519_rate_all_cores() {
@@ -84,11 +86,15 @@ double pct(std::vector<double>& v, double p) {
 }
 
 // C clients, each: make a request, send it, wait for the answer, repeat until the deadline.
+// rate > 0: open loop instead. Client c sends its k-th request at start + (k + c/C) * C/rate
+// (together `rate` requests/s, spread evenly) and the latency is counted from that scheduled
+// time, not from when the request went out: a client held up by a slow answer does not hide
+// the wait of the requests behind it (coordinated omission, as wrk2 corrects it).
 Load drive(uint32_t clients, double seconds,
            const std::function<
                std::pair<api::Url, std::pair<std::string, std::string>>(uint32_t, uint64_t)>& make,
            unsigned ok_status, const std::vector<api::Url>& failover,
-           const std::string& save_dir = "") {
+           const std::string& save_dir = "", double rate = 0) {
   Load load;
   std::mutex mu;
   auto start = Clock::now();
@@ -100,11 +106,19 @@ Load drive(uint32_t clients, double seconds,
       uint64_t ok = 0, failed = 0;
       std::string err;
       std::optional<api::HttpSession> session;  // keep-alive, as a real client would
+      double interval_s = rate > 0 ? clients / rate : 0;
       for (uint64_t i = 0; Clock::now() < end; ++i) {
         auto [url, tb] = make(c, i);
         if (tb.first.empty()) break;  // the generator has nothing left (pre-generated requests)
         if (!session) session.emplace(url);
         auto t0 = Clock::now();
+        if (rate > 0) {
+          double at = (static_cast<double>(i) + static_cast<double>(c) / clients) * interval_s;
+          t0 = start +
+               std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(at));
+          if (t0 >= end) break;
+          std::this_thread::sleep_until(t0);
+        }
         auto r = session->call("POST", tb.first, tb.second, "application/json", 30000);
         // A node that is down (connection refused): the client fails over to the next one, as
         // a VM agent given several node URLs would; the request is not lost.
@@ -347,7 +361,7 @@ int bench(const BenchArgs& a) {
     return s.is_object() ? s.value("height", uint64_t{0}) : 0;
   };
   uint64_t h_before = height();
-  Load l = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses);
+  Load l = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses, a.rate);
   uint64_t h_after = height();
   nlohmann::json out = {{"nodes", n},
                         {"clients", a.concurrency},
@@ -377,8 +391,19 @@ int bench(const BenchArgs& a) {
         "%.0f/s; attestnet at %.0f%% of it\n",
         batch, cost, limit, 100 * out["ratio_to_limit"].get<double>());
   }
+  if (a.half_peak) {
+    // The latency goal is stated at half the peak: offer exactly that, open loop, same clients.
+    double offered = out["attestnet"]["per_second"].get<double>() / 2;
+    Load h = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses, offered);
+    out["half_peak"] = summarize("attestnet at half peak", h);
+    out["half_peak"]["offered_per_second"] = offered;
+    if (!a.json) {
+      std::printf("  then %.0f/s offered (half of it), open loop:\n", offered);
+      print_row(out["half_peak"]);
+    }
+  }
   if (started) {
-    devnet_down(dir);
+    devnet_down(dir, a.json);
   }
   if (a.compare_etcd) {
     Etcd etcd;
@@ -437,6 +462,13 @@ void add_bench_command(CLI::App& app) {
   b->add_option("--target", a->target, "drive this running devnet instead of starting one");
   b->add_option("--base-port", a->base_port, "first port the bench's devnet uses")
       ->default_val(27100);
+  b->add_option(
+      "--rate", a->rate,
+      "open loop: offer this many requests/s in all, latency counted from each "
+      "request's scheduled time (default: closed loop, each client waits for its answer)");
+  b->add_flag("--half-peak", a->half_peak,
+              "after the run, offer half the throughput it reached (open loop) and report the "
+              "latency there");
   b->add_flag("--compare-etcd", a->compare_etcd,
               "also drive a 3-node etcd cluster (etcd-server) with the same clients and payload");
   b->add_flag("--json", a->json, "print the results as JSON");

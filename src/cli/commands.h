@@ -47,14 +47,16 @@ struct DevnetOptions {
   bool quiet = false;
 };
 int devnet_up(const DevnetOptions& o);  // exit code
-int devnet_down(const std::string& dir);
+// quiet: its one line goes to stderr (stdout stays clean for `bench --json`).
+int devnet_down(const std::string& dir, bool quiet = false);
 // The nodes of a devnet directory, from their configs: (name, API port), node0 first.
 std::vector<std::pair<std::string, uint16_t>> devnet_nodes(const std::string& dir);
 int exit_code();
 // `genesis init` as a function (devnet up): keys in keys_dir/nodeI.key, peers on base_port+i.
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
                          const std::string& out, uint16_t base_port, uint32_t committee_size = 0,
-                         uint64_t epoch_length = 0, const std::string& admission_policy = "");
+                         uint64_t epoch_length = 0, const std::string& admission_policy = "",
+                         bool quiet = false);  // quiet: "wrote ..." to stderr
 // A genesis file, parsed and checked (ledger::Genesis::from_json).
 Result<ledger::Genesis> load_genesis(const std::string& path);
 // An identity key file (hex seed, mode 0600).

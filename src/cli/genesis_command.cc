@@ -25,6 +25,7 @@ struct GenesisArgs {
   uint64_t checkpoint_interval = 16;
   std::string key_out;
   std::string admission_policy;
+  bool quiet = false;  // the summary line to stderr
 };
 
 }  // namespace
@@ -114,8 +115,10 @@ int genesis_init(const GenesisArgs& a) {
                          "127.0.0.1:" + std::to_string(a.base_port + i)});
   }
   std::ofstream(a.out) << g.to_json().dump(2) << "\n";
-  std::printf("wrote %s (chain %s, %u members, genesis hash %s) and %u keys in %s\n", a.out.c_str(),
-              g.chain_id.c_str(), a.nodes, to_hex(g.hash()).c_str(), a.nodes, a.keys_dir.c_str());
+  std::fprintf(a.quiet ? stderr : stdout,
+               "wrote %s (chain %s, %u members, genesis hash %s) and %u keys in %s\n",
+               a.out.c_str(), g.chain_id.c_str(), a.nodes, to_hex(g.hash()).c_str(), a.nodes,
+               a.keys_dir.c_str());
   return 0;
 }
 
@@ -123,8 +126,9 @@ int genesis_init(const GenesisArgs& a) {
 
 int create_local_genesis(const std::string& chain_id, uint32_t nodes, const std::string& keys_dir,
                          const std::string& out, uint16_t base_port, uint32_t committee_size,
-                         uint64_t epoch_length, const std::string& admission_policy) {
+                         uint64_t epoch_length, const std::string& admission_policy, bool quiet) {
   GenesisArgs a;
+  a.quiet = quiet;
   a.admission_policy = admission_policy;
   a.committee_size = committee_size;
   a.epoch_length = epoch_length;

@@ -147,7 +147,7 @@ int devnet_up(const DevnetOptions& a) {
     }
     int rc =
         create_local_genesis("attestnet-devnet", a.nodes, a.dir + "/keys", genesis, a.base_port,
-                             a.committee_size, a.epoch_length, a.admission_policy);
+                             a.committee_size, a.epoch_length, a.admission_policy, a.quiet);
     if (rc != 0) return rc;
     if (!a.policy.empty())
       fs::copy_file(a.policy, a.dir + "/policy.json", fs::copy_options::overwrite_existing);
@@ -239,7 +239,7 @@ int devnet_add_node(const DevnetOptions& in) {
   return 0;
 }
 
-int devnet_down(const std::string& dir) {
+int devnet_down(const std::string& dir, bool quiet) {
   DevnetOptions a;
   a.dir = dir;
   auto nodes = devnet_nodes(a.dir);
@@ -262,7 +262,8 @@ int devnet_down(const std::string& dir) {
     }
     fs::remove(pidfile);
   }
-  std::printf("devnet in %s: %d node(s) stopped\n", a.dir.c_str(), stopped);
+  std::fprintf(quiet ? stderr : stdout, "devnet in %s: %d node(s) stopped\n", a.dir.c_str(),
+               stopped);
   return 0;
 }
 
