@@ -101,6 +101,39 @@ TEST(Transport, PinnedPeersExchangeFramesInOrderAndBulkIsReassembled) {
   EXPECT_EQ(next, 50);
 }
 
+// The receiver parses frames out of one buffer filled by whatever each read returns: a frame
+// larger than a read (here 300 KB, with reads of at most 64 KB and TLS records of 16 KB) is
+// assembled across reads, and many small frames that arrive in one read all come out, in order.
+TEST(Transport, AFrameLargerThanAReadAndManySmallOnesInOneReadAllArrive) {
+  crypto::init();
+  Node a("transport-a"), b("transport-b");
+  uint16_t pa = free_port(), pb = free_port();
+  a.start(config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}}));
+  b.start(config(1, pb, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  Bytes big(300000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 13 + 1);
+  for (uint32_t i = 0; i < 400; ++i) {
+    if (i == 200) a.t->send(1, Channel::kConsensus, std::make_shared<Bytes>(big));
+    a.t->send(
+        1, Channel::kConsensus,
+        std::make_shared<Bytes>(Bytes{static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)}));
+  }
+  ASSERT_TRUE(b.got.wait_for(401));
+  std::lock_guard lk(b.got.mu);
+  uint32_t next = 0;
+  for (auto& [from, ch, bytes] : b.got.frames) {
+    if (bytes.size() == big.size()) {
+      EXPECT_EQ(bytes, big);
+      EXPECT_EQ(next, 200u) << "the big frame keeps its place in the order";
+      continue;
+    }
+    ASSERT_EQ(bytes.size(), 2u);
+    EXPECT_EQ(bytes[0] | (bytes[1] << 8), static_cast<int>(next));
+    ++next;
+  }
+  EXPECT_EQ(next, 400u);
+}
+
 TEST(Transport, AnUnpinnedKeyIsRefusedAtTheHandshake) {
   crypto::init();
   Node a("transport-a"), b("transport-b"), mallory("transport-mallory");
