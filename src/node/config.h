@@ -53,7 +53,7 @@ struct NodeConfig {
   size_t max_body_bytes = 1 << 20;
   double rate_limit_per_second = 500;
   double rate_limit_burst = 1000;
-  uint32_t workers = 1;     // signature-check threads
+  uint32_t workers = 1;     // threads that validate forwarded requests (and their signatures)
   uint32_t io_threads = 2;  // network and HTTP threads (one io_context)
   std::map<std::string, std::string> peer_overrides;
   // Test and benchmark only: skip appraisal (records carry verdict "none") to measure ordering.

@@ -1224,13 +1224,10 @@ void Node::drain_requests() {
         --rq_drains_;
         return;
       }
-      if (rq_.size() <= kTake) {
-        frames.swap(rq_);
-      } else {
-        frames.assign(std::make_move_iterator(rq_.begin()),
-                      std::make_move_iterator(rq_.begin() + kTake));
-        rq_.erase(rq_.begin(), rq_.begin() + kTake);
-      }
+      size_t take = std::min(rq_.size(), kTake);  // from the front: arrival order
+      frames.assign(std::make_move_iterator(rq_.begin()),
+                    std::make_move_iterator(rq_.begin() + static_cast<long>(take)));
+      rq_.erase(rq_.begin(), rq_.begin() + static_cast<long>(take));
     }
     std::vector<consensus::Request> valid;
     valid.reserve(frames.size());

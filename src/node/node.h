@@ -240,8 +240,8 @@ class Node {
   std::mutex vmu_;
   std::unordered_set<Hash32, Hash32Hasher> validated_;
   std::mutex rqmu_;
-  std::vector<std::shared_ptr<Bytes>> rq_;  // forwarded request frames not yet validated
-  uint32_t rq_drains_ = 0;                  // drains running or posted (<= cfg_.workers)
+  std::deque<std::shared_ptr<Bytes>> rq_;  // forwarded request frames not yet validated
+  uint32_t rq_drains_ = 0;                 // drains running or posted (<= cfg_.workers)
 
   // Effects thread: outcomes of executed trust transactions (the last 10,000) and waiters.
   std::unordered_map<Hash32, TxResult, Hash32Hasher> tx_outcomes_;
