@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "consensus/held_requests.h"
 #include "consensus/replica.h"
 #include "core/hash.h"
 #include "crypto/merkle.h"
@@ -77,7 +78,8 @@ struct SimNode {
   std::vector<std::shared_ptr<const CommittedBlock>> chain;            // executed, chain[h-1]
   std::map<uint64_t, std::shared_ptr<const CommittedBlock>> received;  // not yet executed
   std::map<uint64_t, std::deque<std::shared_ptr<const Msg>>> future;   // for epochs not started
-  std::vector<Request> early_requests;  // arrived while this node had no current replica
+  // Arrived while this node had no current replica, not executed since (as the node does).
+  consensus::HeldRequests held{20000};
   uint64_t last_progress_ms = 0;
   uint64_t next_fetch_ms = 0;
   uint64_t client_seq = 0;
@@ -275,9 +277,7 @@ void EpochSim::start_epoch(SimNode& n, uint64_t epoch, std::vector<Request> carr
         " as member " + std::to_string(idx));
   Replica& r = *n.replicas[epoch];
   for (const Request& q : carried) apply(n, epoch, r.on_request(q, now_));
-  std::vector<Request> early = std::move(n.early_requests);
-  n.early_requests.clear();
-  for (const Request& q : early) apply(n, epoch, r.on_request(q, now_));
+  for (const Request& q : n.held.take()) apply(n, epoch, r.on_request(q, now_));
   auto fut = n.future.find(epoch);
   if (fut != n.future.end()) {
     auto msgs = std::move(fut->second);
@@ -434,8 +434,8 @@ void EpochSim::on_message(SimNode& n, uint32_t from, const Msg& m) {
       auto it = n.replicas.find(n.trust->epoch());
       if (it != n.replicas.end() && !it->second->finished()) {
         apply(n, n.trust->epoch(), it->second->on_request(*q, now_));
-      } else if (n.early_requests.size() < 20000) {
-        n.early_requests.push_back(std::move(*q));  // for the replica this node starts next
+      } else {
+        n.held.hold(std::move(*q));  // for the replica this node starts next
       }
       break;
     }
@@ -497,6 +497,9 @@ void EpochSim::execute(SimNode& n, const std::shared_ptr<const CommittedBlock>& 
   uint64_t h = b.height;
   uint64_t epoch = n.trust->epoch_of(h);
   Hash32 bd = b.digest();
+  if (!member_of(n, n.trust->committee())) {
+    for (const Request& q : b.requests) n.held.executed(q.id());
+  }
   state::FoldedBlock folded = state::fold_block(*n.trust, n.chain_state, b, verify_);
   const std::vector<state::TxOutcome>& outs = folded.outcomes;
   const std::optional<ledger::Committee>& next = folded.next;

@@ -550,9 +550,9 @@ void Node::offer_request(const consensus::Request& q, uint64_t now) {
     emit(cur_epoch_, rep->on_request(q, now));
     return;
   }
-  // Between epochs (or outside the committee): kept, the last 2,000, for the next replica.
-  early_requests_.push_back(q);
-  if (early_requests_.size() > 2000) early_requests_.pop_front();
+  // Between epochs (or outside the committee): kept, the last 2,000 not executed yet, for the
+  // next replica.
+  held_.hold(q);
 }
 
 consensus::Replica* Node::current_replica() {
@@ -603,17 +603,13 @@ void Node::start_epoch(uint64_t epoch, const ledger::Committee& c, uint64_t base
                  static_cast<unsigned long long>(epoch), *index_in(c), c.members.size());
     Replica& r = *replicas_[epoch];
     for (const auto& q : carried) emit(epoch, r.on_request(q, now));
-    while (!early_requests_.empty()) {
-      emit(epoch, r.on_request(early_requests_.front(), now));
-      early_requests_.pop_front();
-    }
+    for (const auto& q : held_.take()) emit(epoch, r.on_request(q, now));
     if (auto f = future_.find(epoch); f != future_.end()) {
       for (const auto& m : f->second) emit(epoch, r.on_message(as_view(*m), now));
     }
   } else if (!index_in(c)) {
-    // Requests broadcast while this node follows are kept (the last 2,000): should it sit next,
-    // it has what the others have pending, and re-proposing one already executed is harmless
-    // (records are kept once; trust transactions are idempotent).
+    // Requests broadcast while this node follows are kept until the ledger executes them (the
+    // newest 2,000): should it sit next, it has what the others have pending.
     std::fprintf(stderr, "attestnet node: epoch %llu: not in the committee; following\n",
                  static_cast<unsigned long long>(epoch));
   }
@@ -647,11 +643,15 @@ void Node::consensus_loop() {
       next_tick = now + tick_ms;
     }
     if (Replica* r = current_replica()) {
+      log_view(*r);
       std::lock_guard lk(smu_);
       counters_ = r->counters();
       view_no_ = r->view();
       in_view_change_ = r->in_view_change();
       pending_ = r->pending_requests();
+    } else {
+      std::lock_guard lk(smu_);
+      pending_ = held_.size();  // following: what it holds for a later seat
     }
     if (!emitted_.empty()) {
       // Consecutive batches of one epoch are carried out as one (group commit).
@@ -670,6 +670,22 @@ void Node::consensus_loop() {
       });
     }
   }
+}
+
+// A line when the current replica starts a view change and when it enters the new view: the
+// moments an operator looks for after a member went down (the primary of view v is member
+// v mod n of the epoch's committee).
+void Node::log_view(const Replica& r) {
+  auto now = std::make_tuple(cur_epoch_, r.view(), r.in_view_change());
+  if (now == logged_view_) return;
+  bool first_of_epoch = std::get<0>(logged_view_) != cur_epoch_;
+  logged_view_ = now;
+  if (first_of_epoch && r.view() == 0 && !r.in_view_change()) return;
+  std::fprintf(stderr, "attestnet node: epoch %llu: %s view %llu (primary: member %llu of %zu)\n",
+               static_cast<unsigned long long>(cur_epoch_),
+               r.in_view_change() ? "view change to" : "entered",
+               static_cast<unsigned long long>(r.view()),
+               static_cast<unsigned long long>(r.view() % r.config().n()), r.config().n());
 }
 
 void Node::effects_loop() {
@@ -744,13 +760,30 @@ Bytes encode_blocks(const std::vector<std::shared_ptr<const consensus::Committed
   for (const auto& b : bs) b->encode(w);
   return std::move(w).take();
 }
+
+using FoundCert = std::tuple<uint64_t, consensus::View, crypto::QuorumCertificate>;
+Bytes encode_certs(const std::vector<FoundCert>& found) {
+  Writer w;
+  w.u8(kCertReply).u32(static_cast<uint32_t>(found.size()));
+  for (const auto& [h, v, c] : found) {
+    w.u64(h).u64(v);
+    c.encode(w);
+  }
+  return std::move(w).take();
+}
 }  // namespace
 
 void Node::request_missing_certificates() {
   uint64_t tip = builder_->next_height() - 1;
-  if (tip < 4) return;
+  // The newest 4 are left to the header votes and the members' pushes, unless nothing was
+  // executed for a second: then no later block comes to make the fetch reach them, and a
+  // client waiting here for one of them would wait for its deadline (the 20-40 s "stall" of
+  // the epochs devnet test after a primary's kill: every client waited at a follower).
+  uint64_t margin = steady_ms() > last_exec_ms_ + 1000 ? 0 : 4;
+  if (tip < 1 + margin) return;
   std::vector<uint64_t> missing;
-  for (uint64_t h = cert_scan_from_; h + 4 <= tip && missing.size() < kMaxCertsPerMessage; ++h) {
+  for (uint64_t h = cert_scan_from_; h + margin <= tip && missing.size() < kMaxCertsPerMessage;
+       ++h) {
     if (store_->certificate(h).ok()) {
       if (missing.empty()) cert_scan_from_ = h + 1;
       continue;
@@ -812,20 +845,14 @@ void Node::on_ledger_frame(uint32_t from, const Bytes& payload) {
     return;
   }
   if (*kind == kCertRequest) {
-    Writer w;
-    std::vector<std::tuple<uint64_t, consensus::View, crypto::QuorumCertificate>> found;
+    std::vector<FoundCert> found;
     for (uint32_t i = 0; i < *n; ++i) {
       auto h = r.u64();
       if (!h.ok()) break;
       if (auto c = store_->certificate(*h); c.ok()) found.emplace_back(*h, c->first, c->second);
     }
     if (found.empty()) return;
-    w.u8(kCertReply).u32(static_cast<uint32_t>(found.size()));
-    for (auto& [h, v, c] : found) {
-      w.u64(h).u64(v);
-      c.encode(w);
-    }
-    transport_->send(from, net::Channel::kLedger, std::make_shared<Bytes>(std::move(w).take()));
+    transport_->send(from, net::Channel::kLedger, std::make_shared<Bytes>(encode_certs(found)));
     return;
   }
   if (*kind != kCertReply) {
@@ -934,6 +961,11 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
                        static_cast<unsigned long long>(e->first));
         }
         executed.push_back(*e);
+      } else if (auto e = executed_already(*d->block)) {
+        // Fetched from a peer while this replica was behind (a view change longer than the
+        // fetch's 2 s): the replica still signs the header. Without its vote, a committee with
+        // one member down could not certify that header, and its clients were never answered.
+        executed.push_back(*e);
       }
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
       durable();  // clients are answered here
@@ -1024,6 +1056,16 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   for (const auto& r : built.records)
     if (waiters_.count(r.request_id)) ready_[r.request_id] = h;
   const ledger::Committee& ran = committees_[epoch];
+  if (started_ && !index_in(ran) && !cb.block.requests.empty()) {
+    // Outside the committee that ran this block: what it executed is no longer held for the
+    // replica this node may start later (consensus/held_requests.h).
+    std::vector<Hash32> ids;
+    ids.reserve(cb.block.requests.size());
+    for (const auto& q : cb.block.requests) ids.push_back(q.id());
+    post_consensus([this, ids = std::move(ids)](uint64_t) {
+      for (const auto& id : ids) held_.executed(id);
+    });
+  }
   if (next) {
     committees_[next->epoch] = *next;
     bases_[next->epoch] = EpochBase{h, chain_.digest, chain_.block_time};
@@ -1034,14 +1076,7 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   }
   if (started_ && transport_) {
     // Members tell the registered nodes outside the committee (they follow the ledger).
-    if (index_in(ran)) {
-      auto notice = std::make_shared<Bytes>(encode_blocks({cbp}));
-      std::set<crypto::PublicKey> seated(ran.members.begin(), ran.members.end());
-      auto reg = registry();
-      for (uint32_t i = 0; i < reg->peers.size(); ++i)
-        if (i != self_ && !seated.count(reg->peers[i].key))
-          transport_->send(i, net::Channel::kLedger, notice);
-    }
+    tell_followers(ran, [&] { return std::make_shared<Bytes>(encode_blocks({cbp})); });
     // Outside the committee: endorse what this node re-executed, a few times an epoch.
     uint64_t every = std::max<uint64_t>(1, genesis_.trust.epoch_length / 4);
     if (genesis_.trust.epoch_length && self_ != kUnregistered &&
@@ -1050,6 +1085,26 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
     }
   }
   return std::make_pair(h, hh);
+}
+
+std::optional<std::pair<consensus::Seq, Hash32>> Node::executed_already(
+    const consensus::CommittedBlock& cb) const {
+  uint64_t h = cb.block.height;
+  if (h == 0 || h >= builder_->next_height()) return std::nullopt;
+  auto stored = store_->block(h);
+  auto hf = store_->header(h);
+  if (!stored.ok() || !hf.ok()) return std::nullopt;
+  if (stored->block.digest() != cb.block.digest()) {
+    // Two committed blocks for one height: the ledger keeps the first; nothing is signed.
+    std::fprintf(stderr,
+                 "attestnet node: the replica committed another block at %llu than the "
+                 "ledger holds; not signing its header\n",
+                 static_cast<unsigned long long>(h));
+    return std::nullopt;
+  }
+  auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+  if (!hdr.ok()) return std::nullopt;
+  return std::make_pair(h, hdr->hash());
 }
 
 void Node::drain_received() {
@@ -1105,12 +1160,34 @@ void Node::submit_internal(Bytes payload) {
   });
 }
 
+void Node::tell_followers(const ledger::Committee& ran,
+                          const std::function<std::shared_ptr<Bytes>()>& frame) {
+  if (!started_ || !transport_ || !index_in(ran)) return;
+  std::set<crypto::PublicKey> seated(ran.members.begin(), ran.members.end());
+  auto reg = registry();
+  std::shared_ptr<Bytes> bytes;
+  for (uint32_t i = 0; i < reg->peers.size(); ++i) {
+    if (i == self_ || seated.count(reg->peers[i].key)) continue;
+    if (!bytes) bytes = frame();
+    transport_->send(i, net::Channel::kLedger, bytes);
+  }
+}
+
 void Node::certified(const consensus::HeaderCertifiedAction& hc) {
   Status st = store_->put_certificate(hc.height, hc.view, hc.cert);
   if (!st.ok()) {
     std::fprintf(stderr, "attestnet node: cannot store the certificate of %llu: %s\n",
                  static_cast<unsigned long long>(hc.height), st.error().to_string().c_str());
     return;
+  }
+  // The followers' clients are answered once their node has the certificate. A later block
+  // carries it, but not to a follower's store, and the epoch's last blocks and a block with
+  // none after it have no later block: without this, a follower had only its fetch (once a
+  // second, one peer at a time, 4 blocks below its tip) and its clients waited for seconds.
+  if (auto c = committees_.find(trust_->epoch_of(hc.height)); c != committees_.end()) {
+    tell_followers(c->second, [&] {
+      return std::make_shared<Bytes>(encode_certs({FoundCert{hc.height, hc.view, hc.cert}}));
+    });
   }
   {
     std::lock_guard lk(smu_);

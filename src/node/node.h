@@ -22,10 +22,12 @@
 #include <nlohmann/json_fwd.hpp>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "api/http_server.h"
+#include "consensus/held_requests.h"
 #include "consensus/replica.h"
 #include "crypto/signature_memo.h"
 #include "ledger/builder.h"
@@ -137,8 +139,16 @@ class Node {
   std::optional<std::pair<consensus::Seq, Hash32>> execute_block(
       const std::shared_ptr<const consensus::CommittedBlock>& cb);
   void drain_received();
+  void log_view(const consensus::Replica& r);
+  // (height, header hash) when the ledger already holds this block (fetched, then delivered by
+  // the replica), for the replica's header vote.
+  std::optional<std::pair<consensus::Seq, Hash32>> executed_already(
+      const consensus::CommittedBlock& cb) const;
   void request_blocks();
   void certified(const consensus::HeaderCertifiedAction& hc);
+  // A member of `ran` sends frame() (made once) to the registered nodes outside it.
+  void tell_followers(const ledger::Committee& ran,
+                      const std::function<std::shared_ptr<Bytes>()>& frame);
   void answer_ready(uint64_t certified_height);
   // Effects thread: syncs the store if a write since the last sync was not synced (before a
   // client is answered from it).
@@ -213,7 +223,8 @@ class Node {
   uint64_t cur_epoch_ = 0;
   std::map<uint64_t, std::deque<std::shared_ptr<Bytes>>> future_;
   size_t future_count_ = 0;
-  std::deque<consensus::Request> early_requests_;
+  // Requests kept while no replica of this node takes them (consensus/held_requests.h).
+  consensus::HeldRequests held_{2000};
   std::vector<std::pair<uint64_t, consensus::Actions>> emitted_;
   consensus::ReplicaHooks hooks_;
 
@@ -276,6 +287,7 @@ class Node {
   uint64_t tip_height_ = 0, certified_height_ = 0;
   consensus::ReplicaCounters counters_{};
   consensus::View view_no_ = 0;
+  std::tuple<uint64_t, consensus::View, bool> logged_view_{};  // consensus thread: log_view()
   bool in_view_change_ = false;
   size_t pending_ = 0;
   std::map<std::string, uint64_t> appraisal_failures_;
