@@ -4,6 +4,7 @@
 // verifications one attestation costs across the committee). With --compare-etcd it also runs a
 // 3-node etcd cluster on 127.0.0.1 and drives it with the same client code and payload size.
 #include <openssl/evp.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ struct BenchArgs {
   std::string save_responses;  // write every certified response here (offline checks)
   uint32_t payload = 512;
   bool compare_etcd = false;
+  bool pin_cpus = false;  // node i (and etcd member i) on CPU i mod (CPUs)
   bool json = false;
   uint16_t base_port = 27100;
   double rate = 0;         // --rate: open loop at this many requests/s (0: closed loop)
@@ -187,7 +189,8 @@ struct Etcd {
     for (pid_t p : pids) kill(p, SIGTERM);
     for (pid_t p : pids) waitpid(p, nullptr, 0);
   }
-  Status start(const std::string& dir, uint16_t base) {
+  Status start(const std::string& dir, uint16_t base, bool pin_cpus) {
+    unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
     std::string cluster;
     for (int i = 0; i < 3; ++i)
       cluster += (i ? "," : "") + std::string("e") + std::to_string(i) +
@@ -198,8 +201,12 @@ struct Etcd {
       client_ports.push_back(cp);
       std::string data = dir + "/etcd" + std::to_string(i);
       fs::remove_all(data);
+      cpu_set_t cpu;  // member i on CPU i mod n, as the devnet's nodes with --pin-cpus
+      CPU_ZERO(&cpu);
+      CPU_SET(static_cast<unsigned>(i) % ncpu, &cpu);
       pid_t pid = fork();
       if (pid == 0) {
+        if (pin_cpus) sched_setaffinity(0, sizeof(cpu), &cpu);
         std::string log = dir + "/etcd" + std::to_string(i) + ".log";
         FILE* f = std::freopen(log.c_str(), "w", stderr);
         (void)f;
@@ -272,6 +279,7 @@ int bench(const BenchArgs& a) {
     o.base_port = a.base_port;
     o.api_base_port = static_cast<uint16_t>(a.base_port + 50);
     o.ordering_only = a.evidence == "none";
+    o.pin_cpus = a.pin_cpus;
     o.quiet = a.json;
     if (!o.ordering_only) {
       nlohmann::json pj = {{"id", "bench"},
@@ -348,10 +356,10 @@ int bench(const BenchArgs& a) {
   };
   if (!a.json)
     std::printf(
-        "bench: %u nodes, %u clients, %.0f s, evidence %s (machine: %u cores, Ed25519 "
+        "bench: %u nodes%s, %u clients, %.0f s, evidence %s (machine: %u cores, Ed25519 "
         "verify %.0f/s on all cores)\n",
-        n, a.concurrency, a.duration, a.evidence.c_str(), std::thread::hardware_concurrency(),
-        verify_rate);
+        n, a.pin_cpus && started ? " (node i on CPU i mod cores)" : "", a.concurrency, a.duration,
+        a.evidence.c_str(), std::thread::hardware_concurrency(), verify_rate);
   if (!a.save_responses.empty()) fs::create_directories(a.save_responses);
   // Blocks committed during the run (a --target devnet already has a chain).
   auto height = [&]() -> uint64_t {
@@ -365,6 +373,7 @@ int bench(const BenchArgs& a) {
   uint64_t h_after = height();
   nlohmann::json out = {{"nodes", n},
                         {"clients", a.concurrency},
+                        {"pin_cpus", a.pin_cpus && started},
                         {"evidence", a.evidence},
                         {"ed25519_verify_per_second", verify_rate}};
   out["attestnet"] = summarize("attestnet", l);
@@ -407,7 +416,7 @@ int bench(const BenchArgs& a) {
   }
   if (a.compare_etcd) {
     Etcd etcd;
-    Status st = etcd.start(dir, static_cast<uint16_t>(a.base_port + 1000));
+    Status st = etcd.start(dir, static_cast<uint16_t>(a.base_port + 1000), a.pin_cpus);
     if (!st.ok()) {
       std::fprintf(stderr, "bench: %s\n", st.error().reason.c_str());
       return 1;
@@ -471,6 +480,8 @@ void add_bench_command(CLI::App& app) {
               "latency there");
   b->add_flag("--compare-etcd", a->compare_etcd,
               "also drive a 3-node etcd cluster (etcd-server) with the same clients and payload");
+  b->add_flag("--pin-cpus", a->pin_cpus,
+              "run node i (and etcd member i) on CPU i mod (CPUs): a devnet the bench starts");
   b->add_flag("--json", a->json, "print the results as JSON");
   b->callback([a] { set_exit_code(bench(*a)); });
 }

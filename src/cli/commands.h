@@ -38,6 +38,7 @@ struct DevnetOptions {
   uint32_t nodes = 4;
   std::string policy;
   bool ordering_only = false;
+  bool pin_cpus = false;  // node i on CPU i mod (CPUs)
   uint16_t base_port = 7100, api_base_port = 8100;
   uint32_t batch_max = 200;
   uint64_t view_change_timeout_ms = 1000;

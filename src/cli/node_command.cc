@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -37,6 +38,10 @@ int run_node(const NodeArgs& a) {
   auto cfg = node::load_config(a.config);
   if (!cfg.ok()) {
     std::fprintf(stderr, "attestnet node: %s\n", cfg.error().reason.c_str());
+    return 2;
+  }
+  if (Status st = node::pin_to_cpus(cfg->cpus); !st.ok()) {
+    std::fprintf(stderr, "attestnet node: %s: %s\n", a.config.c_str(), st.error().reason.c_str());
     return 2;
   }
   auto n = node::Node::open(*cfg);
@@ -113,6 +118,12 @@ void write_node_config(const DevnetOptions& a, uint32_t i) {
     f << "ordering_only = true\n";
   else
     f << "policy = \"policy.json\"\n";
+  if (a.pin_cpus) {
+    // Node i on CPU i mod n: with more nodes than CPUs on one host, each node's threads hand
+    // work to each other on one CPU instead of waking threads across CPUs.
+    unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
+    f << "cpus = [" << i % ncpu << "]\n";
+  }
   f << "\n[listen]\npeer = \"127.0.0.1:" << a.base_port + i
     << "\"\napi = \"127.0.0.1:" << a.api_base_port + i
     << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
@@ -164,10 +175,26 @@ int devnet_up(const DevnetOptions& a) {
     if (pf >> old && old > 0 && kill(old, 0) == 0) continue;  // already running
     spawn_node(a.dir, i);
   }
+  // What answers on a node's port must be that node of this devnet: a process of another
+  // network on the port (our node then exits: address in use) used to pass for it, and a
+  // bench drove the wrong devnet.
+  auto ours = load_genesis(genesis);
+  if (!ours.ok()) {
+    std::fprintf(stderr, "devnet up: %s: %s\n", genesis.c_str(), ours.error().reason.c_str());
+    return 1;
+  }
+  const std::string our_hash = to_hex(ours->hash());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (uint32_t i = 0; i < nodes.size(); ++i) {
     const auto& [name, port] = nodes[i];
-    while (!get_json("127.0.0.1", port, "/healthz", 500).ok()) {
+    std::string theirs;
+    auto answered = [&, port = port] {
+      auto st = get_json("127.0.0.1", port, "/v1/status", 500);
+      if (!st.ok()) return false;
+      theirs = st->value("genesis_hash", std::string());
+      return true;
+    };
+    while (!answered()) {
       // A node we started that already exited: say how, instead of waiting for the deadline.
       pid_t pid = 0;
       std::ifstream(a.dir + "/" + name + ".pid") >> pid;
@@ -186,6 +213,15 @@ int devnet_up(const DevnetOptions& a) {
         return 1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (theirs != our_hash) {
+      std::fprintf(stderr,
+                   "devnet up: 127.0.0.1:%u answers for another network (genesis %s, this "
+                   "devnet's is %s): is another devnet running on these ports? Stop it, or "
+                   "choose --base-port and --api-base-port\n",
+                   port, theirs.c_str(), our_hash.c_str());
+      devnet_down(a.dir, true);
+      return 1;
     }
   }
   if (!a.quiet)
@@ -213,6 +249,7 @@ int devnet_add_node(const DevnetOptions& in) {
   a.base_port = c0->peer_listen->port;
   a.api_base_port = c0->api_listen.port;
   a.ordering_only = c0->ordering_only;
+  a.pin_cpus = !c0->cpus.empty();
   a.batch_max = c0->batch_max;
   a.view_change_timeout_ms = c0->view_change_timeout_ms;
   uint32_t k = static_cast<uint32_t>(nodes.size());
@@ -377,6 +414,8 @@ void add_node_commands(CLI::App& app) {
   up->add_option("--policy", args->policy, "appraisal policy JSON every node loads");
   up->add_flag("--ordering-only", args->ordering_only,
                "no appraisal (consensus benchmarks): records carry verdict none");
+  up->add_flag("--pin-cpus", args->pin_cpus,
+               "run node i on CPU i mod (CPUs) ([node] cpus): for more nodes than CPUs");
   up->add_option("--base-port", args->base_port, "peer port of node0 (nodeI: +I)")
       ->default_val(7100);
   up->add_option("--api-base-port", args->api_base_port, "API port of node0 (nodeI: +I)")

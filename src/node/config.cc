@@ -88,6 +88,19 @@ Result<NodeConfig> load_config(const std::string& path) {
   ATN_CHECK(num("api", "rate_limit_burst", &c.rate_limit_burst, 1, 1e9));
   ATN_CHECK(num("node", "workers", &c.workers, 1, 64));
   ATN_CHECK(num("node", "io_threads", &c.io_threads, 1, 64));
+  if (auto cpus = t["node"]["cpus"]; cpus) {
+    auto* arr = cpus.as_array();
+    if (!arr || arr->empty())
+      return make_error(Errc::kInvalidArgument,
+                        path + ": [node] cpus must be a list of CPU numbers, e.g. [0, 1]");
+    for (const auto& v : *arr) {
+      auto x = v.value<int64_t>();
+      if (!x || *x < 0 || *x >= 1024)
+        return make_error(Errc::kInvalidArgument,
+                          path + ": [node] cpus: each entry is a CPU number from 0 to 1023");
+      c.cpus.push_back(static_cast<uint32_t>(*x));
+    }
+  }
   if (auto* peers = t["peers"].as_table()) {
     for (const auto& [k, v] : *peers) {
       auto s = v.value<std::string>();

@@ -1,8 +1,11 @@
 #include "node/node.h"
 
 #include <pthread.h>
+#include <sched.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -90,6 +93,24 @@ void Histogram::observe(double ms) {
   double s = sum.load();
   while (!sum.compare_exchange_weak(s, s + ms)) {
   }
+}
+
+Status pin_to_cpus(const std::vector<uint32_t>& cpus) {
+  if (cpus.empty()) return {};
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::string list;
+  for (uint32_t c : cpus) {
+    if (c < CPU_SETSIZE) CPU_SET(c, &set);
+    list += (list.empty() ? "" : ",") + std::to_string(c);
+  }
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    return make_error(Errc::kInvalidArgument,
+                      "[node] cpus: cannot run on CPU(s) " + list + ": " + std::strerror(errno) +
+                          " (this host has " + std::to_string(std::thread::hardware_concurrency()) +
+                          " CPUs)");
+  }
+  return {};
 }
 
 Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {

@@ -49,6 +49,10 @@ struct Histogram {
   void observe(double ms);
 };
 
+// Runs the calling thread, and every thread it starts from now on, only on `cpus` (nothing when
+// empty). `attestnet node` calls it before the node opens its store and starts its threads.
+Status pin_to_cpus(const std::vector<uint32_t>& cpus);
+
 class Node {
  public:
   static Result<std::unique_ptr<Node>> open(const NodeConfig& cfg);

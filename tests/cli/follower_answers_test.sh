@@ -16,12 +16,21 @@ BASE=$((30000 + (RANDOM % 27) * 100))  # below the ephemeral range (32768-)
 cleanup() { "$A" devnet down --dir "$D" >/dev/null 2>&1 || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-echo "== a devnet of 5 registered nodes, 4 seats (node4 follows the ledger)"
+echo "== a devnet of 5 registered nodes, 4 seats (node4 follows the ledger), node i on CPU i mod n"
 "$A" bench --dir "$D" --base-port "$BASE" --nodes 5 --committee-size 4 --epoch-length 100000 \
-  --duration 1 --concurrency 5 | grep -E 'attestnet +[0-9]'
+  --duration 1 --concurrency 5 --pin-cpus | grep -E 'attestnet +[0-9]'
 "$A" devnet up --dir "$D" >/dev/null
 sleep 1
 "$A" devnet status --dir "$D"
+ncpu=$(nproc)
+for i in 0 1 2 3 4; do  # [node] cpus = [i mod n], and every thread of the process runs there
+  grep -q "^cpus = \[$((i % ncpu))\]" "$D/node$i.toml" || { echo "FAIL: node$i.toml has no cpus"; exit 1; }
+  for t in /proc/"$(cat "$D/node$i.pid")"/task/*; do
+    got=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status")
+    [ "$got" = "$((i % ncpu))" ] || { echo "FAIL: node$i thread $t runs on CPUs $got"; exit 1; }
+  done
+done
+echo "each node's threads run on its one CPU"
 
 for round in 1 2 3; do
   echo "== round $round: one request at each of the 5 nodes, then no load"
