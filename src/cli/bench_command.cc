@@ -109,7 +109,9 @@ Load drive(uint32_t clients, double seconds,
       std::string err;
       std::optional<api::HttpSession> session;  // keep-alive, as a real client would
       double interval_s = rate > 0 ? clients / rate : 0;
-      for (uint64_t i = 0; Clock::now() < end; ++i) {
+      // Every client sends at least once, however short the run (on a slow build a client could
+      // otherwise start after the end, and a test sending one request per node sent fewer).
+      for (uint64_t i = 0; i == 0 || Clock::now() < end; ++i) {
         auto [url, tb] = make(c, i);
         if (tb.first.empty()) break;  // the generator has nothing left (pre-generated requests)
         if (!session) session.emplace(url);
