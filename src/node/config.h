@@ -58,8 +58,7 @@ struct NodeConfig {
   uint32_t workers = 1;     // threads that validate forwarded requests (and their signatures)
   uint32_t io_threads = 2;  // network and HTTP threads (one io_context)
   // The CPUs every thread of the node runs on (empty: any). For a host shared by several nodes
-  // or other busy processes: on the 2-core benchmark VM, pinning each of 4 nodes to one core
-  // took p99 from 109-181 ms to 67-74 ms (docs/operations.md).
+  // or other busy processes (docs/operations.md, "One machine", has the figures).
   std::vector<uint32_t> cpus;
   std::map<std::string, std::string> peer_overrides;
   // Test and benchmark only: skip appraisal (records carry verdict "none") to measure ordering.

@@ -1121,10 +1121,11 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::executed_already(
     const consensus::CommittedBlock& cb) const {
   uint64_t h = cb.block.height;
   if (h == 0 || h >= builder_->next_height()) return std::nullopt;
-  auto stored = store_->block(h);
   auto hf = store_->header(h);
-  if (!stored.ok() || !hf.ok()) return std::nullopt;
-  if (stored->block.digest() != cb.block.digest()) {
+  if (!hf.ok()) return std::nullopt;
+  auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
+  if (!hdr.ok()) return std::nullopt;
+  if (hdr->payload_digest != cb.block.digest()) {
     // Two committed blocks for one height: the ledger keeps the first; nothing is signed.
     std::fprintf(stderr,
                  "attestnet node: the replica committed another block at %llu than the "
@@ -1132,8 +1133,6 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::executed_already(
                  static_cast<unsigned long long>(h));
     return std::nullopt;
   }
-  auto hdr = ledger::BlockHeader::decode(as_view(hf->first));
-  if (!hdr.ok()) return std::nullopt;
   return std::make_pair(h, hdr->hash());
 }
 
