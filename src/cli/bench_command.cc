@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -50,6 +51,7 @@ struct BenchArgs {
   uint16_t base_port = 27100;
   double rate = 0;         // --rate: open loop at this many requests/s (0: closed loop)
   bool half_peak = false;  // --half-peak: then again, open loop at half the throughput reached
+  std::string timeline;    // --timeline: each answered request's send time and latency (CSV)
 };
 
 double ed25519_rate_all_cores() {
@@ -75,6 +77,7 @@ double ed25519_rate_all_cores() {
 
 struct Load {
   std::vector<double> latencies_ms;
+  std::vector<std::pair<double, double>> timeline;  // (ms since the start it was due, latency)
   uint64_t ok = 0, failed = 0;
   double seconds = 0;
   std::string first_error;
@@ -96,18 +99,28 @@ Load drive(uint32_t clients, double seconds,
            const std::function<
                std::pair<api::Url, std::pair<std::string, std::string>>(uint32_t, uint64_t)>& make,
            unsigned ok_status, const std::vector<api::Url>& failover,
-           const std::string& save_dir = "", double rate = 0) {
+           const std::string& save_dir = "", double rate = 0,
+           const std::string& warm_path = "/healthz") {
   Load load;
   std::mutex mu;
-  auto start = Clock::now();
-  auto end = start + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  // The clock starts once every client is running and connected: 96 threads starting and
+  // connecting inside the run once showed as a stall at its start, of the bench, not the nodes.
+  std::latch ready(clients), go(1);
+  Clock::time_point start, end;
   std::vector<std::thread> ts;
   for (uint32_t c = 0; c < clients; ++c)
     ts.emplace_back([&, c] {
       std::vector<double> mine;
+      std::vector<std::pair<double, double>> when;
       uint64_t ok = 0, failed = 0;
       std::string err;
       std::optional<api::HttpSession> session;  // keep-alive, as a real client would
+      if (!failover.empty()) {
+        session.emplace(failover[c % failover.size()]);
+        (void)session->call("GET", warm_path, "", "application/json", 5000);
+      }
+      ready.count_down();
+      go.wait();
       double interval_s = rate > 0 ? clients / rate : 0;
       // Every client sends at least once, however short the run (on a slow build a client could
       // otherwise start after the end, and a test sending one request per node sent fewer).
@@ -134,6 +147,7 @@ Load drive(uint32_t clients, double seconds,
         if (r.ok() && r->status == ok_status) {
           ++ok;
           mine.push_back(ms);
+          when.emplace_back(std::chrono::duration<double, std::milli>(t0 - start).count(), ms);
           if (!save_dir.empty()) {
             auto j = nlohmann::json::parse(r->body, nullptr, false);
             if (j.is_object() && j.contains("response"))
@@ -149,10 +163,15 @@ Load drive(uint32_t clients, double seconds,
       }
       std::lock_guard lk(mu);
       load.latencies_ms.insert(load.latencies_ms.end(), mine.begin(), mine.end());
+      load.timeline.insert(load.timeline.end(), when.begin(), when.end());
       load.ok += ok;
       load.failed += failed;
       if (load.first_error.empty()) load.first_error = err;
     });
+  ready.wait();
+  start = Clock::now();
+  end = start + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  go.count_down();
   for (auto& t : ts) t.join();
   load.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return load;
@@ -170,6 +189,15 @@ nlohmann::json summarize(const char* what, Load& l) {
                       {"p999_ms", pct(l.latencies_ms, 0.999)}};
   if (!l.first_error.empty()) j["first_error"] = l.first_error;
   return j;
+}
+
+// --timeline: one line per answered request, in the order they were due, so that a tail can be
+// placed in time (a stall shows as a ramp of latencies, queueing as a spread).
+void append_timeline(const std::string& path, const char* phase, Load& l, bool header) {
+  std::sort(l.timeline.begin(), l.timeline.end());
+  std::ofstream f(path, header ? std::ios::trunc : std::ios::app);
+  if (header) f << "phase,due_ms,latency_ms\n";
+  for (const auto& [due, ms] : l.timeline) f << phase << "," << due << "," << ms << "\n";
 }
 
 void print_row(const nlohmann::json& j) {
@@ -323,19 +351,28 @@ int bench(const BenchArgs& a) {
       if (auto h = hash32_from_hex(j.value("anchor", std::string()))) anchors[c] = *h;
     }
   };
+  // Every client's first anchor is fetched before the clock starts (a burst of them inside the
+  // run once showed as a 200 ms stall at its start); then one every 100 requests, in the run.
+  std::vector<uint32_t> since_refresh(a.concurrency, 0);
+  std::vector<uint64_t> seq(a.concurrency, 0);  // across both runs of --half-peak: no repeats
+  if (a.evidence == "sim")
+    for (uint32_t c = 0; c < a.concurrency; ++c) refresh(c);
   std::atomic<uint64_t> counter{0};
-  auto make = [&](uint32_t c, uint64_t i) {
+  auto make = [&](uint32_t c, uint64_t) {
     std::string target = "/v1/attestations?wait=20";
     Bytes payload;
     if (a.evidence == "sim") {
-      if (i % 100 == 0) refresh(c);
+      if (++since_refresh[c] > 100) {
+        refresh(c);
+        since_refresh[c] = 1;
+      }
       Hash32 b = evidence::evidence_binding(anchors[c], vm_keys[c].public_key());
       Bytes ev =
           evidence::sim::make_sim_evidence(platform, as_view(b), {{"kernel", kernel}}).encode();
       // Unique requests: the VM id carries the sequence number.
       payload = state::AttestationRequest::make(
-                    vm_keys[c], "bench-vm-" + std::to_string(c) + "-" + std::to_string(i), "sim",
-                    ev, anchors[c])
+                    vm_keys[c], "bench-vm-" + std::to_string(c) + "-" + std::to_string(seq[c]++),
+                    "sim", ev, anchors[c])
                     .encode();
     } else if (a.evidence == "tpm") {
       // Each pre-generated request once: a repeat would be answered from the ledger
@@ -373,6 +410,7 @@ int bench(const BenchArgs& a) {
   uint64_t h_before = height();
   Load l = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses, a.rate);
   uint64_t h_after = height();
+  if (!a.timeline.empty()) append_timeline(a.timeline, "peak", l, true);
   nlohmann::json out = {{"nodes", n},
                         {"clients", a.concurrency},
                         {"pin_cpus", a.pin_cpus && started},
@@ -407,6 +445,7 @@ int bench(const BenchArgs& a) {
     double offered = out["attestnet"]["per_second"].get<double>() / 2;
     Load h = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses, offered);
     out["half_peak"] = summarize("attestnet at half peak", h);
+    if (!a.timeline.empty()) append_timeline(a.timeline, "half_peak", h, false);
     out["half_peak"]["offered_per_second"] = offered;
     if (!a.json) {
       std::printf("  then %.0f/s offered (half of it), open loop:\n", offered);
@@ -432,7 +471,7 @@ int bench(const BenchArgs& a) {
     };
     std::vector<api::Url> etcd_urls;
     for (uint16_t p : etcd.client_ports) etcd_urls.push_back({"127.0.0.1", p, ""});
-    Load e = drive(a.concurrency, a.duration, put, 200, etcd_urls);
+    Load e = drive(a.concurrency, a.duration, put, 200, etcd_urls, "", 0, "/health");
     out["etcd"] = summarize("etcd (3 members, put)", e);
     out["attestnet_over_etcd"] = out["attestnet"]["per_second"].get<double>() /
                                  std::max(1e-9, out["etcd"]["per_second"].get<double>());
@@ -484,6 +523,9 @@ void add_bench_command(CLI::App& app) {
               "also drive a 3-node etcd cluster (etcd-server) with the same clients and payload");
   b->add_flag("--pin-cpus", a->pin_cpus,
               "run node i (and etcd member i) on CPU i mod (CPUs): a devnet the bench starts");
+  b->add_option("--timeline", a->timeline,
+                "write each answered request's due time and latency to FILE (CSV), to see when "
+                "the slow ones happened");
   b->add_flag("--json", a->json, "print the results as JSON");
   b->callback([a] { set_exit_code(bench(*a)); });
 }
