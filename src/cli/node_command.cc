@@ -118,6 +118,10 @@ void write_node_config(const DevnetOptions& a, uint32_t i) {
     f << "ordering_only = true\n";
   else
     f << "policy = \"policy.json\"\n";
+  // Every node of a devnet shares this host: one io thread each. On the 2-core bench VM with 4
+  // nodes, a second one cost ~10% more CPU per request and twice the context switches
+  // (scripts/bench-ab, docs/operations.md).
+  f << "io_threads = 1\n";
   if (a.pin_cpus) {
     // Node i on CPU i mod n: with more nodes than CPUs on one host, each node's threads hand
     // work to each other on one CPU instead of waking threads across CPUs.

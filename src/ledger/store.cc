@@ -6,7 +6,9 @@
 #include <map>
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 namespace attestnet::ledger {
@@ -75,6 +77,18 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
   rocksdb::Options opts;
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
+  // by_request answers "was this request executed?" once per request at execution, and nearly
+  // always "no": a Bloom filter in the memtable and in each table file answers that without
+  // searching the skip list or reading an index block (without one, each lookup searched every
+  // table file, and grew slower as the ledger grew).
+  rocksdb::ColumnFamilyOptions lookups;
+  {
+    rocksdb::BlockBasedTableOptions t;
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    lookups.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    lookups.memtable_whole_key_filtering = true;
+    lookups.memtable_prefix_bloom_size_ratio = 0.05;
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, {}},
                                                         {"consensus", {}},
                                                         {"blocks", {}},
@@ -82,7 +96,7 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
                                                         {"headers", {}},
                                                         {"certs", {}},
                                                         {"records", {}},
-                                                        {"by_request", {}},
+                                                        {"by_request", lookups},
                                                         {"by_vm", {}},
                                                         {"tiles", {}}};
   std::unique_ptr<ReplicaStore> s(new ReplicaStore());

@@ -130,6 +130,8 @@ class Node {
   std::optional<consensus::ReplicaId> index_in(const ledger::Committee& c) const;
   // Effects thread: carries out one replica's actions (its epoch maps member indices to peers).
   void carry_out(uint64_t epoch, consensus::Actions actions);
+  void notify_executed(uint64_t epoch, consensus::Seq height, const Hash32& digest);
+  void send_header_votes(uint64_t epoch, consensus::Actions& actions);
   void on_frame(uint32_t from, net::Channel ch, Bytes payload);
   // Forwarded requests wait in rq_ for the workers: up to cfg_.workers drains run at once,
   // each taking what is queued (a batch) and handing the valid ones to the protocol thread as
