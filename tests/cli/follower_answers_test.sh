@@ -31,11 +31,19 @@ for i in 0 1 2 3 4; do  # [node] cpus = [i mod n], and every thread of the proce
   done
 done
 echo "each node's threads run on its one CPU"
+for i in 0 1 2 3 4; do  # nodes sharing a host run one io thread each
+  grep -q "^io_threads = 1$" "$D/node$i.toml" || { echo "FAIL: node$i.toml: io_threads"; exit 1; }
+done
+echo "each node runs one io thread"
 
 for round in 1 2 3; do
   echo "== round $round: one request at each of the 5 nodes, then no load"
-  out=$("$A" bench --target "$D" --duration 0.01 --concurrency 5 2>&1) || true
+  out=$("$A" bench --target "$D" --duration 0.01 --concurrency 5 --timeline "$W/t$round.csv" 2>&1) ||
+    true
   grep -E 'attestnet +[0-9]' <<<"$out" || { echo "$out"; echo "FAIL: load"; exit 1; }
   grep -q '(5 ok, 0 failed)' <<<"$out" || { echo "FAIL: a client was not answered"; exit 1; }
+  # --timeline: a header, then one line per answered request
+  [ "$(head -1 "$W/t$round.csv")" = "phase,due_ms,latency_ms" ] || { echo "FAIL: timeline header"; exit 1; }
+  [ "$(grep -c '^peak,' "$W/t$round.csv")" = 5 ] || { echo "FAIL: timeline lines"; cat "$W/t$round.csv"; exit 1; }
 done
 echo "follower answers test: PASS"
