@@ -522,6 +522,7 @@ Status Node::start() {
   for (uint32_t i = 0; i < cfg_.workers; ++i)
     asio::post(*workers_, [] { pthread_setname_np(pthread_self(), "atn-worker"); });
   started_ = true;
+  inline_ready_ = true;
   return {};
 }
 
@@ -547,7 +548,31 @@ void Node::stop() {
   store_.reset();
 }
 
+namespace {
+thread_local bool t_in_replica = false;  // this thread holds rmu_ (runs replica events)
+}
+
 void Node::post_consensus(Event e) {
+  // Run to completion on the posting thread when the replica is free: one event at a time
+  // still (rmu_), in the order posted (what is queued runs first), and the replica's step
+  // never waits on crypto or disk (the envelope was checked by the io thread, persisting is
+  // the effects thread's). Handing every event to atn-consensus cost a wake-up per message.
+  if (inline_ready_ && !stopping_ && !t_in_replica && rmu_.try_lock()) {
+    t_in_replica = true;
+    std::deque<Event> batch;
+    {
+      std::lock_guard lk(cmu_);
+      batch.swap(cq_);
+      cq_depth_ = 0;
+    }
+    batch.push_back(std::move(e));
+    uint64_t now = wall_ms();
+    for (auto& ev : batch) ev(now);
+    after_events();
+    t_in_replica = false;
+    rmu_.unlock();
+    return;
+  }
   {
     std::lock_guard lk(cmu_);
     cq_.push_back(std::move(e));
@@ -648,49 +673,61 @@ void Node::consensus_loop() {
   const uint64_t tick_ms = cfg_.batch_wait_ms > 0 ? 1 : 10;
   uint64_t next_tick = 0;
   while (!stopping_) {
-    std::deque<Event> batch;
     {
       std::unique_lock lk(cmu_);
       ccv_.wait_for(lk, std::chrono::milliseconds(tick_ms),
                     [&] { return !cq_.empty() || stopping_; });
+    }
+    if (stopping_) break;
+    std::lock_guard rl(rmu_);  // taken before the queue, so that no event overtakes another
+    t_in_replica = true;
+    std::deque<Event> batch;
+    {
+      std::lock_guard lk(cmu_);
       batch.swap(cq_);
       cq_depth_ = 0;
     }
-    if (stopping_) break;
     uint64_t now = wall_ms();
     for (auto& e : batch) e(now);
     if (now >= next_tick) {
       for (auto& [epoch, r] : replicas_) emit(epoch, r->on_tick(now));
       next_tick = now + tick_ms;
     }
-    if (Replica* r = current_replica()) {
-      log_view(*r);
-      std::lock_guard lk(smu_);
-      counters_ = r->counters();
-      view_no_ = r->view();
-      in_view_change_ = r->in_view_change();
-      pending_ = r->pending_requests();
-    } else {
-      std::lock_guard lk(smu_);
-      pending_ = held_.size();  // following: what it holds for a later seat
-    }
-    for (auto& [epoch, a] : emitted_) send_header_votes(epoch, a);
-    if (!emitted_.empty()) {
-      // Consecutive batches of one epoch are carried out as one (group commit).
-      std::vector<std::pair<uint64_t, Actions>> out;
-      for (auto& [epoch, a] : emitted_) {
-        if (!out.empty() && out.back().first == epoch) {
-          out.back().second.insert(out.back().second.end(), std::make_move_iterator(a.begin()),
-                                   std::make_move_iterator(a.end()));
-        } else {
-          out.emplace_back(epoch, std::move(a));
-        }
+    after_events();
+    t_in_replica = false;
+  }
+}
+
+// After a batch of events (rmu_ held): the replica's figures for /v1/status and /metrics, and
+// its actions on their way (header votes to the transport, the rest to the effects thread).
+void Node::after_events() {
+  if (Replica* r = current_replica()) {
+    log_view(*r);
+    std::lock_guard lk(smu_);
+    counters_ = r->counters();
+    view_no_ = r->view();
+    in_view_change_ = r->in_view_change();
+    pending_ = r->pending_requests();
+  } else {
+    std::lock_guard lk(smu_);
+    pending_ = held_.size();  // following: what it holds for a later seat
+  }
+  for (auto& [epoch, a] : emitted_) send_header_votes(epoch, a);
+  if (!emitted_.empty()) {
+    // Consecutive batches of one epoch are carried out as one (group commit).
+    std::vector<std::pair<uint64_t, Actions>> out;
+    for (auto& [epoch, a] : emitted_) {
+      if (!out.empty() && out.back().first == epoch) {
+        out.back().second.insert(out.back().second.end(), std::make_move_iterator(a.begin()),
+                                 std::make_move_iterator(a.end()));
+      } else {
+        out.emplace_back(epoch, std::move(a));
       }
-      emitted_.clear();
-      post_effects([this, o = std::make_shared<decltype(out)>(std::move(out))]() mutable {
-        for (auto& [epoch, a] : *o) carry_out(epoch, std::move(a));
-      });
     }
+    emitted_.clear();
+    post_effects([this, o = std::make_shared<decltype(out)>(std::move(out))]() mutable {
+      for (auto& [epoch, a] : *o) carry_out(epoch, std::move(a));
+    });
   }
 }
 

@@ -6,8 +6,10 @@
 //                checked on the io thread that read it, before the protocol thread sees it
 //   workers (1+) validate (and pre-check the signatures of) forwarded requests;
 //                results land in a signature cache the replica consults
-//   consensus    drives the Replica: one event at a time, plus a tick every 10 ms (1 ms with
-//                batch_wait_ms > 0); hands the Actions, in order, to the effects thread
+//   consensus    drives the Replica: one event at a time (rmu_), plus a tick every 10 ms (1 ms
+//                with batch_wait_ms > 0); hands the Actions, in order, to the effects thread.
+//                An event posted while the replica is free runs at once on the posting thread
+//                (same lock, same order; docs/consensus.md), saving a wake-up per message
 //   effects      carries the Actions out IN ORDER: persist (synced), then send; executes delivered
 //                blocks into the ledger (appraisal), stores header certificates, answers waiters
 // Order is what makes "persist before send" hold: one thread, one queue.
@@ -132,6 +134,7 @@ class Node {
   void carry_out(uint64_t epoch, consensus::Actions actions);
   void notify_executed(uint64_t epoch, consensus::Seq height, const Hash32& digest);
   void send_header_votes(uint64_t epoch, consensus::Actions& actions);
+  void after_events();
   void on_frame(uint32_t from, net::Channel ch, Bytes payload);
   // Forwarded requests wait in rq_ for the workers: up to cfg_.workers drains run at once,
   // each taking what is queued (a batch) and handing the valid ones to the protocol thread as
@@ -242,6 +245,8 @@ class Node {
   std::unique_ptr<api::HttpServer> http_;
 
   std::mutex cmu_;
+  std::mutex rmu_;  // held while replica events run (atn-consensus, or inline: post_consensus)
+  std::atomic<bool> inline_ready_{false};
   std::condition_variable ccv_;
   std::deque<Event> cq_;
   std::thread consensus_thread_;
