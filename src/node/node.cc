@@ -522,7 +522,6 @@ Status Node::start() {
   for (uint32_t i = 0; i < cfg_.workers; ++i)
     asio::post(*workers_, [] { pthread_setname_np(pthread_self(), "atn-worker"); });
   started_ = true;
-  inline_ready_ = true;
   return {};
 }
 
@@ -557,14 +556,9 @@ void Node::post_consensus(Event e) {
   // still (rmu_), in the order posted (what is queued runs first), and the replica's step
   // never waits on crypto or disk (the envelope was checked by the io thread, persisting is
   // the effects thread's). Handing every event to atn-consensus cost a wake-up per message.
-  if (inline_ready_ && !stopping_ && !t_in_replica && rmu_.try_lock()) {
+  if (started_ && !stopping_ && !t_in_replica && rmu_.try_lock()) {
     t_in_replica = true;
-    std::deque<Event> batch;
-    {
-      std::lock_guard lk(cmu_);
-      batch.swap(cq_);
-      cq_depth_ = 0;
-    }
+    std::deque<Event> batch = take_events();
     batch.push_back(std::move(e));
     uint64_t now = wall_ms();
     for (auto& ev : batch) ev(now);
@@ -681,12 +675,7 @@ void Node::consensus_loop() {
     if (stopping_) break;
     std::lock_guard rl(rmu_);  // taken before the queue, so that no event overtakes another
     t_in_replica = true;
-    std::deque<Event> batch;
-    {
-      std::lock_guard lk(cmu_);
-      batch.swap(cq_);
-      cq_depth_ = 0;
-    }
+    std::deque<Event> batch = take_events();
     uint64_t now = wall_ms();
     for (auto& e : batch) e(now);
     if (now >= next_tick) {
@@ -696,6 +685,14 @@ void Node::consensus_loop() {
     after_events();
     t_in_replica = false;
   }
+}
+
+std::deque<Node::Event> Node::take_events() {
+  std::deque<Event> batch;
+  std::lock_guard lk(cmu_);
+  batch.swap(cq_);
+  cq_depth_ = 0;
+  return batch;
 }
 
 // After a batch of events (rmu_ held): the replica's figures for /v1/status and /metrics, and
@@ -742,23 +739,27 @@ void Node::send_header_votes(uint64_t epoch, Actions& actions) {
   }
   if (!seats || !transport_) return;  // carry_out sends them
   auto reg = registry();
-  auto peer_of = [&](uint32_t seat) -> std::optional<uint32_t> {
-    if (seat >= seats->size()) return std::nullopt;
-    auto it = reg->index.find((*seats)[seat]);
-    if (it == reg->index.end() || it->second == self_) return std::nullopt;
-    return it->second;
-  };
   std::erase_if(actions, [&](consensus::Action& a) {
     auto* s = std::get_if<consensus::SendAction>(&a);
     if (!s || s->type != consensus::MsgType::kHeaderVote) return false;
-    if (s->to) {
-      if (auto p = peer_of(*s->to)) transport_->send(*p, net::Channel::kConsensus, s->bytes);
-    } else {
-      for (uint32_t m = 0; m < seats->size(); ++m)
-        if (auto p = peer_of(m)) transport_->send(*p, net::Channel::kConsensus, s->bytes);
-    }
+    send_to_seats(*seats, *reg, *s, net::Channel::kConsensus);
     return true;
   });
+}
+
+// Replica ids are seats of the epoch's committee; the transport's peers are registry indices.
+void Node::send_to_seats(const std::vector<crypto::PublicKey>& seats, const Registry& reg,
+                         const consensus::SendAction& s, net::Channel ch) {
+  auto send = [&](uint32_t seat) {
+    if (seat >= seats.size()) return;
+    auto it = reg.index.find(seats[seat]);
+    if (it != reg.index.end() && it->second != self_) transport_->send(it->second, ch, s.bytes);
+  };
+  if (s.to) {
+    send(*s.to);
+  } else {
+    for (uint32_t m = 0; m < seats.size(); ++m) send(m);
+  }
 }
 
 // A line when the current replica starts a view change and when it enters the new view: the
@@ -981,12 +982,6 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
   const ledger::Committee* committee = nullptr;
   if (auto c = committees_.find(epoch); c != committees_.end()) committee = &c->second;
   auto reg = registry();
-  auto peer_of = [&](uint32_t member) -> std::optional<uint32_t> {
-    if (!committee || member >= committee->members.size()) return std::nullopt;
-    auto it = reg->index.find(committee->members[member]);
-    if (it == reg->index.end() || it->second == self_) return std::nullopt;
-    return it->second;
-  };
   // Group commit. Persist before send: nothing leaves this node, and no client is answered,
   // before every record written so far is durable. So the first action that needs durability
   // (a send, a certified header) writes the persist records of the whole list up to the next
@@ -1041,14 +1036,7 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       }
       net::Channel ch = s->type == consensus::MsgType::kStateReply ? net::Channel::kBulk
                                                                    : net::Channel::kConsensus;
-      // Replica ids are seats of this epoch's committee; the transport's peers are registry
-      // indices.
-      if (s->to) {
-        if (auto p = peer_of(*s->to)) transport_->send(*p, ch, s->bytes);
-      } else if (committee) {
-        for (uint32_t m = 0; m < committee->members.size(); ++m)
-          if (auto p = peer_of(m)) transport_->send(*p, ch, s->bytes);
-      }
+      if (committee) send_to_seats(committee->members, *reg, *s, ch);
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
       write(false);  // the committed block's record before its ledger block, in log order
       last_exec_ms_ = steady_ms();

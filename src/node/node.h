@@ -134,6 +134,7 @@ class Node {
   void carry_out(uint64_t epoch, consensus::Actions actions);
   void notify_executed(uint64_t epoch, consensus::Seq height, const Hash32& digest);
   void send_header_votes(uint64_t epoch, consensus::Actions& actions);
+  std::deque<Event> take_events();  // what cq_ holds, emptied
   void after_events();
   void on_frame(uint32_t from, net::Channel ch, Bytes payload);
   // Forwarded requests wait in rq_ for the workers: up to cfg_.workers drains run at once,
@@ -203,6 +204,9 @@ class Node {
   };
   std::shared_ptr<const Registry> registry_;
   std::shared_ptr<const Registry> registry() const;
+  // Sends to the seat `s.to`, or to every seat but this node's (seats: an epoch's members).
+  void send_to_seats(const std::vector<crypto::PublicKey>& seats, const Registry& reg,
+                     const consensus::SendAction& s, net::Channel ch);
   // Effects thread (and open): re-reads the registry from the trust state; updates self_ and
   // the transport's peers.
   void refresh_registry();
@@ -246,7 +250,6 @@ class Node {
 
   std::mutex cmu_;
   std::mutex rmu_;  // held while replica events run (atn-consensus, or inline: post_consensus)
-  std::atomic<bool> inline_ready_{false};
   std::condition_variable ccv_;
   std::deque<Event> cq_;
   std::thread consensus_thread_;
@@ -256,7 +259,7 @@ class Node {
   std::thread effects_thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> consensus_done_{false};
-  bool started_ = false;
+  std::atomic<bool> started_{false};  // read by io threads posting events (post_consensus)
 
   // Requests the workers or the API validated (the replica's validate hook consumes them).
   std::mutex vmu_;
