@@ -103,12 +103,22 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
           if (ec) return self->retry();
           self->stream_ = std::make_unique<SslStream>(self->strand_, *self->ctx_);
           ++self->gen_;
-          asio::async_connect(self->stream_->lowest_layer(), r,
-                              [self](boost::system::error_code ec, const tcp::endpoint&) {
-                                if (ec) return self->retry();
-                                self->stream_->lowest_layer().set_option(tcp::no_delay(true));
-                                self->handshake();
-                              });
+          asio::async_connect(
+              self->stream_->lowest_layer(), r,
+              [self](boost::system::error_code ec, const tcp::endpoint&) {
+                if (ec) return self->retry();
+                auto& sock = self->stream_->lowest_layer();
+                // Dialling a local port nobody listens on can connect the socket
+                // to itself (TCP simultaneous open), which would hold the port
+                // the peer needs to listen on again: close it and retry.
+                boost::system::error_code le, re;
+                if (sock.local_endpoint(le) == sock.remote_endpoint(re) && !le && !re) {
+                  self->close();
+                  return self->retry();
+                }
+                sock.set_option(tcp::no_delay(true));
+                self->handshake();
+              });
         });
   }
   void handshake() {

@@ -168,7 +168,12 @@ class Swtpm {
   std::filesystem::path ca_issuer() const { return dir_ / "ca" / "issuercert.pem"; }
 
  private:
+  // swtpm cannot bind port 0 and report its port, so another process may take the chosen pair
+  // before swtpm binds it: a start that fails is tried again on a fresh pair.
   void start() {
+    for (int attempt = 0; attempt < 3 && !running_; ++attempt) start_once();
+  }
+  void start_once() {
     port_ = free_port_pair();
     uint16_t ctrl = static_cast<uint16_t>(port_ + 1);
     std::string cmd = "swtpm socket --tpm2 --server type=tcp,port=" + std::to_string(port_) +

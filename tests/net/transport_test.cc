@@ -33,29 +33,38 @@ struct Node {
   Received got;
   explicit Node(const std::string& label)
       : key(crypto::SecretKey::from_seed(crypto::test_seed(label))) {}
-  void start(TransportConfig cfg) {
+  // Starts the transport and its io thread; false (and no transport) when it cannot listen.
+  bool try_start(TransportConfig cfg) {
     t = std::make_unique<Transport>(io, cfg, key, [this](uint32_t from, Channel ch, Bytes b) {
       std::lock_guard lk(got.mu);
       got.frames.emplace_back(from, ch, std::move(b));
       got.cv.notify_all();
     });
-    ASSERT_TRUE(t->start().ok());
+    if (!t->start().ok()) {
+      t.reset();
+      return false;
+    }
     work.emplace(io.get_executor());
     thread = std::thread([this] { io.run(); });
+    return true;
   }
+  void start(TransportConfig cfg) { ASSERT_TRUE(try_start(std::move(cfg))); }
+  uint16_t port() const { return t->listen_port(); }
+  PeerAddress address(uint32_t id) const { return {id, key.public_key(), "127.0.0.1", port()}; }
   void stop() {
     if (!t) return;
     t->stop();
     work.reset();
     io.stop();
-    thread.join();
+    if (thread.joinable()) thread.join();
     t.reset();
     io.restart();
   }
   ~Node() { stop(); }
 };
 
-uint16_t free_port() {
+// A port nothing listens on (for a peer that never comes up).
+uint16_t unused_port() {
   asio::io_context io;
   asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
   return a.local_endpoint().port();
@@ -70,14 +79,25 @@ TransportConfig config(uint32_t self, uint16_t port, std::vector<PeerAddress> pe
   return c;
 }
 
+// Starts A (id 0) and B (id 1) on ports the kernel picks when they bind, so no other process
+// can take a port between choosing it and listening on it, then pins each as the other's peer:
+// B from its config at start, A through set_peers.
+void start_pair(Node& a, Node& b, TransportConfig ca = config(0, 0, {}),
+                TransportConfig cb = config(1, 0, {})) {
+  a.start(ca);
+  ASSERT_TRUE(a.t);
+  cb.peers = {a.address(0)};
+  b.start(cb);
+  ASSERT_TRUE(b.t);
+  a.t->set_peers({b.address(1)});
+}
+
 }  // namespace
 
 TEST(Transport, PinnedPeersExchangeFramesInOrderAndBulkIsReassembled) {
   crypto::init();
   Node a("transport-a"), b("transport-b");
-  uint16_t pa = free_port(), pb = free_port();
-  a.start(config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}}));
-  b.start(config(1, pb, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  start_pair(a, b);
   Bytes big(25000);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
   a.t->send(1, Channel::kBulk, std::make_shared<Bytes>(big));
@@ -107,9 +127,7 @@ TEST(Transport, PinnedPeersExchangeFramesInOrderAndBulkIsReassembled) {
 TEST(Transport, AFrameLargerThanAReadAndManySmallOnesInOneReadAllArrive) {
   crypto::init();
   Node a("transport-a"), b("transport-b");
-  uint16_t pa = free_port(), pb = free_port();
-  a.start(config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}}));
-  b.start(config(1, pb, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  start_pair(a, b);
   Bytes big(300000);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 13 + 1);
   for (uint32_t i = 0; i < 400; ++i) {
@@ -137,10 +155,9 @@ TEST(Transport, AFrameLargerThanAReadAndManySmallOnesInOneReadAllArrive) {
 TEST(Transport, AnUnpinnedKeyIsRefusedAtTheHandshake) {
   crypto::init();
   Node a("transport-a"), b("transport-b"), mallory("transport-mallory");
-  uint16_t pa = free_port(), pb = free_port(), pm = free_port();
-  a.start(config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}}));
+  a.start(config(0, 0, {{1, b.key.public_key(), "127.0.0.1", unused_port()}}));
   // Mallory claims to be node 1 to A, but holds another key.
-  mallory.start(config(1, pm, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  mallory.start(config(1, 0, {a.address(0)}));
   mallory.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1, 2, 3}));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_FALSE(a.got.wait_for(1, 200));
@@ -151,15 +168,18 @@ TEST(Transport, AnUnpinnedKeyIsRefusedAtTheHandshake) {
 TEST(Transport, ReconnectsAfterThePeerRestarts) {
   crypto::init();
   Node a("transport-a"), b("transport-b");
-  uint16_t pa = free_port(), pb = free_port();
-  auto ca = config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}});
-  auto cb = config(1, pb, {{0, a.key.public_key(), "127.0.0.1", pa}});
-  a.start(ca);
-  b.start(cb);
+  start_pair(a, b);
   a.t->send(1, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1}));
   ASSERT_TRUE(b.got.wait_for(1));
+  // B comes back on the same port; another process may hold it for a moment after the close.
+  auto cb = config(1, b.port(), {a.address(0)});
   b.stop();
-  b.start(cb);
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = b.try_start(cb);
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(up) << "B could not listen on its port again";
   // Frames sent while B restarts may be lost with the old connection; later ones arrive.
   for (int i = 0; i < 100 && !b.got.wait_for(2, 50); ++i)
     a.t->send(1, Channel::kConsensus, std::make_shared<Bytes>(Bytes{2}));
@@ -170,13 +190,12 @@ TEST(Transport, ReconnectsAfterThePeerRestarts) {
 TEST(Transport, SetPeersAdmitsANewKeyAndRetiresARotatedOne) {
   crypto::init();
   Node a("transport-a"), c("transport-c"), c2("transport-c-rotated");
-  uint16_t pa = free_port(), pc = free_port(), pc2 = free_port();
-  a.start(config(0, pa, {}));
-  c.start(config(2, pc, {{0, a.key.public_key(), "127.0.0.1", pa}}));
+  a.start(config(0, 0, {}));
+  c.start(config(2, 0, {a.address(0)}));
   // C is not pinned at A yet: its frames are refused at the handshake.
   c.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1}));
   EXPECT_FALSE(a.got.wait_for(1, 500));
-  a.t->set_peers({{2, c.key.public_key(), "127.0.0.1", pc}});
+  a.t->set_peers({c.address(2)});
   // After admission C's (retried) connection is accepted, and A dials C.
   for (int i = 0; i < 100 && !a.got.wait_for(1, 50); ++i)
     c.t->send(0, Channel::kConsensus, std::make_shared<Bytes>(Bytes{1}));
@@ -190,8 +209,8 @@ TEST(Transport, SetPeersAdmitsANewKeyAndRetiresARotatedOne) {
 
   // C rotates its key: peer 2 is now C2 at another port. C's connection is closed and its
   // frames no longer arrive; C2's do, and A's frames for peer 2 go to C2.
-  c2.start(config(2, pc2, {{0, a.key.public_key(), "127.0.0.1", pa}}));
-  a.t->set_peers({{2, c2.key.public_key(), "127.0.0.1", pc2}});
+  c2.start(config(2, 0, {a.address(0)}));
+  a.t->set_peers({c2.address(2)});
   for (int i = 0; i < 100 && !c2.got.wait_for(1, 50); ++i)
     a.t->send(2, Channel::kConsensus, std::make_shared<Bytes>(Bytes{7}));
   ASSERT_TRUE(c2.got.wait_for(1));
@@ -221,12 +240,9 @@ TEST(Transport, SetPeersAdmitsANewKeyAndRetiresARotatedOne) {
 TEST(Transport, OversizeFrameDropsThePeerConnection) {
   crypto::init();
   Node a("transport-a"), b("transport-b");
-  uint16_t pa = free_port(), pb = free_port();
-  auto ca = config(0, pa, {{1, b.key.public_key(), "127.0.0.1", pb}});
-  auto cb = config(1, pb, {{0, a.key.public_key(), "127.0.0.1", pa}});
+  auto cb = config(1, 0, {});
   cb.max_frame = 100;
-  a.start(ca);
-  b.start(cb);
+  start_pair(a, b, config(0, 0, {}), cb);
   a.t->send(1, Channel::kConsensus, std::make_shared<Bytes>(Bytes(500)));
   for (int i = 0; i < 200 && b.t->stats().bad_frames.load() == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
