@@ -337,6 +337,9 @@ int bench(const BenchArgs& a) {
   if (a.evidence == "tpm")
     for (const auto& e : fs::directory_iterator(a.requests_dir))
       if (auto b = read_file(e.path().string()); b.ok()) tpm_requests.push_back(*b);
+  // With --half-peak the pre-generated requests are split: the first half for the peak, the
+  // second for the run at half of it (each request is submitted once).
+  std::atomic<size_t> tpm_limit{a.half_peak ? tpm_requests.size() / 2 : tpm_requests.size()};
 
   // Anchors are refreshed per client every 100 requests (they stay recent for 1024 blocks).
   std::vector<Hash32> anchors(a.concurrency);
@@ -378,7 +381,7 @@ int bench(const BenchArgs& a) {
       // Each pre-generated request once: a repeat would be answered from the ledger
       // (at-most-once) and flatter the figures.
       uint64_t k = counter++;
-      if (k >= tpm_requests.size())
+      if (k >= tpm_limit.load())
         return std::make_pair(urls[c % n], std::make_pair(std::string(), std::string()));
       payload = tpm_requests[k];
     } else {
@@ -443,6 +446,10 @@ int bench(const BenchArgs& a) {
   if (a.half_peak) {
     // The latency goal is stated at half the peak: offer exactly that, open loop, same clients.
     double offered = out["attestnet"]["per_second"].get<double>() / 2;
+    if (a.evidence == "tpm") {
+      counter = tpm_requests.size() / 2;
+      tpm_limit = tpm_requests.size();
+    }
     Load h = drive(a.concurrency, a.duration, make, 200, urls, a.save_responses, offered);
     out["half_peak"] = summarize("attestnet at half peak", h);
     if (!a.timeline.empty()) append_timeline(a.timeline, "half_peak", h, false);
