@@ -2,12 +2,15 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -1580,6 +1583,9 @@ nlohmann::json Node::status() const {
 
 std::string Node::metrics() const {
   std::ostringstream o;
+  // 15 significant digits: counters print exactly up to 10^15 (the default 6 printed
+  // 1234567 as 1.23457e+06, so a counter past a million moved in steps).
+  o << std::setprecision(15);
   auto line = [&](const char* name, const char* type, const char* help, double v) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
       << name << " " << v << "\n";
@@ -1654,6 +1660,28 @@ std::string Node::metrics() const {
     line("attestnet_http_too_large_total", "counter", "HTTP bodies over the limit (413).",
          double(h.too_large));
     line("attestnet_http_connections", "gauge", "Open HTTP connections.", double(h.connections));
+  }
+  // The process, under Prometheus' process_* names: with attestnet_requests_committed_total
+  // they give CPU, page faults and context switches per committed request in production, the
+  // figures scripts/bench-ab reports for a devnet (docs/operations.md).
+  if (rusage ru{}; getrusage(RUSAGE_SELF, &ru) == 0) {
+    auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+    line("process_cpu_seconds_total", "counter", "User and system CPU time of all threads.",
+         secs(ru.ru_utime) + secs(ru.ru_stime));
+    line("process_minor_page_faults_total", "counter",
+         "Page faults served without I/O (first touch of new memory).", double(ru.ru_minflt));
+    line("process_major_page_faults_total", "counter", "Page faults that read from disk.",
+         double(ru.ru_majflt));
+    line("process_voluntary_context_switches_total", "counter",
+         "Context switches of all threads that waited (I/O, locks, queues).", double(ru.ru_nvcsw));
+    line("process_involuntary_context_switches_total", "counter",
+         "Context switches of all threads that were preempted.", double(ru.ru_nivcsw));
+  }
+  if (std::ifstream statm("/proc/self/statm"); statm) {
+    uint64_t size_pages = 0, resident_pages = 0;
+    if (statm >> size_pages >> resident_pages)
+      line("process_resident_memory_bytes", "gauge", "Resident memory.",
+           double(resident_pages) * double(sysconf(_SC_PAGESIZE)));
   }
   o << "# HELP attestnet_commit_latency_ms Submit-to-commit latency at this node.\n"
     << "# TYPE attestnet_commit_latency_ms histogram\n";

@@ -131,6 +131,12 @@ for n in 0 1 2 3; do
 done
 get $API /metrics | grep -E "^attestnet_certificates_fetched_total"
 get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"
+# Counters print in full (not 1.23457e+06) and the process's own figures are there.
+get $API /metrics | grep -E "^process_cpu_seconds_total [0-9.]+$"
+get $API /metrics | grep -E "^process_minor_page_faults_total [0-9]+$"
+if get $API /metrics | grep -E "^[a-z_]+(\{[^}]*\})? [0-9.]+e\+"; then
+  echo "FAIL: a metric printed in exponent notation"; exit 1
+fi
 
 echo "== 3b. every TPM response a client received verifies offline and is on every ledger"
 n=0
