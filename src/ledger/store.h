@@ -20,6 +20,7 @@
 // stored once. Truncation drops message records at or below a stable checkpoint.
 //
 // Record encoding in `consensus`: kind:u8 seq:u64 view:u64 bytes (for kCommitted: the height).
+// Truncation also drops prepare leases (kLease) whose last slot is at or below the checkpoint.
 //
 // REQUIRES: one writer (the node's storage thread, or the simulator).
 #pragma once
@@ -109,6 +110,10 @@ class ReplicaStore {
   // checked against the header's state root before use). Only the newest is kept.
   Status put_snapshot(ByteView snapshot);
   Result<Bytes> snapshot() const;
+  // A small value the host keeps for itself in `meta` (key prefixed "host/"; synced writes).
+  // NotFound when never written.
+  Status put_host_value(const std::string& key, const std::string& value);
+  Result<std::string> host_value(const std::string& key) const;
   Result<std::pair<consensus::View, crypto::QuorumCertificate>> certificate(
       consensus::Seq height) const;
   consensus::Seq highest_header() const { return highest_header_; }

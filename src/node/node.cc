@@ -95,6 +95,14 @@ void Histogram::observe(double ms) {
   }
 }
 
+// This boot of the machine (Linux: a random id per boot), or "" where there is none.
+std::string read_boot_id() {
+  std::ifstream f("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(f, id);
+  return id;
+}
+
 Status pin_to_cpus(const std::vector<uint32_t>& cpus) {
   if (cpus.empty()) return {};
   cpu_set_t set;
@@ -217,6 +225,19 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
                  me_hex.substr(0, 16).c_str());
   }
   ATN_TRY(auto records, n->store_->load());
+  // Prepare leases (consensus/replica.h) guard against records lost with writes that were not
+  // synced. Those are lost only when the machine goes down (power, kernel): a process that
+  // dies, even by SIGKILL, leaves what it wrote in the page cache. So when the store was last
+  // opened in this same boot, every record is here and the leases are dropped before recovery
+  // (a restarted primary then goes on proposing instead of waiting for a view change).
+  std::string boot = read_boot_id();
+  auto last_boot = n->store_->host_value("boot_id");
+  if (!boot.empty() && last_boot.ok() && *last_boot == boot) {
+    std::erase_if(records, [](const consensus::PersistRecord& r) {
+      return r.kind == consensus::PersistRecord::Kind::kLease;
+    });
+  }
+  if (!boot.empty()) ATN_CHECK(n->store_->put_host_value("boot_id", boot));
   n->hooks_.verify = n->memo_verify();
   n->hooks_.validate = [self](const consensus::Request& q) -> Status {
     {
@@ -277,6 +298,7 @@ consensus::ReplicaConfig Node::replica_config(uint64_t epoch, const ledger::Comm
   rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
   rc.view_change_timeout_ms = cfg_.view_change_timeout_ms;
   rc.max_inflight_blocks = cfg_.max_inflight_blocks;
+  rc.prepare_lease = cfg_.prepare_lease;
   rc.pipeline_min_batch = cfg_.pipeline_min_batch ? cfg_.pipeline_min_batch : cfg_.batch_max;
   rc.base_height = base_height;
   rc.base_state_digest = base_digest;
@@ -709,7 +731,7 @@ void Node::after_events() {
     std::lock_guard lk(smu_);
     pending_ = held_.size();  // following: what it holds for a later seat
   }
-  for (auto& [epoch, a] : emitted_) send_header_votes(epoch, a);
+  for (auto& [epoch, a] : emitted_) send_unsynced(epoch, a);
   if (!emitted_.empty()) {
     // Consecutive batches of one epoch are carried out as one (group commit).
     std::vector<std::pair<uint64_t, Actions>> out;
@@ -728,10 +750,12 @@ void Node::after_events() {
   }
 }
 
-// A header vote needs no synced write before it (carry_out explains why), so it leaves from
-// here rather than queueing on the effects thread behind writes that do: on the 4-node bench
-// that queue held it ~1.5 ms per block, on the path to every client's answer.
-void Node::send_header_votes(uint64_t epoch, Actions& actions) {
+// A message that needs no synced write before it (header votes; pre-prepares and prepares
+// under a durable lease, consensus/replica.h) leaves from here rather than queueing on the
+// effects thread behind writes that do: on the 4-node bench that queue held a header vote
+// ~1.5 ms per block, on the path to every client's answer. Its records stay in `actions`, and
+// the effects thread writes them in order: the slot's commit, a durable send, syncs them.
+void Node::send_unsynced(uint64_t epoch, Actions& actions) {
   std::shared_ptr<const std::vector<crypto::PublicKey>> seats;
   {
     std::lock_guard lk(smu_);
@@ -741,7 +765,7 @@ void Node::send_header_votes(uint64_t epoch, Actions& actions) {
   auto reg = registry();
   std::erase_if(actions, [&](consensus::Action& a) {
     auto* s = std::get_if<consensus::SendAction>(&a);
-    if (!s || s->type != consensus::MsgType::kHeaderVote) return false;
+    if (!s || s->durable || s->type == consensus::MsgType::kStateReply) return false;
     send_to_seats(*seats, *reg, *s, net::Channel::kConsensus);
     return true;
   });
@@ -997,6 +1021,8 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       return;
     }
     if (Status st = store_->append_all(pending, sync); !st.ok()) fatal_store(st);
+    note_written(epoch, pending);
+    if (sync) leases_synced();
     persisted_batches_ += 1;
     persisted_records_ += pending.size();
     if (sync) ++synced_writes_;
@@ -1024,12 +1050,11 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       write(false);  // the records before it, then the truncation (neither needs a sync)
       (void)store_->truncate(t->stable_seq);
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
-      // A header vote promises nothing a crash could make this node break: the header follows
-      // from the committed block, so a node that lost its unsynced ledger writes executes the
-      // block again into the same header. Clients are answered only after a sync
-      // (answer_ready). So it goes out without one, and the next send or answer makes the
-      // block's records durable.
-      if (s->type == consensus::MsgType::kHeaderVote) {
+      // A send the replica marked not durable (a header vote, or a pre-prepare or prepare under
+      // a durable lease: consensus/replica.h) promises nothing a crash could make this node
+      // break, so it goes out without a sync (normally send_unsynced already sent it), and the
+      // next durable send or answer makes the records ahead of it durable.
+      if (!s->durable) {
         write(false);
       } else {
         durable();
@@ -1218,6 +1243,7 @@ void Node::drain_received() {
                                  std::move(w).take()};
     const consensus::PersistRecord* one = &rec;
     if (!store_->append_all(std::span(&one, 1)).ok()) return;
+    leases_synced();
     execute_block(cb);
   }
   received_.erase(received_.begin(), received_.upper_bound(builder_->next_height() - 1));
@@ -1287,6 +1313,22 @@ void Node::make_durable() {
   if (!store_->dirty()) return;
   if (Status st = store_->sync(); !st.ok()) fatal_store(st);
   ++synced_writes_;
+  leases_synced();
+}
+
+void Node::note_written(uint64_t epoch, std::span<const consensus::PersistRecord* const> recs) {
+  for (const auto* r : recs)
+    if (r->kind == consensus::PersistRecord::Kind::kLease) unsynced_leases_.emplace_back(epoch, *r);
+}
+
+void Node::leases_synced() {
+  if (unsynced_leases_.empty()) return;
+  post_consensus([this, leases = std::move(unsynced_leases_)](uint64_t) {
+    for (const auto& [epoch, rec] : leases)
+      if (auto r = replicas_.find(epoch); r != replicas_.end())
+        r->second->on_lease_durable(rec.view, rec.seq);
+  });
+  unsynced_leases_.clear();
 }
 
 void Node::answer_ready(uint64_t certified_height) {
