@@ -126,10 +126,15 @@ struct Event {
 struct Node {
   crypto::SecretKey key;
   std::unique_ptr<consensus::Replica> replica;
-  std::vector<consensus::PersistRecord> disk;      // in-memory "disk" (no store_dir)
-  std::unique_ptr<ledger::ReplicaStore> store;     // the real store (store_dir)
-  std::unique_ptr<ledger::LedgerBuilder> builder;  // executes delivered blocks into headers
-  std::unique_ptr<state::MemoryLedgerView> view;   // with attest: what execution reads
+  // In-memory "disk" (no store_dir): its first `synced` records are durable. A crash keeps
+  // the synced ones and a random prefix of the rest (a write-ahead log loses a suffix of what
+  // was not synced); committed blocks and stable proofs are always kept.
+  std::vector<consensus::PersistRecord> disk;
+  size_t synced = 0;
+  std::vector<consensus::PersistRecord> unsynced_leases;  // reported durable at the next sync
+  std::unique_ptr<ledger::ReplicaStore> store;            // the real store (store_dir)
+  std::unique_ptr<ledger::LedgerBuilder> builder;         // executes delivered blocks into headers
+  std::unique_ptr<state::MemoryLedgerView> view;          // with attest: what execution reads
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -183,6 +188,8 @@ class Simulation {
   }
   void apply(uint32_t r, Actions actions);
   void send_from(uint32_t r, const consensus::SendAction& sa);
+  void sync(Node& nd);           // what was written so far becomes durable (leases reported)
+  void lose_unsynced(Node& nd);  // at a crash
   void net_send(uint32_t from, uint32_t to, std::shared_ptr<const Bytes> bytes);
   void client_send(ClientState& c, size_t idx);
   void on_reply(const Event& e);
@@ -644,6 +651,7 @@ void Simulation::step(const Event& e) {
       nd.up = false;
       nd.replica.reset();
       nd.store.reset();  // closes the database, as the process dying would
+      lose_unsynced(nd);
       ++res_.crashes;
       return;
     }
@@ -727,6 +735,8 @@ void Simulation::apply(uint32_t r, Actions actions) {
   for (auto& a : actions) {
     if (failed_) return;
     if (auto* p = std::get_if<consensus::PersistAction>(&a)) {
+      if (p->record.kind == consensus::PersistRecord::Kind::kLease)
+        nd.unsynced_leases.push_back(p->record);
       if (nd.store) {
         Status st = nd.store->append(p->record);
         if (!st.ok()) violation("storage", st.error().to_string());
@@ -738,12 +748,22 @@ void Simulation::apply(uint32_t r, Actions actions) {
         Status st = nd.store->truncate(t->stable_seq);
         if (!st.ok()) violation("storage", st.error().to_string());
       } else {
-        std::erase_if(nd.disk, [&](const consensus::PersistRecord& rec) {
-          return rec.kind == consensus::PersistRecord::Kind::kMessage && rec.seq != 0 &&
-                 rec.seq <= t->stable_seq;
-        });
+        // As the node's store: slot messages and leases at or below the checkpoint.
+        std::vector<consensus::PersistRecord> kept;
+        size_t synced = 0;
+        for (size_t i = 0; i < nd.disk.size(); ++i) {
+          const auto& rec = nd.disk[i];
+          bool slot_bound = rec.kind == consensus::PersistRecord::Kind::kMessage ||
+                            rec.kind == consensus::PersistRecord::Kind::kLease;
+          if (slot_bound && rec.seq != 0 && rec.seq <= t->stable_seq) continue;
+          if (i < nd.synced) ++synced;
+          kept.push_back(std::move(nd.disk[i]));
+        }
+        nd.disk = std::move(kept);
+        nd.synced = synced;
       }
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
+      if (s->durable) sync(nd);  // persist before send, as the node does
       send_from(r, *s);
     } else if (auto* d = std::get_if<consensus::DeliverAction>(&a)) {
       if (honest(r)) check_delivery(r, *d);
@@ -769,12 +789,14 @@ void Simulation::apply(uint32_t r, Actions actions) {
       }
       executed.emplace_back(built.header.height, built.header.hash());
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
+      sync(nd);  // the node answers its clients after a sync
       if (honest(r)) check_header_certificate(r, *hc);
       if (nd.store) {
         Status st = nd.store->put_certificate(hc->height, hc->view, hc->cert);
         if (!st.ok()) violation("storage", st.error().to_string());
       }
     } else if (auto* rp = std::get_if<consensus::ReplyAction>(&a)) {
+      sync(nd);
       auto it = request_index_.find(rp->request_id);
       if (it == request_index_.end()) continue;
       if (faults_active() && chance(drop_p_)) continue;
@@ -809,6 +831,34 @@ void Simulation::apply(uint32_t r, Actions actions) {
       nd.last_conflicts = rep.counters().dropped_conflicting;
     }
   }
+}
+
+void Simulation::sync(Node& nd) {
+  nd.synced = nd.disk.size();
+  for (const auto& l : nd.unsynced_leases)
+    if (nd.replica) nd.replica->on_lease_durable(l.view, l.seq);
+  nd.unsynced_leases.clear();
+}
+
+void Simulation::lose_unsynced(Node& nd) {
+  nd.unsynced_leases.clear();
+  if (nd.store || nd.synced >= nd.disk.size()) return;
+  size_t cut = rand(nd.synced, nd.disk.size());
+  size_t lost = 0;
+  std::vector<consensus::PersistRecord> kept(std::make_move_iterator(nd.disk.begin()),
+                                             std::make_move_iterator(nd.disk.begin() + cut));
+  for (size_t i = cut; i < nd.disk.size(); ++i) {
+    auto k = nd.disk[i].kind;
+    if (k == consensus::PersistRecord::Kind::kCommitted ||
+        k == consensus::PersistRecord::Kind::kStable) {
+      kept.push_back(std::move(nd.disk[i]));
+    } else {
+      ++lost;
+    }
+  }
+  nd.disk = std::move(kept);
+  nd.synced = nd.disk.size();
+  res_.unsynced_records_lost += lost;
 }
 
 void Simulation::send_from(uint32_t r, const consensus::SendAction& sa) {

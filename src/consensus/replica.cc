@@ -92,10 +92,21 @@ std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey k
         if (env.ok() && env->epoch == r->cfg_.epoch) r->handle(*env);
         break;
       }
+      case PersistRecord::Kind::kLease: {
+        Reader rd(as_view(rec.bytes));
+        auto epoch = rd.u64();
+        Lease l{rec.view, rec.seq, true};
+        if (epoch.ok() && *epoch == r->cfg_.epoch && r->lease_recovered_.before(l))
+          r->lease_recovered_ = l;
+        break;
+      }
     }
   }
   r->out_.clear();
   r->replaying_ = false;
+  // What the recovered lease covers was perhaps signed in records lost with an unsynced write:
+  // refused_after_restart keeps this replica from signing those slots again.
+  r->lease_emitted_ = r->lease_durable_ = r->lease_recovered_;
   return r;
 }
 
@@ -193,8 +204,10 @@ Actions Replica::on_executed(Seq height, const Hash32& header_digest, uint64_t n
   // in view v commits in v at some and in v+1 at others), the header they vote on does not.
   hv.view = 0;
   HeaderVote v{height, hv.view, header_digest};
+  // Not durable: the header follows from the committed block, so a replica that lost its
+  // unsynced ledger writes executes the block again into the same header.
   Envelope env = sign(MsgType::kHeaderVote, v.encode());
-  send(env);
+  send(env, std::nullopt, false);
   for (const auto& [id, vs] : hv.votes) {
     if (vs.first.header_digest != header_digest) report_bad_header_vote(id, vs.first, vs.second);
   }
@@ -335,6 +348,10 @@ void Replica::try_propose() {
   next_seq_ = std::max(next_seq_, std::max(last_executed_, stable_) + 1);
   while (next_seq_ <= high_mark()) {
     if (cfg_.max_inflight_blocks && next_seq_ > last_executed_ + cfg_.max_inflight_blocks) return;
+    // Back from a restart as the primary of the view its lease names: it cannot know what it
+    // proposed at the slots the lease covers, so it proposes nothing more in this view (the
+    // backups' timers move the committee to the next primary).
+    if (refused_after_restart(view_, next_seq_)) return;
     // pending_order_ holds proposal candidates in arrival order; ids that were executed or
     // already proposed are skipped lazily, so each id is looked at O(1) times.
     const RequestState* front = nullptr;
@@ -394,7 +411,7 @@ void Replica::try_propose() {
     e.block_time = pp.block.block_time;
     e.block = std::make_shared<Block>(std::move(pp.block));
     persist_message(env, pp.seq, view_);
-    send(env);
+    send(env, std::nullopt, !leased(view_, pp.seq));
     check_prepared(pp.seq);
   }
 }
@@ -543,7 +560,7 @@ void Replica::handle_pre_prepare(const Envelope& env, PrePrepare pp, bool from_n
     if (record_signature(MsgType::kPrepare, view_, pp.seq, digest)) {
       Envelope pe = sign(MsgType::kPrepare, v.encode());
       persist_message(pe, pp.seq, view_);
-      send(pe);
+      send(pe, std::nullopt, !leased(view_, pp.seq));
       e.prepares[cfg_.self] = VoteRecord{digest, pe};
     }
   }
@@ -1283,8 +1300,40 @@ bool Replica::record_signature(MsgType type, View v, Seq seq, const Hash32& dige
     }
     return true;
   }
+  if (!replaying_ && (type == MsgType::kPrePrepare || type == MsgType::kPrepare) &&
+      refused_after_restart(v, seq)) {
+    ++counters_.refused_after_restart;
+    return false;
+  }
   signed_[key] = digest;
   return true;
+}
+
+bool Replica::refused_after_restart(View v, Seq seq) const {
+  const Lease& l = lease_recovered_;
+  return l.any && (v < l.view || (v == l.view && seq <= l.upto));
+}
+
+bool Replica::leased(View v, Seq seq) {
+  if (cfg_.prepare_lease == 0 || replaying_) return false;
+  Seq ahead = cfg_.prepare_lease;
+  bool covered = lease_durable_.covers(v, seq);
+  // Renewed while half of it is left, so that the slots after this one find it durable (the
+  // record is synced with this slot's commit at the latest).
+  if (!lease_emitted_.covers(v, seq + ahead / 2)) {
+    Lease l{v, seq + ahead, true};
+    Writer w(8);
+    w.u64(cfg_.epoch);
+    out_.push_back(
+        PersistAction{PersistRecord{PersistRecord::Kind::kLease, l.upto, v, std::move(w).take()}});
+    lease_emitted_ = l;
+  }
+  return covered;
+}
+
+void Replica::on_lease_durable(View v, Seq upto) {
+  Lease l{v, upto, true};
+  if (lease_durable_.before(l)) lease_durable_ = l;
 }
 
 void Replica::persist_message(const Envelope& env, Seq seq, View v) {
@@ -1292,9 +1341,9 @@ void Replica::persist_message(const Envelope& env, Seq seq, View v) {
   out_.push_back(PersistAction{PersistRecord{PersistRecord::Kind::kMessage, seq, v, env.encode()}});
 }
 
-void Replica::send(const Envelope& env, std::optional<ReplicaId> to) {
+void Replica::send(const Envelope& env, std::optional<ReplicaId> to, bool durable) {
   if (replaying_) return;
-  out_.push_back(SendAction{to, env.type, std::make_shared<const Bytes>(env.encode())});
+  out_.push_back(SendAction{to, env.type, std::make_shared<const Bytes>(env.encode()), durable});
 }
 
 bool Replica::verify_sig(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig) {

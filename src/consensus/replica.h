@@ -63,6 +63,10 @@ struct ReplicaConfig {
   uint64_t status_interval_ms = 250;
   uint64_t max_clock_skew_ms = 2000;   // |block_time - local clock| bound checked before prepare
   uint32_t state_transfer_batch = 64;  // blocks per StateReply
+  // Prepare leases (PersistRecord): a lease covers this many sequence numbers ahead, and is
+  // renewed when half of it is left. 0: off, every pre-prepare and prepare waits for a synced
+  // write of its records (classic PBFT persistence).
+  uint32_t prepare_lease = 32;
   size_t max_pending_requests = 200000;
   size_t max_future_messages = 4096;  // buffered messages for views not yet entered
 
@@ -76,21 +80,35 @@ struct ReplicaConfig {
   ReplicaId primary(View v) const { return static_cast<ReplicaId>(v % committee.size()); }
 };
 
-// What the host must make durable before acting further. Records are replayed, in order, by
-// Replica::recover. `seq` lets the host drop message records at or below a stable checkpoint
+// What the host must write to its store. Records are replayed, in order, by Replica::recover.
+// `seq` lets the host drop message records (and leases) at or below a stable checkpoint
 // (TruncateAction); committed blocks are the ledger and are never truncated.
+//
+// Persist before send: every record emitted before a SendAction with `durable` set must be
+// durable (synced) before that message leaves. A send without `durable` may leave before the
+// records ahead of it are synced; the replica emits such sends only for pre-prepares and
+// prepares covered by a durable lease (below), and for header votes.
+//
+// A lease (kLease, view v, seq s; bytes: the epoch, u64) says "this replica may have signed
+// pre-prepares or prepares in view v for sequence numbers up to s". Once the host reports it
+// durable (on_lease_durable), pre-prepares and prepares in v up to s leave unsynced; their
+// records become durable with the replica's commit for the slot, which is a durable send. After
+// a restart the replica signs no pre-prepare or prepare that its recovered lease covers and
+// its recovered records do not hold, so records lost with their unsynced writes can never make
+// it sign two digests for one slot (docs/consensus.md, "Prepare leases and one sync per block").
 struct PersistRecord {
-  enum class Kind : uint8_t { kMessage = 1, kCommitted = 2, kStable = 3 };
+  enum class Kind : uint8_t { kMessage = 1, kCommitted = 2, kStable = 3, kLease = 4 };
   Kind kind = Kind::kMessage;
   Seq seq = 0;  // for messages: the slot (0 for view-change traffic, kept until superseded)
   View view = 0;
-  Bytes bytes;  // Envelope, CommittedBlock or StateReply-encoded stable proof
+  Bytes bytes;  // Envelope, CommittedBlock, StateReply-encoded stable proof, or a lease's epoch
 };
 
 struct SendAction {
   std::optional<ReplicaId> to;  // nullopt: every other committee member
   MsgType type = MsgType::kStatus;
   std::shared_ptr<const Bytes> bytes;
+  bool durable = true;  // false: may leave before the records emitted ahead of it are synced
 };
 struct PersistAction {
   PersistRecord record;
@@ -155,6 +173,9 @@ struct ReplicaCounters {
   uint64_t dropped_invalid_state = 0;
   uint64_t dropped_requests = 0;
   uint64_t refused_equivocation = 0;  // must stay 0 for an honest replica
+  // Pre-prepares or prepares not signed after a restart: the recovered lease covered the slot
+  // and the recovered records did not say what was signed there.
+  uint64_t refused_after_restart = 0;
   uint64_t view_changes = 0;
   uint64_t blocks_executed = 0;
   uint64_t requests_executed = 0;
@@ -187,6 +208,9 @@ class Replica {
   // deterministic, so every correct replica signs the same digest; a replica whose digest
   // differs from a 2f+1 quorum's counts it as `execution_divergence`.
   Actions on_executed(Seq height, const Hash32& header_digest, uint64_t now_ms);
+  // The host synced the lease record (view v, up to seq): pre-prepares and prepares it covers
+  // may leave without waiting for a synced write.
+  void on_lease_durable(View v, Seq upto);
 
   // Introspection (tests, status, metrics).
   View view() const { return view_; }
@@ -295,7 +319,22 @@ class Replica {
   Envelope sign(MsgType type, Bytes body);
   bool record_signature(MsgType type, View v, Seq seq, const Hash32& digest);
   void persist_message(const Envelope& env, Seq seq, View v);
-  void send(const Envelope& env, std::optional<ReplicaId> to = std::nullopt);
+  void send(const Envelope& env, std::optional<ReplicaId> to = std::nullopt, bool durable = true);
+  // Prepare leases: whether the pre-prepare or prepare for (v, seq) may leave unsynced (a
+  // durable lease covers it); renews the lease ahead of need, or emits one the send must wait
+  // for.
+  bool leased(View v, Seq seq);
+  bool refused_after_restart(View v, Seq seq) const;
+  struct Lease {
+    View view = 0;
+    Seq upto = 0;
+    bool any = false;
+    bool covers(View v, Seq s) const { return any && view == v && s <= upto; }
+    bool before(const Lease& o) const {
+      return !any || (o.any && (view < o.view || (view == o.view && upto < o.upto)));
+    }
+  };
+  Lease lease_emitted_, lease_durable_, lease_recovered_;
   bool verify_envelope(const Envelope& env);
   bool verify_sig(const crypto::PublicKey& pk, ByteView msg, const crypto::Signature& sig);
   Actions take_actions();

@@ -14,6 +14,13 @@
 namespace attestnet::ledger {
 namespace {
 
+// Records a stable checkpoint at or above their slot makes obsolete: slot messages, and prepare
+// leases (a lease's seq is the last slot it covers; the window starts above the checkpoint).
+bool slot_bound(consensus::PersistRecord::Kind kind, consensus::Seq seq) {
+  return seq != 0 && (kind == consensus::PersistRecord::Kind::kMessage ||
+                      kind == consensus::PersistRecord::Kind::kLease);
+}
+
 constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5, kRecords = 6,
                  kByRequest = 7, kByVm = 8, kTiles = 9;
@@ -470,8 +477,7 @@ Status ReplicaStore::append_all(std::span<const consensus::PersistRecord* const>
   note_write(wo.sync);
   if (messages_indexed_)
     for (size_t i = 0; i < recs.size(); ++i)
-      if (recs[i]->kind == consensus::PersistRecord::Kind::kMessage && recs[i]->seq != 0)
-        live_messages_[next_index_ + i] = recs[i]->seq;
+      if (slot_bound(recs[i]->kind, recs[i]->seq)) live_messages_[next_index_ + i] = recs[i]->seq;
   next_index_ += recs.size();
   for (const auto* r : recs)
     if (r->kind == consensus::PersistRecord::Kind::kCommitted)
@@ -499,7 +505,7 @@ Status ReplicaStore::truncate(consensus::Seq stable_seq) {
       auto kind = r.u8();
       auto seq = r.u64();
       if (!kind.ok() || !seq.ok()) continue;
-      if (*kind == static_cast<uint8_t>(consensus::PersistRecord::Kind::kMessage) && *seq != 0)
+      if (slot_bound(static_cast<consensus::PersistRecord::Kind>(*kind), *seq))
         live_messages_[from_be64(it->key())] = *seq;
     }
     if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
@@ -533,7 +539,7 @@ Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
     Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
     consensus::PersistRecord rec;
     ATN_TRY(uint8_t kind, r.u8());
-    if (kind < 1 || kind > 3) {
+    if (kind < 1 || kind > 4) {
       return make_error(Errc::kBadValue, "consensus record " +
                                              std::to_string(from_be64(it->key())) +
                                              " has unknown kind " + std::to_string(kind));

@@ -20,6 +20,7 @@
 // stored once. Truncation drops message records at or below a stable checkpoint.
 //
 // Record encoding in `consensus`: kind:u8 seq:u64 view:u64 bytes (for kCommitted: the height).
+// Truncation also drops prepare leases (kLease) whose last slot is at or below the checkpoint.
 //
 // REQUIRES: one writer (the node's storage thread, or the simulator).
 #pragma once

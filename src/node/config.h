@@ -15,6 +15,7 @@
 //   view_change_timeout_ms = 1000
 //   max_inflight_blocks = 4     # proposals in flight at the primary (0: only the window)
 //   pipeline_min_batch = 0      # a 2nd block in flight needs this many waiting (0: batch_max)
+//   prepare_lease = 32          # slots a synced lease covers (0: sync before every prepare)
 //   [api]
 //   max_body_bytes = 1048576
 //   rate_limit_per_second = 500   # per client address; 0 = unlimited
@@ -52,6 +53,7 @@ struct NodeConfig {
   uint64_t view_change_timeout_ms = 1000;
   uint32_t max_inflight_blocks = 4;
   uint32_t pipeline_min_batch = 0;  // 0: batch_max (pipeline only full batches)
+  uint32_t prepare_lease = 32;      // consensus/replica.h (0: off)
   size_t max_body_bytes = 1 << 20;
   double rate_limit_per_second = 500;
   double rate_limit_burst = 1000;

@@ -280,6 +280,7 @@ consensus::ReplicaConfig Node::replica_config(uint64_t epoch, const ledger::Comm
   rc.window = std::max<uint64_t>(64, 4 * rc.checkpoint_interval);
   rc.view_change_timeout_ms = cfg_.view_change_timeout_ms;
   rc.max_inflight_blocks = cfg_.max_inflight_blocks;
+  rc.prepare_lease = cfg_.prepare_lease;
   rc.pipeline_min_batch = cfg_.pipeline_min_batch ? cfg_.pipeline_min_batch : cfg_.batch_max;
   rc.base_height = base_height;
   rc.base_state_digest = base_digest;
@@ -712,7 +713,7 @@ void Node::after_events() {
     std::lock_guard lk(smu_);
     pending_ = held_.size();  // following: what it holds for a later seat
   }
-  for (auto& [epoch, a] : emitted_) send_header_votes(epoch, a);
+  for (auto& [epoch, a] : emitted_) send_unsynced(epoch, a);
   if (!emitted_.empty()) {
     // Consecutive batches of one epoch are carried out as one (group commit).
     std::vector<std::pair<uint64_t, Actions>> out;
@@ -731,10 +732,12 @@ void Node::after_events() {
   }
 }
 
-// A header vote needs no synced write before it (carry_out explains why), so it leaves from
-// here rather than queueing on the effects thread behind writes that do: on the 4-node bench
-// that queue held it ~1.5 ms per block, on the path to every client's answer.
-void Node::send_header_votes(uint64_t epoch, Actions& actions) {
+// A message that needs no synced write before it (header votes; pre-prepares and prepares
+// under a durable lease, consensus/replica.h) leaves from here rather than queueing on the
+// effects thread behind writes that do: on the 4-node bench that queue held a header vote
+// ~1.5 ms per block, on the path to every client's answer. Its records stay in `actions`, and
+// the effects thread writes them in order: the slot's commit, a durable send, syncs them.
+void Node::send_unsynced(uint64_t epoch, Actions& actions) {
   std::shared_ptr<const std::vector<crypto::PublicKey>> seats;
   {
     std::lock_guard lk(smu_);
@@ -744,7 +747,7 @@ void Node::send_header_votes(uint64_t epoch, Actions& actions) {
   auto reg = registry();
   std::erase_if(actions, [&](consensus::Action& a) {
     auto* s = std::get_if<consensus::SendAction>(&a);
-    if (!s || s->type != consensus::MsgType::kHeaderVote) return false;
+    if (!s || s->durable || s->type == consensus::MsgType::kStateReply) return false;
     send_to_seats(*seats, *reg, *s, net::Channel::kConsensus);
     return true;
   });
@@ -985,9 +988,9 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
   const ledger::Committee* committee = nullptr;
   if (auto c = committees_.find(epoch); c != committees_.end()) committee = &c->second;
   auto reg = registry();
-  // Group commit. Persist before send: nothing leaves this node, and no client is answered,
+  // Group commit. Persist before send: no consensus message but a header vote leaves this node
   // before every record written so far is durable. So the first action that needs durability
-  // (a send, a certified header) writes the persist records of the whole list up to the next
+  // (such a send) writes the persist records of the whole list up to the next
   // truncation in one synced batch (writing a record earlier than the replica asked is always
   // safe: it only promises what the replica already decided), and records that nothing waits
   // for yet (received votes, committed blocks before they are executed) are written without a
@@ -1000,6 +1003,8 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       return;
     }
     if (Status st = store_->append_all(pending, sync); !st.ok()) fatal_store(st);
+    note_written(epoch, pending);
+    if (sync) leases_synced();
     persisted_batches_ += 1;
     persisted_records_ += pending.size();
     if (sync) ++synced_writes_;
@@ -1027,12 +1032,11 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       write(false);  // the records before it, then the truncation (neither needs a sync)
       (void)store_->truncate(t->stable_seq);
     } else if (auto* s = std::get_if<consensus::SendAction>(&a)) {
-      // A header vote promises nothing a crash could make this node break: the header follows
-      // from the committed block, so a node that lost its unsynced ledger writes executes the
-      // block again into the same header. Clients are answered only after a sync
-      // (answer_ready). So it goes out without one, and the next send or answer makes the
-      // block's records durable.
-      if (s->type == consensus::MsgType::kHeaderVote) {
+      // A send the replica marked not durable (a header vote, or a pre-prepare or prepare under
+      // a durable lease: consensus/replica.h) promises nothing a crash could make this node
+      // break, so it goes out without a sync (normally send_unsynced already sent it), and the
+      // next durable send makes the records ahead of it durable.
+      if (!s->durable) {
         write(false);
       } else {
         durable();
@@ -1056,7 +1060,13 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
         notify_executed(epoch, e->first, e->second);
       }
     } else if (auto* hc = std::get_if<consensus::HeaderCertifiedAction>(&a)) {
-      durable();  // clients are answered here
+      // Clients are answered here, without a sync of this node's own writes: the block was
+      // committed on 2f+1 commits, and each member synced the block's prepared certificate
+      // before it sent its commit, so f+1 correct members hold it on disk and any view change
+      // carries it; execution is deterministic, so a node that lost unsynced writes executes
+      // it again into the same record and header. That is the quorum's durability, as etcd
+      // answers once a majority logged an entry (docs/operations.md, "What survives what").
+      write(false);
       certified(*hc);
     } else if (auto* mb = std::get_if<consensus::MisbehaviourAction>(&a)) {
       if (!committee || mb->first.sender >= committee->members.size()) continue;
@@ -1221,6 +1231,7 @@ void Node::drain_received() {
                                  std::move(w).take()};
     const consensus::PersistRecord* one = &rec;
     if (!store_->append_all(std::span(&one, 1)).ok()) return;
+    leases_synced();
     execute_block(cb);
   }
   received_.erase(received_.begin(), received_.upper_bound(builder_->next_height() - 1));
@@ -1290,10 +1301,25 @@ void Node::make_durable() {
   if (!store_->dirty()) return;
   if (Status st = store_->sync(); !st.ok()) fatal_store(st);
   ++synced_writes_;
+  leases_synced();
+}
+
+void Node::note_written(uint64_t epoch, std::span<const consensus::PersistRecord* const> recs) {
+  for (const auto* r : recs)
+    if (r->kind == consensus::PersistRecord::Kind::kLease) unsynced_leases_.emplace_back(epoch, *r);
+}
+
+void Node::leases_synced() {
+  if (unsynced_leases_.empty()) return;
+  post_consensus([this, leases = std::move(unsynced_leases_)](uint64_t) {
+    for (const auto& [epoch, rec] : leases)
+      if (auto r = replicas_.find(epoch); r != replicas_.end())
+        r->second->on_lease_durable(rec.view, rec.seq);
+  });
+  unsynced_leases_.clear();
 }
 
 void Node::answer_ready(uint64_t certified_height) {
-  make_durable();
   for (auto it = ready_.begin(); it != ready_.end();) {
     if (it->second > certified_height) {
       ++it;
@@ -1464,8 +1490,7 @@ Result<Hash32> Node::submit_transaction(Bytes payload) {
 void Node::note_outcome(const state::TxOutcome& o, uint64_t height) {
   TxResult r{o.accepted, o.reason, height};
   if (auto w = tx_waiters_.find(o.request_id); w != tx_waiters_.end()) {
-    make_durable();  // the block it was executed from, before the client hears of it
-    for (auto& x : w->second) x.done(r);
+    for (auto& x : w->second) x.done(r);  // committed by a quorum: no local sync (carry_out)
     tx_waiters_.erase(w);
   }
   if (tx_outcomes_.emplace(o.request_id, std::move(r)).second) {
@@ -1481,7 +1506,6 @@ void Node::await_transaction(const Hash32& id, uint64_t deadline_ms,
                              std::function<void(Result<TxResult>)> done) {
   post_effects([this, id, deadline_ms, done = std::move(done)]() mutable {
     if (auto it = tx_outcomes_.find(id); it != tx_outcomes_.end()) {
-      make_durable();
       return done(it->second);
     }
     if (deadline_ms <= steady_ms())
@@ -1494,7 +1518,6 @@ void Node::await_response(const Hash32& id, uint64_t deadline_ms, uint64_t from_
                           std::function<void(Result<ledger::AttestationResponse>)> done) {
   post_effects([this, id, deadline_ms, from_epoch, done = std::move(done)]() mutable {
     auto resp = ledger::build_response(*store_, genesis_, id, memo_verify(), from_epoch);
-    if (resp.ok()) make_durable();
     if (resp.ok() || resp.error().code != Errc::kNotFound || deadline_ms <= steady_ms()) {
       done(std::move(resp));
       return;
@@ -1613,7 +1636,7 @@ std::string Node::metrics() const {
   line("attestnet_persist_batches_total", "counter",
        "Write batches of consensus records (group commits).", double(persisted_batches_));
   line("attestnet_store_syncs_total", "counter",
-       "Synced writes of the store's write-ahead log (before a send or an answer).",
+       "Synced writes of the store's write-ahead log (before a consensus message is sent).",
        double(synced_writes_));
   line("attestnet_persist_records_total", "counter", "Consensus records persisted.",
        double(persisted_records_));

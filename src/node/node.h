@@ -133,7 +133,10 @@ class Node {
   // Effects thread: carries out one replica's actions (its epoch maps member indices to peers).
   void carry_out(uint64_t epoch, consensus::Actions actions);
   void notify_executed(uint64_t epoch, consensus::Seq height, const Hash32& digest);
-  void send_header_votes(uint64_t epoch, consensus::Actions& actions);
+  // Consensus thread: sends the messages that need no synced write first (SendAction::durable
+  // false: header votes, pre-prepares and prepares under a durable lease) and takes them out of
+  // `actions`; the rest, with every record, go to the effects thread.
+  void send_unsynced(uint64_t epoch, consensus::Actions& actions);
   std::deque<Event> take_events();  // what cq_ holds, emptied
   void after_events();
   void on_frame(uint32_t from, net::Channel ch, Bytes payload);
@@ -163,6 +166,11 @@ class Node {
   // Effects thread: syncs the store if a write since the last sync was not synced (before a
   // client is answered from it).
   void make_durable();
+  // Effects thread: the prepare leases written since the last sync; after a sync each is
+  // reported to its epoch's replica (Replica::on_lease_durable).
+  void note_written(uint64_t epoch, std::span<const consensus::PersistRecord* const> recs);
+  void leases_synced();
+  std::vector<std::pair<uint64_t, consensus::PersistRecord>> unsynced_leases_;
   void housekeeping(uint64_t now_ms);
   Status catch_up_ledger();
   // Header certificates a replica missed (blocks it got by state transfer, or votes that came

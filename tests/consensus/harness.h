@@ -36,6 +36,7 @@ class Cluster {
     cfg.status_interval_ms = 50;
     if (tweak) tweak(cfg);
     disks.resize(n);
+    synced.assign(n, 0);
     delivered.resize(n);
     actions.resize(n);
     certified.resize(n);
@@ -49,19 +50,30 @@ class Cluster {
     return std::make_unique<Replica>(c, keys[i], hooks);
   }
 
-  void restart(ReplicaId i) {
+  // `lose_unsynced`: the records no durable send covered are gone, as after a power loss.
+  void restart(ReplicaId i, bool lose_unsynced = false) {
     ReplicaConfig c = cfg;
     c.self = i;
+    if (lose_unsynced) disks[i].resize(synced[i]);
+    synced[i] = disks[i].size();
     replicas[i] = Replica::recover(c, keys[i], hooks, disks[i]);
     up[i] = true;
   }
 
+  // As a host does: records are synced before a durable send leaves, and the leases among them
+  // are then reported durable.
   void absorb(ReplicaId r, Actions a) {
     for (auto& x : a) {
       actions[r].push_back(x);
       if (auto* p = std::get_if<PersistAction>(&x)) {
         disks[r].push_back(p->record);
       } else if (auto* s = std::get_if<SendAction>(&x)) {
+        if (s->durable) {
+          for (size_t k = synced[r]; k < disks[r].size(); ++k)
+            if (disks[r][k].kind == PersistRecord::Kind::kLease)
+              replicas[r]->on_lease_durable(disks[r][k].view, disks[r][k].seq);
+          synced[r] = disks[r].size();
+        }
         for (size_t t = 0; t < replicas.size(); ++t) {
           if (t == r || (s->to && *s->to != t)) continue;
           net.push_back(Packet{r, static_cast<ReplicaId>(t), s->bytes, s->type});
@@ -109,6 +121,7 @@ class Cluster {
   std::vector<crypto::SecretKey> keys;
   std::vector<std::unique_ptr<Replica>> replicas;
   std::vector<std::vector<PersistRecord>> disks;
+  std::vector<size_t> synced;  // disks[r][0, synced[r]) are durable
   std::vector<std::vector<std::shared_ptr<const CommittedBlock>>> delivered;
   std::vector<Actions> actions;
   std::vector<std::vector<HeaderCertifiedAction>> certified;

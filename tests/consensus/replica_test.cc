@@ -336,7 +336,8 @@ TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
 }
 
 TEST(PbftRecovery, ARestartedPrimaryDoesNotReuseASequenceNumber) {
-  Cluster c(4);
+  // Classic persistence (no leases): the restarted primary goes on proposing in its view.
+  Cluster c(4, [](ReplicaConfig& cfg) { cfg.prepare_lease = 0; });
   // The primary proposes, but nobody hears it; it crashes and comes back.
   for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i), {0});
   c.net.clear();
@@ -350,6 +351,95 @@ TEST(PbftRecovery, ARestartedPrimaryDoesNotReuseASequenceNumber) {
     }
   ASSERT_FALSE(seqs.empty());
   for (Seq s : seqs) EXPECT_GE(s, 2u) << "seq 1 was signed before the crash";
+}
+
+// ---- prepare leases (replica.h): pre-prepares and prepares leave before their records are
+// synced once a durable lease covers them; a restart that lost records never signs those
+// slots again.
+
+// The sends of type `t` that replica `r` made for slot `seq`, in order.
+std::vector<const SendAction*> sends_for(const Cluster& c, ReplicaId r, MsgType t, Seq seq) {
+  std::vector<const SendAction*> out;
+  for (const auto& a : c.actions[r]) {
+    auto* s = std::get_if<SendAction>(&a);
+    if (!s || s->type != t) continue;
+    auto e = Envelope::decode(as_view(*s->bytes));
+    Seq at = t == MsgType::kPrePrepare ? PrePrepare::decode(as_view(e->body))->seq
+                                       : Vote::decode(as_view(e->body))->seq;
+    if (at == seq) out.push_back(s);
+  }
+  return out;
+}
+
+TEST(PbftLease, PreparesLeaveUnsyncedOnceALeaseCoveringThemIsDurable) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  auto first = sends_for(c, 1, MsgType::kPrepare, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(first[0]->durable) << "no durable lease yet: the prepare waits for the sync";
+  ASSERT_FALSE(c.disks[1].empty());
+  bool leased = std::any_of(c.disks[1].begin(), c.disks[1].end(), [](const PersistRecord& r) {
+    return r.kind == PersistRecord::Kind::kLease && r.view == 0 && r.seq >= 1;
+  });
+  EXPECT_TRUE(leased);
+  for (uint64_t i = 5; i <= 8; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  for (ReplicaId r = 1; r < 4; ++r) {
+    auto second = sends_for(c, r, MsgType::kPrepare, 2);
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_FALSE(second[0]->durable) << "replica " << r << ": its lease is durable";
+    auto commit = sends_for(c, r, MsgType::kCommit, 2);
+    ASSERT_EQ(commit.size(), 1u);
+    EXPECT_TRUE(commit[0]->durable) << "a commit always waits for the sync";
+    EXPECT_EQ(c.replicas[r]->last_executed(), 2u);
+  }
+  auto pp = sends_for(c, 0, MsgType::kPrePrepare, 2);
+  ASSERT_EQ(pp.size(), 1u);
+  EXPECT_FALSE(pp[0]->durable);
+}
+
+TEST(PbftLease, ABackupThatLostItsUnsyncedPrepareSignsNoOtherDigestForThatSlot) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  // Slot 2: only backup 1 hears the pre-prepare; its prepare leaves unsynced, then it loses
+  // power.
+  for (uint64_t i = 5; i <= 8; ++i) c.request(Cluster::req(1, i), {0});
+  c.run([](const Packet& p) { return !(p.from == 0 && p.to == 1); });
+  auto sent = sends_for(c, 1, MsgType::kPrepare, 2);
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_FALSE(sent[0]->durable);
+  c.up[1] = false;
+  c.restart(1, /*lose_unsynced=*/true);
+  c.actions[1].clear();
+  // A pre-prepare for the same slot with another block (an equivocating primary): signing a
+  // prepare for it would be a second digest for (view 0, seq 2).
+  Block b{2, 0, c.now, 0, {Cluster::req(9, 9)}, {}};
+  Envelope other =
+      sign_envelope(c.keys[0], 0, "unit", 0, MsgType::kPrePrepare, PrePrepare{0, 2, b}.encode());
+  c.absorb(1, c.replicas[1]->on_message(as_view(other.encode()), c.now));
+  EXPECT_TRUE(sends_for(c, 1, MsgType::kPrepare, 2).empty());
+  EXPECT_EQ(c.replicas[1]->counters().refused_after_restart, 1u);
+  EXPECT_EQ(c.replicas[1]->counters().refused_equivocation, 0u);
+}
+
+TEST(PbftLease, ARestartedPrimaryProposesNothingItsLeaseCoversAndTheCommitteeMovesOn) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  c.up[0] = false;
+  c.restart(0);
+  c.actions[0].clear();
+  for (uint64_t i = 5; i <= 8; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  EXPECT_TRUE(sends_for(c, 0, MsgType::kPrePrepare, 2).empty())
+      << "it cannot know what it proposed at slots its lease covers";
+  c.tick(1000);
+  for (ReplicaId r = 0; r < 4; ++r) {
+    EXPECT_GE(c.replicas[r]->view(), 1u) << "replica " << r;
+    EXPECT_EQ(c.replicas[r]->last_executed(), 2u) << "replica " << r;
+  }
 }
 
 // ---- header certificates (the ledger's certificate, signed after execution)

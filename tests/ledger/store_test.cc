@@ -127,6 +127,28 @@ TEST_F(StoreTest, TruncateDropsOnlyMessagesAtOrBelowTheCheckpoint) {
   EXPECT_EQ((*recs)[2].seq, 5u);
 }
 
+TEST_F(StoreTest, PrepareLeasesReloadAndGoWithTheCheckpointAboveThem) {
+  auto lease = [](consensus::Seq upto, uint64_t view) {
+    return PersistRecord{PersistRecord::Kind::kLease, upto, view, Bytes(8, 0)};
+  };
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    for (auto r : {lease(3, 0), msg(1, 1), lease(40, 1), msg(5, 5)})
+      ASSERT_TRUE((*s)->append(r).ok());
+    ASSERT_TRUE((*s)->truncate(3).ok());
+  }
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  auto recs = (*s)->load();
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 2u);  // the lease up to 40 (view 1), and seq 5
+  EXPECT_EQ((*recs)[0].kind, PersistRecord::Kind::kLease);
+  EXPECT_EQ((*recs)[0].seq, 40u);
+  EXPECT_EQ((*recs)[0].view, 1u);
+  EXPECT_EQ((*recs)[1].seq, 5u);
+}
+
 TEST_F(StoreTest, RefusesADirectoryItCannotOpen) {
   std::filesystem::create_directories(dir.parent_path());
   {
