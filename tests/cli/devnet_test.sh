@@ -133,14 +133,15 @@ get $API /metrics | grep -E "^attestnet_certificates_fetched_total"
 # One synced write per block per member (docs/consensus.md, "Prepare leases and one sync per
 # block"): a commit's; pre-prepares and prepares leave under a synced lease, answers after the
 # quorum's sync. Checked on a member that was never killed (checkpoints, lease renewals and the
-# view changes add a few; a sync before each prepare and each answer made it ~3).
+# view changes add a few: 1.10 here, 1.32 under ASan; a sync before each prepare and each
+# answer made it ~3).
 for n in 0 1 3; do [ "$n" != "$primary" ] && survivor=$n && break; done
 get $((API + survivor)) /metrics | python3 -c '
 import sys
 m = {l.split()[0]: float(l.split()[1]) for l in sys.stdin if l.startswith("attestnet_")}
 s, b = m["attestnet_store_syncs_total"], m["attestnet_blocks_committed_total"]
 print(f"node'"$survivor"': {s:.0f} synced writes for {b:.0f} blocks ({s / b:.2f} per block)")
-assert b > 50 and s / b < 2.0, "more than one synced write per block"
+assert b > 50 and s / b < 2.2, "more than one synced write per block"
 '
 get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"
 # Counters print in full (not 1.23457e+06) and the process's own figures are there.
