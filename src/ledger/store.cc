@@ -493,6 +493,27 @@ Status ReplicaStore::sync() {
   return {};
 }
 
+Status ReplicaStore::mark_clean_stop() {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st = db_->Put(wo, cfs_[kMeta], "clean_stop", be64(next_index_));
+  if (!st.ok()) return io_error("cannot mark the store's clean stop", st);
+  dirty_ = false;
+  return {};
+}
+
+Result<bool> ReplicaStore::take_clean_stop() {
+  std::string v;
+  rocksdb::Status st = db_->Get({}, cfs_[kMeta], "clean_stop", &v);
+  if (st.IsNotFound()) return false;
+  if (!st.ok()) return io_error("cannot read the store's clean-stop marker", st);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  st = db_->Delete(wo, cfs_[kMeta], "clean_stop");
+  if (!st.ok()) return io_error("cannot remove the store's clean-stop marker", st);
+  return v.size() == 8 && from_be64(v) == next_index_;
+}
+
 Status ReplicaStore::truncate(consensus::Seq stable_seq) {
   // The slot-bound message records still in the log, by index: scanned once, then kept up to
   // date by append_all, so a checkpoint costs O(records dropped), not a scan of the whole log

@@ -69,6 +69,13 @@ class ReplicaStore {
   // too (RocksDB has one write-ahead log for every column family).
   void set_ledger_sync(bool on) { ledger_sync_ = on; }
   Status truncate(consensus::Seq stable_seq);
+  // A clean stop: the host wrote every record of every message it sent, and synced them. The
+  // marker (the log's next index, synced) lets the next open know that no record was lost, so
+  // prepare leases need not hold (consensus/replica.h). take_clean_stop() says whether the
+  // marker is there and still names the log's end, and removes it (synced) either way: a
+  // later crash must find none.
+  Status mark_clean_stop();
+  Result<bool> take_clean_stop();
   // The records to hand to Replica::recover, in the order they were appended.
   Result<std::vector<consensus::PersistRecord>> load() const;
   Result<consensus::CommittedBlock> block(consensus::Seq height) const;

@@ -220,6 +220,14 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
                  me_hex.substr(0, 16).c_str());
   }
   ATN_TRY(auto records, n->store_->load());
+  // Prepare leases (consensus/replica.h) stand for records an unsynced send may have lost; after
+  // a clean stop (SIGTERM: Node::stop) none was lost, so they are dropped before recovery and a
+  // restarted primary goes on proposing instead of waiting out a view change.
+  ATN_TRY(bool clean, n->store_->take_clean_stop());
+  if (clean)
+    std::erase_if(records, [](const consensus::PersistRecord& r) {
+      return r.kind == consensus::PersistRecord::Kind::kLease;
+    });
   n->hooks_.verify = n->memo_verify();
   n->hooks_.validate = [self](const consensus::Request& q) -> Status {
     {
@@ -534,6 +542,9 @@ void Node::stop() {
   if (http_) http_->stop();
   ccv_.notify_all();
   if (consensus_thread_.joinable()) consensus_thread_.join();
+  // A replica event running on another thread (post_consensus) finishes and hands its actions
+  // to the effects thread; none starts after this (post_consensus checks stopping_ under rmu_).
+  { std::lock_guard rl(rmu_); }
   consensus_done_ = true;
   // The effects thread finishes what consensus handed it: everything it persisted is synced.
   ecv_.notify_all();
@@ -547,7 +558,8 @@ void Node::stop() {
   http_.reset();
   transport_.reset();
   replicas_.clear();
-  if (store_) (void)store_->sync();
+  // Every record of every message this node sent is written and synced: a clean stop.
+  if (store_ && store_->sync().ok()) (void)store_->mark_clean_stop();
   store_.reset();
 }
 
@@ -561,6 +573,12 @@ void Node::post_consensus(Event e) {
   // never waits on crypto or disk (the envelope was checked by the io thread, persisting is
   // the effects thread's). Handing every event to atn-consensus cost a wake-up per message.
   if (started_ && !stopping_ && !t_in_replica && rmu_.try_lock()) {
+    if (stopping_) {  // stop() began between the check and the lock: queued, never run
+      rmu_.unlock();
+      std::lock_guard lk(cmu_);
+      cq_.push_back(std::move(e));
+      return;
+    }
     t_in_replica = true;
     std::deque<Event> batch = take_events();
     batch.push_back(std::move(e));

@@ -41,9 +41,12 @@ for round in 1 2 3; do
   out=$("$A" bench --target "$D" --duration 0.01 --concurrency 5 --timeline "$W/t$round.csv" 2>&1) ||
     true
   grep -E 'attestnet +[0-9]' <<<"$out" || { echo "$out"; echo "FAIL: load"; exit 1; }
-  grep -q '(5 ok, 0 failed)' <<<"$out" || { echo "FAIL: a client was not answered"; exit 1; }
+  # Each client sends until 10 ms have passed: one request, or two when the first is answered
+  # within 10 ms. Every one must be answered.
+  ok=$(sed -n 's/.*(\([0-9]*\) ok, 0 failed).*/\1/p' <<<"$out")
+  [ "${ok:-0}" -ge 5 ] || { echo "FAIL: a client was not answered"; exit 1; }
   # --timeline: a header, then one line per answered request
   [ "$(head -1 "$W/t$round.csv")" = "phase,due_ms,latency_ms" ] || { echo "FAIL: timeline header"; exit 1; }
-  [ "$(grep -c '^peak,' "$W/t$round.csv")" = 5 ] || { echo "FAIL: timeline lines"; cat "$W/t$round.csv"; exit 1; }
+  [ "$(grep -c '^peak,' "$W/t$round.csv")" = "$ok" ] || { echo "FAIL: timeline lines"; cat "$W/t$round.csv"; exit 1; }
 done
 echo "follower answers test: PASS"

@@ -149,6 +149,34 @@ TEST_F(StoreTest, PrepareLeasesReloadAndGoWithTheCheckpointAboveThem) {
   EXPECT_EQ((*recs)[1].seq, 5u);
 }
 
+// A clean stop is said once, and only while nothing was appended after it: a crash after the
+// next open must find no marker, or the leases it needs would be dropped.
+TEST_F(StoreTest, ACleanStopIsTakenOnceAndOnlyAtTheLogsEnd) {
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->append(msg(1, 1)).ok());
+    ASSERT_TRUE((*s)->mark_clean_stop().ok());
+  }
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    auto first = (*s)->take_clean_stop();
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(*first);
+    auto again = (*s)->take_clean_stop();
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(*again);  // taken
+    ASSERT_TRUE((*s)->mark_clean_stop().ok());
+    ASSERT_TRUE((*s)->append(msg(2, 2)).ok());  // written after the marker
+  }
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  auto stale = (*s)->take_clean_stop();
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(*stale);
+}
+
 TEST_F(StoreTest, RefusesADirectoryItCannotOpen) {
   std::filesystem::create_directories(dir.parent_path());
   {
