@@ -573,21 +573,19 @@ void Node::post_consensus(Event e) {
   // never waits on crypto or disk (the envelope was checked by the io thread, persisting is
   // the effects thread's). Handing every event to atn-consensus cost a wake-up per message.
   if (started_ && !stopping_ && !t_in_replica && rmu_.try_lock()) {
-    if (stopping_) {  // stop() began between the check and the lock: queued, never run
+    if (stopping_) {
+      rmu_.unlock();  // stop() began between the check and the lock: queued, never run
+    } else {
+      t_in_replica = true;
+      std::deque<Event> batch = take_events();
+      batch.push_back(std::move(e));
+      uint64_t now = wall_ms();
+      for (auto& ev : batch) ev(now);
+      after_events();
+      t_in_replica = false;
       rmu_.unlock();
-      std::lock_guard lk(cmu_);
-      cq_.push_back(std::move(e));
       return;
     }
-    t_in_replica = true;
-    std::deque<Event> batch = take_events();
-    batch.push_back(std::move(e));
-    uint64_t now = wall_ms();
-    for (auto& ev : batch) ev(now);
-    after_events();
-    t_in_replica = false;
-    rmu_.unlock();
-    return;
   }
   {
     std::lock_guard lk(cmu_);
@@ -765,7 +763,7 @@ void Node::send_unsynced(uint64_t epoch, Actions& actions) {
   auto reg = registry();
   std::erase_if(actions, [&](consensus::Action& a) {
     auto* s = std::get_if<consensus::SendAction>(&a);
-    if (!s || s->durable || s->type == consensus::MsgType::kStateReply) return false;
+    if (!s || s->durable) return false;  // a StateReply is durable: it goes on the bulk channel
     send_to_seats(*seats, *reg, *s, net::Channel::kConsensus);
     return true;
   });

@@ -163,8 +163,8 @@ class Node {
   void tell_followers(const ledger::Committee& ran,
                       const std::function<std::shared_ptr<Bytes>()>& frame);
   void answer_ready(uint64_t certified_height);
-  // Effects thread: syncs the store if a write since the last sync was not synced (before a
-  // client is answered from it).
+  // Effects thread: syncs the store if a write since the last sync was not synced (a durable
+  // send with no record of its own still waits for the records before it).
   void make_durable();
   // Effects thread: the prepare leases written since the last sync; after a sync each is
   // reported to its epoch's replica (Replica::on_lease_durable).
