@@ -730,6 +730,9 @@ void Node::after_events() {
     pending_ = held_.size();  // following: what it holds for a later seat
   }
   for (auto& [epoch, a] : emitted_) send_unsynced(epoch, a);
+  // A list that held only such sends (a header vote) leaves nothing to the effects thread: no
+  // wake-up for it.
+  std::erase_if(emitted_, [](const auto& e) { return e.second.empty(); });
   if (!emitted_.empty()) {
     // Consecutive batches of one epoch are carried out as one (group commit).
     std::vector<std::pair<uint64_t, Actions>> out;
@@ -764,6 +767,15 @@ void Node::send_unsynced(uint64_t epoch, Actions& actions) {
   std::erase_if(actions, [&](consensus::Action& a) {
     auto* s = std::get_if<consensus::SendAction>(&a);
     if (!s || s->durable) return false;  // a StateReply is durable: it goes on the bulk channel
+    if (s->type == consensus::MsgType::kHeaderVote) {
+      // Its signature comes back in the header's certificate (the responses this node builds,
+      // the blocks that carry it): valid by construction, it costs no verification there.
+      if (auto env = consensus::Envelope::decode(as_view(*s->bytes)); env.ok())
+        sigs_->note_own(key_.public_key(),
+                        as_view(consensus::signing_message(genesis_.chain_id, env->epoch, env->type,
+                                                           as_view(env->body))),
+                        env->sig);
+    }
     send_to_seats(*seats, *reg, *s, net::Channel::kConsensus);
     return true;
   });
@@ -1651,6 +1663,13 @@ std::string Node::metrics() const {
        double(submitted_));
   line("attestnet_persist_batches_total", "counter",
        "Write batches of consensus records (group commits).", double(persisted_batches_));
+  line("attestnet_signature_verifications_total", "counter",
+       "Ed25519 verifications this node carried out (requests, evidence, peer messages, "
+       "certificates).",
+       double(sigs_->verifications()));
+  line("attestnet_signature_memo_hits_total", "counter",
+       "Signature checks answered by the memo of earlier verifications, without one.",
+       double(sigs_->hits()));
   line("attestnet_store_syncs_total", "counter",
        "Synced writes of the store's write-ahead log (before a consensus message is sent).",
        double(synced_writes_));
