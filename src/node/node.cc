@@ -1685,6 +1685,20 @@ std::string Node::metrics() const {
        double(c.view_changes));
   line("attestnet_state_transfer_blocks_total", "counter", "Blocks received by state transfer.",
        double(c.state_transfer_blocks));
+  line("attestnet_consensus_refused_after_restart_total", "counter",
+       "Pre-prepares and prepares not signed after a restart because the recovered prepare lease "
+       "covered their slot (after kill -9 of a primary: the view changes).",
+       double(c.refused_after_restart));
+  line("attestnet_consensus_misbehaviour_proofs_total", "counter",
+       "Conflicting signed messages of one member for one slot, reported to the ledger.",
+       double(c.misbehaviour_proofs));
+  line("attestnet_consensus_refused_equivocation_total", "counter",
+       "Second digests this replica refused to sign for a slot: must stay 0 (alert).",
+       double(c.refused_equivocation));
+  line("attestnet_execution_divergence_total", "counter",
+       "Headers a quorum certified with another digest than this node executed: must stay 0 "
+       "(alert: this node's state differs from the committee's).",
+       double(c.execution_divergence));
   line("attestnet_consensus_queue_depth", "gauge", "Events waiting for the protocol thread.",
        double(cq_depth_));
   line("attestnet_effects_queue_depth", "gauge", "Action batches waiting to be carried out.",

@@ -144,6 +144,20 @@ print(f"node'"$survivor"': {s:.0f} synced writes for {b:.0f} blocks ({s / b:.2f}
 assert b > 50 and s / b < 2.2, "more than one synced write per block"
 '
 get $API /metrics | grep -E "^attestnet_view_changes_total|^attestnet_blocks_committed_total"
+# Through two kill -9s and the view changes they caused, no node refused to sign a second digest
+# for a slot, and none executed a block into another header than the quorum certified.
+for k in 0 1 2 3; do
+  get $((API + k)) /metrics | python3 -c '
+import sys
+m = {l.split()[0]: float(l.split()[1]) for l in sys.stdin if l.startswith("attestnet_")}
+for name in ("attestnet_consensus_refused_equivocation_total", "attestnet_execution_divergence_total"):
+    assert m[name] == 0, f"node'"$k"': {name} = {m[name]:.0f}"
+v = m["attestnet_signature_verifications_total"]
+r = m["attestnet_consensus_refused_after_restart_total"]
+print("node'"$k"': no refused equivocation, no divergence;",
+      f"{v:.0f} Ed25519 verifications, {r:.0f} slots refused after a restart")
+'
+done
 # Counters print in full (not 1.23457e+06) and the process's own figures are there.
 get $API /metrics | grep -E "^process_cpu_seconds_total [0-9.]+$"
 get $API /metrics | grep -E "^process_minor_page_faults_total [0-9]+$"
