@@ -119,22 +119,24 @@ class DeadlineSocket {
       if (!wait(POLLOUT, ec)) return 0;
     }
   }
+  // The throwing forms the stream concepts also require.
   template <class Buffers>
   size_t read_some(const Buffers& buffers) {
-    beast::error_code ec;
-    size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+    return or_throw([&](beast::error_code& ec) { return read_some(buffers, ec); });
   }
   template <class Buffers>
   size_t write_some(const Buffers& buffers) {
-    beast::error_code ec;
-    size_t n = write_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+    return or_throw([&](beast::error_code& ec) { return write_some(buffers, ec); });
   }
 
  private:
+  template <class F>
+  static size_t or_throw(F f) {
+    beast::error_code ec;
+    size_t n = f(ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
   static beast::error_code last_error() {
     return beast::error_code(errno, boost::system::system_category());
   }
