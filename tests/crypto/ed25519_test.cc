@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "crypto/quorum.h"
+#include "crypto/signature_memo.h"
 #include "vectors.h"
 
 namespace attestnet::crypto {
@@ -124,6 +125,37 @@ TEST_F(QuorumTest, EncodingRoundTrips) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, qc);
   EXPECT_EQ(back->sigs[0].signer, 1u);  // kept sorted
+}
+
+// The memo changes cost, never results; its counters say which checks cost a verification.
+TEST(SignatureMemo, VerifiesOnceAndCountsHitsAndVerifications) {
+  auto k = SecretKey::from_seed(test_seed("memo"));
+  Bytes msg = {1, 2, 3};
+  Signature sig = k.sign(as_view(msg));
+  Signature bad = sig;
+  bad[5] ^= 1;
+  SignatureMemo memo;
+  EXPECT_TRUE(memo.verify(k.public_key(), as_view(msg), sig));
+  EXPECT_TRUE(memo.verify(k.public_key(), as_view(msg), sig));
+  EXPECT_FALSE(memo.verify(k.public_key(), as_view(msg), bad));
+  EXPECT_FALSE(memo.verify(k.public_key(), as_view(msg), bad));
+  EXPECT_EQ(memo.verifications(), 2u);
+  EXPECT_EQ(memo.hits(), 2u);
+  // Another message under the same signature is another question.
+  Bytes other = {1, 2, 4};
+  EXPECT_FALSE(memo.verify(k.public_key(), as_view(other), sig));
+  EXPECT_EQ(memo.verifications(), 3u);
+}
+
+TEST(SignatureMemo, AnOwnSignatureIsKnownWithoutAVerification) {
+  auto k = SecretKey::from_seed(test_seed("memo-own"));
+  Bytes msg = {9, 9};
+  Signature sig = k.sign(as_view(msg));
+  SignatureMemo memo;
+  memo.note_own(k.public_key(), as_view(msg), sig);
+  EXPECT_TRUE(memo.verify(k.public_key(), as_view(msg), sig));
+  EXPECT_EQ(memo.verifications(), 0u);
+  EXPECT_EQ(memo.hits(), 1u);
 }
 
 }  // namespace
