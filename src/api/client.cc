@@ -19,7 +19,6 @@ namespace attestnet::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 // One HTTP/1.1 exchange at a time over a blocking-style socket with a deadline: Beast's
 // synchronous read and write, over a stream that waits with poll(2) until the deadline. The load
