@@ -167,7 +167,7 @@ class Simulation {
     return o_.store_dir + "/replica-" + std::to_string(i);
   }
   void plan_faults();
-  consensus::ReplicaHooks hooks();
+  consensus::ReplicaHooks hooks(uint32_t r);
   // event loop
   void push(Event e) {
     e.id = next_event_id_++;
@@ -317,6 +317,9 @@ void Simulation::setup() {
   cfg_.batch_wait_ms = 2;
   cfg_.checkpoint_interval = 8;
   cfg_.window = 32;
+  // Small, so that runs forget executed requests and retransmissions arriving later are
+  // committed again (and recorded once: the at-most-once invariant).
+  cfg_.executed_request_retention = 16;
   cfg_.view_change_timeout_ms = 400;
   cfg_.max_timeout_doublings = 4;
   cfg_.status_interval_ms = 200;
@@ -404,7 +407,7 @@ void Simulation::setup() {
   for (uint32_t i = 0; i < n; ++i) {
     auto c = cfg_;
     c.self = i;
-    nodes_[i].replica = std::make_unique<consensus::Replica>(c, nodes_[i].key, hooks());
+    nodes_[i].replica = std::make_unique<consensus::Replica>(c, nodes_[i].key, hooks(i));
     if (!o_.store_dir.empty()) {
       std::string dir = store_path(i);
       std::filesystem::remove_all(dir);
@@ -420,8 +423,28 @@ void Simulation::setup() {
   plan_faults();
 }
 
-consensus::ReplicaHooks Simulation::hooks() {
+consensus::ReplicaHooks Simulation::hooks(uint32_t r) {
   consensus::ReplicaHooks h;
+  // What the replica no longer keeps in memory, read back from this node's disk, as the node
+  // reads its store: state transfer from below it is served from what was persisted.
+  h.load_block = [this, r](Seq height) -> std::shared_ptr<const consensus::CommittedBlock> {
+    Node& nd = nodes_[r];
+    if (nd.store) {
+      auto cb = nd.store->block(height);
+      if (!cb.ok()) return nullptr;
+      ++res_.blocks_loaded;
+      return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
+    }
+    for (auto it = nd.disk.rbegin(); it != nd.disk.rend(); ++it) {
+      if (it->kind != consensus::PersistRecord::Kind::kCommitted || it->seq != height) continue;
+      Reader rd(as_view(it->bytes), consensus::kMaxMessageBytes);
+      auto cb = consensus::CommittedBlock::decode(rd);
+      if (!cb.ok()) return nullptr;
+      ++res_.blocks_loaded;
+      return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
+    }
+    return nullptr;
+  };
   auto cache = cache_;
   bool use_cache = o_.cache_signatures;
   h.verify = [cache, use_cache](const crypto::PublicKey& pk, ByteView m,
@@ -694,7 +717,8 @@ void Simulation::step(const Event& e) {
         }
         if (o_.attest) rebuild_view(e.target);
       }
-      nd.replica = consensus::Replica::recover(c, nd.key, hooks(), nd.store ? records : nd.disk);
+      nd.replica =
+          consensus::Replica::recover(c, nd.key, hooks(e.target), nd.store ? records : nd.disk);
       nd.up = true;
       if (nd.replica->last_executed() != delivered_height_[e.target]) {
         violation("durability", "replica " + std::to_string(e.target) + " recovered to height " +

@@ -312,7 +312,8 @@ int run_sim(const SimArgs& a) {
     o.narrate = [](const std::string& line) { std::printf("  %s\n", line.c_str()); };
   }
   uint64_t first = a.seed, count = a.seeds == 0 ? 1 : a.seeds;
-  uint64_t violations = 0, live = 0, views = 0, msgs = 0, crashes = 0, byz_runs = 0, lost = 0;
+  uint64_t violations = 0, live = 0, views = 0, msgs = 0, crashes = 0, byz_runs = 0, lost = 0,
+           loaded = 0;
   uint64_t affirming = 0, contraindicated = 0;
   std::map<std::string, uint64_t> by_invariant;
   double c0 = cpu_seconds();
@@ -325,6 +326,7 @@ int run_sim(const SimArgs& a) {
     msgs += r.messages;
     crashes += r.crashes;
     lost += r.unsynced_records_lost;
+    loaded += r.blocks_loaded;
     byz_runs += r.byzantine > 0;
     if (r.ok) {
       ++live;
@@ -360,13 +362,14 @@ int run_sim(const SimArgs& a) {
   std::printf(
       "sim: replicas=%u faults=%s%s seeds=%llu..%llu: %llu violation(s), %llu/%llu live; "
       "%llu view changes, %llu crashes (%llu unsynced records lost), %llu runs with Byzantine "
-      "replicas, %llu messages; %.1f s CPU\n",
+      "replicas, %llu messages, %llu blocks served from disk; %.1f s CPU\n",
       a.replicas, a.faults.c_str(), a.unsafe_quorum ? " (UNSAFE QUORUM f+1)" : "",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(violations), static_cast<unsigned long long>(live),
       static_cast<unsigned long long>(count), static_cast<unsigned long long>(views),
       static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(lost),
-      static_cast<unsigned long long>(byz_runs), static_cast<unsigned long long>(msgs), c1 - c0);
+      static_cast<unsigned long long>(byz_runs), static_cast<unsigned long long>(msgs),
+      static_cast<unsigned long long>(loaded), c1 - c0);
   if (a.attest)
     std::printf("records (appraised by the policy engine): %llu affirming, %llu contraindicated\n",
                 static_cast<unsigned long long>(affirming),

@@ -270,8 +270,10 @@ void Replica::check_header_certified(Seq height) {
 }
 
 std::shared_ptr<const CommittedBlock> Replica::committed_block(Seq height) const {
-  auto it = ledger_.find(height);
-  return it == ledger_.end() ? nullptr : it->second;
+  if (auto it = ledger_.find(height); it != ledger_.end()) return it->second;
+  if (height > last_executed_ || !hooks_.load_block) return nullptr;
+  auto cb = hooks_.load_block(height);
+  return cb && cb->block.height == height ? cb : nullptr;
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -719,6 +721,7 @@ void Replica::execute(const std::shared_ptr<const CommittedBlock>& cb) {
       --pending_count_;
     }
     ++counters_.requests_executed;
+    executed_order_.emplace_back(b.height, id);
     if (!proposed_.empty()) proposed_.erase(id);
     if (!replaying_) out_.push_back(ReplyAction{q.client_id, id, b.height, cb->view});
   }
@@ -822,6 +825,20 @@ void Replica::make_stable(Seq seq, const Hash32& digest, std::vector<Envelope> p
   }
   for (auto it = signed_.begin(); it != signed_.end();) {
     it = std::get<2>(it->first) <= seq ? signed_.erase(it) : std::next(it);
+  }
+  // Executed blocks far below the checkpoint are served from the host's store, and executed
+  // requests far below it are forgotten (ReplicaConfig::executed_request_retention): what the
+  // replica holds no longer grows with the ledger.
+  if (hooks_.load_block && seq > cfg_.window)
+    ledger_.erase(ledger_.begin(), ledger_.upper_bound(seq - cfg_.window));
+  if (seq > cfg_.executed_request_retention) {
+    Seq floor = seq - cfg_.executed_request_retention;
+    while (!executed_order_.empty() && executed_order_.front().first <= floor) {
+      auto it = requests_.find(executed_order_.front().second);
+      if (it != requests_.end() && it->second.executed && it->second.height <= floor)
+        requests_.erase(it);
+      executed_order_.pop_front();
+    }
   }
   if (!replaying_) {
     StateReply rec;
@@ -1205,9 +1222,9 @@ void Replica::handle_state_request(const Envelope& env, const StateRequest& r) {
   StateReply rep;
   for (Seq s = r.from_seq; s <= last_executed_ && rep.blocks.size() < cfg_.state_transfer_batch;
        ++s) {
-    auto it = ledger_.find(s);
-    if (it == ledger_.end()) break;
-    rep.blocks.push_back(*it->second);
+    auto cb = committed_block(s);
+    if (!cb) break;
+    rep.blocks.push_back(*cb);
   }
   if (stable_ > 0) {
     rep.stable_seq = stable_;

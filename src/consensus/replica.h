@@ -69,6 +69,12 @@ struct ReplicaConfig {
   uint32_t prepare_lease = 32;
   size_t max_pending_requests = 200000;
   size_t max_future_messages = 4096;  // buffered messages for views not yet entered
+  // Executed requests are remembered (at-most-once: a retransmission gets the reply again and is
+  // never proposed again) while their block is within this many heights of the stable
+  // checkpoint. A copy that arrives later is treated as new: it may be committed again, and the
+  // ledger records it once (LedgerBuilder skips a request already on it). Bounds the table:
+  // before, it held every request since the epoch began.
+  uint64_t executed_request_retention = 1024;
 
   // TEST ONLY. Quorums of f+1 instead of 2f+1: breaks safety on purpose, so the simulator can
   // show that its checker catches a broken protocol.
@@ -155,6 +161,11 @@ struct ReplicaHooks {
   std::function<Status(const Request&)> validate;
   // Signature verification; the node and the simulator may pass a cached or batched one.
   crypto::VerifyFn verify;
+  // A block this replica executed, read back from where the host persisted it (the
+  // PersistAction of kind kCommitted): null if it is not there. With it, the replica keeps only
+  // the executed blocks of the last `window` heights below its stable checkpoint in memory and
+  // serves older ones to lagging peers from here; without it, it keeps every executed block.
+  std::function<std::shared_ptr<const CommittedBlock>(Seq)> load_block;
 };
 
 struct ReplicaCounters {
@@ -227,7 +238,11 @@ class Replica {
   const ReplicaConfig& config() const { return cfg_; }
   const ReplicaCounters& counters() const { return counters_; }
   size_t pending_requests() const { return pending_count_; }
+  // An executed block: from memory, or (below what the replica keeps) from hooks.load_block.
   std::shared_ptr<const CommittedBlock> committed_block(Seq height) const;
+  // What the replica holds in memory (bounded by the stable checkpoint, see ReplicaConfig).
+  size_t blocks_in_memory() const { return ledger_.size(); }
+  size_t requests_in_memory() const { return requests_.size(); }
 
  private:
   struct VoteRecord {
@@ -371,6 +386,7 @@ class Replica {
   std::map<Seq, std::shared_ptr<const CommittedBlock>> committed_;  // waiting for execution
   std::map<Seq, std::vector<Hash32>> request_ids_;                  // ids for committed_
   std::map<Seq, std::shared_ptr<const CommittedBlock>> ledger_;     // executed (served to peers)
+  std::deque<std::pair<Seq, Hash32>> executed_order_;               // executed requests, by height
   uint64_t last_progress_ms_ = 0;
 
   // Header certificates: votes by height (bounded to the window above what we executed).

@@ -16,8 +16,8 @@ bool SignatureMemo::verify(const PublicKey& pk, ByteView msg, const Signature& s
   Hash32 key = memo_key(pk, msg, sig);
   {
     std::lock_guard lk(mu_);
-    bool good = good_.count(key) != 0;
-    if (good || bad_.count(key)) {
+    bool good = good_.contains(key);
+    if (good || bad_.contains(key)) {
       ++hits_;
       return good;
     }
@@ -34,9 +34,21 @@ void SignatureMemo::note_own(const PublicKey& pk, ByteView msg, const Signature&
 
 void SignatureMemo::remember(const Hash32& key, bool ok) {
   std::lock_guard lk(mu_);
-  auto& set = ok ? good_ : bad_;
-  if (set.size() >= (ok ? max_good_ : max_bad_)) set.clear();
-  set.insert(key);
+  (ok ? good_ : bad_).insert(key);
+}
+
+void SignatureMemo::Generations::insert(const Hash32& key) {
+  if (newer.size() >= half) {
+    // The older generation's buckets are reused by the next newer one: no new table.
+    older.clear();
+    std::swap(newer, older);
+  }
+  newer.insert(key);
+}
+
+size_t SignatureMemo::size() const {
+  std::lock_guard lk(mu_);
+  return good_.newer.size() + good_.older.size() + bad_.newer.size() + bad_.older.size();
 }
 
 VerifyFn SignatureMemo::fn() {

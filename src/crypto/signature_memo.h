@@ -1,9 +1,15 @@
 // A memo of Ed25519 verifications: (key, message, signature) -> result. Verification is a pure
-// function, so the memo changes cost, never results. Bounded: each set is cleared when full.
+// function, so the memo changes cost, never results. It remembers the recent past: a node asks
+// about a signature again within seconds (a request's at arrival and at execution, a vote when
+// the certificate that carries it comes back), rarely later. Two generations per result: when
+// the newer one is full it becomes the older, and the older one's entries are forgotten, so at
+// most `max_good` good and `max_bad` bad results are held and the recent half always survives.
+// (Each set was once cleared all at once when full, losing the recent answers with the old.)
 // Thread-safe (the node's workers fill it, its protocol and effects threads read it; the
 // simulator shares one between its replicas).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <unordered_set>
@@ -15,8 +21,8 @@ namespace attestnet::crypto {
 
 class SignatureMemo {
  public:
-  explicit SignatureMemo(size_t max_good = 2000000, size_t max_bad = 200000)
-      : max_good_(max_good), max_bad_(max_bad) {}
+  explicit SignatureMemo(size_t max_good = 131072, size_t max_bad = 16384)
+      : good_(max_good), bad_(max_bad) {}
   bool verify(const PublicKey& pk, ByteView msg, const Signature& sig);
   // Records a signature this process made itself (valid by construction), so that a certificate
   // that carries it back costs no verification.
@@ -24,13 +30,22 @@ class SignatureMemo {
   // Ed25519 verifications carried out, and answers the memo gave without one.
   uint64_t verifications() const { return verifications_; }
   uint64_t hits() const { return hits_; }
+  // Results held now (good and bad): at most max_good + max_bad.
+  size_t size() const;
   // A VerifyFn over this memo; the memo must outlive it.
   VerifyFn fn();
 
  private:
-  std::mutex mu_;
-  size_t max_good_, max_bad_;
-  std::unordered_set<Hash32, Hash32Hasher> good_, bad_;
+  // Newer and older generation of one result, each up to half the bound.
+  struct Generations {
+    explicit Generations(size_t max) : half(std::max<size_t>(1, max / 2)) {}
+    bool contains(const Hash32& key) const { return newer.count(key) || older.count(key); }
+    void insert(const Hash32& key);
+    size_t half;
+    std::unordered_set<Hash32, Hash32Hasher> newer, older;
+  };
+  mutable std::mutex mu_;
+  Generations good_, bad_;
   std::atomic<uint64_t> verifications_{0}, hits_{0};
   void remember(const Hash32& key, bool ok);
 };

@@ -84,6 +84,10 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
   rocksdb::Options opts;
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
+  // All column families' memtables together stay under 64 MiB (the largest is flushed then):
+  // by default each of the ten may grow to 64 MiB, so a node's memory grew with its ledger by
+  // hundreds of MiB, and inserts into ever larger skip lists grew slower.
+  opts.db_write_buffer_size = 64 << 20;
   // by_request answers "was this request executed?" once per request at execution, and nearly
   // always "no": a Bloom filter in the memtable and in each table file answers that without
   // searching the skip list or reading an index block (without one, each lookup searched every

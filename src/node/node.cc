@@ -150,7 +150,8 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   }
   // Verified signatures, shared by the workers (who fill it on arrival), the replica's verify
   // hook, execution (set_verifier) and response building.
-  n->sigs_ = std::make_shared<crypto::SignatureMemo>(200000, 20000);
+  // ~10 s of a 4-node devnet's peak in each generation: what is asked again is asked soon.
+  n->sigs_ = std::make_shared<crypto::SignatureMemo>(65536, 8192);
   if (n->app_) n->app_->set_verifier(n->memo_verify());
 
   n->trust_ = std::make_unique<state::TrustState>(n->genesis_.chain_id, n->genesis_.trust,
@@ -229,6 +230,13 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
       return r.kind == consensus::PersistRecord::Kind::kLease;
     });
   n->hooks_.verify = n->memo_verify();
+  // Blocks below what a replica keeps in memory are served to lagging peers from the store.
+  n->hooks_.load_block =
+      [self](consensus::Seq h) -> std::shared_ptr<const consensus::CommittedBlock> {
+    auto cb = self->store_->block(h);
+    if (!cb.ok()) return nullptr;
+    return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
+  };
   n->hooks_.validate = [self](const consensus::Request& q) -> Status {
     {
       std::lock_guard lk(self->vmu_);

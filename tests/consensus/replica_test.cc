@@ -320,6 +320,76 @@ TEST(PbftStateTransfer, AForgedCommitCertificateIsRejected) {
   EXPECT_EQ(lagging.counters().dropped_invalid_state, 1u);
 }
 
+// ---- what a replica holds in memory does not grow with the ledger
+
+// Replicas whose executed blocks below the window are read back from their own records (the
+// node reads its store), counting the reads.
+void give_load_block(Cluster& c, size_t* loads) {
+  for (size_t i = 0; i < c.replicas.size(); ++i) {
+    ReplicaConfig rc = c.cfg;
+    rc.self = static_cast<ReplicaId>(i);
+    ReplicaHooks h = c.hooks;
+    h.load_block = [&c, i, loads](Seq s) -> std::shared_ptr<const CommittedBlock> {
+      for (const auto& rec : c.disks[i]) {
+        if (rec.kind != PersistRecord::Kind::kCommitted || rec.seq != s) continue;
+        Reader rd(as_view(rec.bytes), kMaxMessageBytes);
+        auto cb = CommittedBlock::decode(rd);
+        if (!cb.ok()) return nullptr;
+        ++*loads;
+        return std::make_shared<const CommittedBlock>(std::move(cb).value());
+      }
+      return nullptr;
+    };
+    c.replicas[i] = std::make_unique<Replica>(rc, c.keys[i], h);
+  }
+}
+
+TEST(PbftMemory, OldBlocksAreServedFromTheRecordsAndALaggingReplicaStillCatchesUp) {
+  Cluster c(4);
+  size_t loads = 0;
+  give_load_block(c, &loads);
+  c.up[3] = false;
+  for (uint64_t i = 1; i <= 200; ++i) c.request(Cluster::req(1, i), {0, 1, 2});
+  c.tick(400);
+  ASSERT_EQ(c.replicas[0]->last_executed(), 50u);
+  ASSERT_GE(c.replicas[0]->stable_seq(), 48u);
+  // The window (8) below the checkpoint, and what is above it: not all 50.
+  EXPECT_LE(c.replicas[0]->blocks_in_memory(), 2 * c.cfg.window);
+  ASSERT_EQ(c.replicas[3]->last_executed(), 0u);
+  c.up[3] = true;
+  c.tick(1000);
+  EXPECT_EQ(c.replicas[3]->last_executed(), 50u);
+  EXPECT_EQ(c.replicas[3]->state_digest(), c.replicas[0]->state_digest());
+  EXPECT_GT(loads, 0u) << "heights 1..40 were served from the records";
+  EXPECT_EQ(c.replicas[3]->counters().dropped_invalid_state, 0u);
+}
+
+TEST(PbftMemory, WithoutAWayToReadBlocksBackEveryExecutedBlockIsKept) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 80; ++i) c.request(Cluster::req(1, i));
+  c.tick(200);
+  ASSERT_EQ(c.replicas[0]->last_executed(), 20u);
+  EXPECT_EQ(c.replicas[0]->blocks_in_memory(), 20u);
+}
+
+TEST(PbftMemory, ExecutedRequestsAreForgottenBeyondTheRetentionAndThenCountAsNew) {
+  Cluster c(4, [](ReplicaConfig& cfg) { cfg.executed_request_retention = 8; });
+  Request first = Cluster::req(1, 1);
+  c.request(first);
+  for (uint64_t i = 2; i <= 120; ++i) c.request(Cluster::req(1, i));
+  c.tick(300);
+  ASSERT_EQ(c.replicas[2]->last_executed(), 30u);
+  ASSERT_GE(c.replicas[2]->stable_seq(), 28u);
+  // Requests of blocks at most 8 below the checkpoint (and above it), not all 120.
+  EXPECT_LE(c.replicas[2]->requests_in_memory(), 4u * (8 + 2 + 4));
+  // A copy of the first request now is proposed and executed again; the ledger, which keeps
+  // every request id it recorded, records it once (LedgerBuilder).
+  c.request(first);
+  c.tick(20);
+  EXPECT_EQ(c.replicas[2]->last_executed(), 31u);
+  EXPECT_EQ(c.replicas[2]->counters().requests_executed, 121u);
+}
+
 TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
   Cluster c(4);
   for (uint64_t i = 1; i <= 12; ++i) c.request(Cluster::req(1, i));

@@ -158,5 +158,28 @@ TEST(SignatureMemo, AnOwnSignatureIsKnownWithoutAVerification) {
   EXPECT_EQ(memo.hits(), 1u);
 }
 
+TEST(SignatureMemo, HoldsAtMostItsBoundAndKeepsTheRecentHalf) {
+  auto k = SecretKey::from_seed(test_seed("memo-bound"));
+  SignatureMemo memo(8, 2);
+  std::vector<std::pair<Bytes, Signature>> signed_;
+  for (uint8_t i = 0; i < 20; ++i) {
+    Bytes msg = {i};
+    signed_.emplace_back(msg, k.sign(as_view(msg)));
+    memo.note_own(k.public_key(), as_view(msg), signed_.back().second);
+    EXPECT_LE(memo.size(), 8u);
+  }
+  // The last 4 (half the bound) are always known; the first ones were forgotten.
+  for (size_t i = 16; i < 20; ++i)
+    EXPECT_TRUE(memo.verify(k.public_key(), as_view(signed_[i].first), signed_[i].second));
+  EXPECT_EQ(memo.verifications(), 0u);
+  EXPECT_TRUE(memo.verify(k.public_key(), as_view(signed_[0].first), signed_[0].second));
+  EXPECT_EQ(memo.verifications(), 1u) << "forgotten: verified again, with the same result";
+  Signature bad = signed_[1].second;
+  bad[0] ^= 1;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(memo.verify(k.public_key(), as_view(signed_[1].first), bad));
+  EXPECT_LE(memo.size(), 8u + 2u);
+}
+
 }  // namespace
 }  // namespace attestnet::crypto
