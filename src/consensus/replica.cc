@@ -1224,6 +1224,7 @@ void Replica::handle_state_request(const Envelope& env, const StateRequest& r) {
        ++s) {
     auto cb = committed_block(s);
     if (!cb) break;
+    if (!ledger_.count(s)) ++counters_.state_blocks_loaded;
     rep.blocks.push_back(*cb);
   }
   if (stable_ > 0) {

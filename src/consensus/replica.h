@@ -191,6 +191,7 @@ struct ReplicaCounters {
   uint64_t blocks_executed = 0;
   uint64_t requests_executed = 0;
   uint64_t state_transfer_blocks = 0;
+  uint64_t state_blocks_loaded = 0;  // blocks served to a peer through hooks.load_block
   uint64_t checkpoints_stable = 0;
   uint64_t headers_certified = 0;
   uint64_t execution_divergence = 0;  // must stay 0: our execution differs from a quorum's

@@ -1693,6 +1693,9 @@ std::string Node::metrics() const {
        double(c.view_changes));
   line("attestnet_state_transfer_blocks_total", "counter", "Blocks received by state transfer.",
        double(c.state_transfer_blocks));
+  line("attestnet_state_transfer_blocks_loaded_total", "counter",
+       "Blocks sent to lagging peers from the store (older than the replica keeps in memory).",
+       double(c.state_blocks_loaded));
   line("attestnet_consensus_refused_after_restart_total", "counter",
        "Pre-prepares and prepares not signed after a restart because the recovered prepare lease "
        "covered their slot (after kill -9 of a primary: the view changes).",
