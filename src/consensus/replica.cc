@@ -63,51 +63,64 @@ void Replica::report_conflict(const Envelope& first, const Envelope& second) {
 std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey key,
                                           ReplicaHooks hooks,
                                           const std::vector<PersistRecord>& records) {
+  auto r = start_recovery(std::move(cfg), std::move(key), std::move(hooks));
+  for (const auto& rec : records) r->replay(rec);
+  r->finish_recovery();
+  return r;
+}
+
+std::unique_ptr<Replica> Replica::start_recovery(ReplicaConfig cfg, crypto::SecretKey key,
+                                                 ReplicaHooks hooks) {
   auto r = std::make_unique<Replica>(std::move(cfg), std::move(key), std::move(hooks));
   r->replaying_ = true;
-  for (const auto& rec : records) {
-    switch (rec.kind) {
-      case PersistRecord::Kind::kCommitted: {
-        Reader rd(as_view(rec.bytes), kMaxMessageBytes);
-        auto cb = CommittedBlock::decode(rd);
-        if (!cb.ok()) break;
-        auto p = std::make_shared<const CommittedBlock>(std::move(cb).value());
-        if (p->block.height == r->last_executed_ + 1) r->execute(p);
-        break;
+  return r;
+}
+
+void Replica::replay(const PersistRecord& rec) {
+  assert(replaying_);
+  switch (rec.kind) {
+    case PersistRecord::Kind::kCommitted: {
+      Reader rd(as_view(rec.bytes), kMaxMessageBytes);
+      auto cb = CommittedBlock::decode(rd);
+      if (!cb.ok()) break;
+      auto p = std::make_shared<const CommittedBlock>(std::move(cb).value());
+      if (p->block.height == last_executed_ + 1) execute(p);
+      break;
+    }
+    case PersistRecord::Kind::kStable: {
+      auto rep = StateReply::decode(as_view(rec.bytes));
+      if (!rep.ok() || !rep->stable_seq) break;
+      Hash32 digest{};
+      if (!rep->stable_proof.empty()) {
+        auto c = Checkpoint::decode(as_view(rep->stable_proof[0].body));
+        if (c.ok()) digest = c->state_digest;
       }
-      case PersistRecord::Kind::kStable: {
-        auto rep = StateReply::decode(as_view(rec.bytes));
-        if (!rep.ok() || !rep->stable_seq) break;
-        Hash32 digest{};
-        if (!rep->stable_proof.empty()) {
-          auto c = Checkpoint::decode(as_view(rep->stable_proof[0].body));
-          if (c.ok()) digest = c->state_digest;
-        }
-        r->make_stable(*rep->stable_seq, digest, rep->stable_proof);
-        break;
-      }
-      case PersistRecord::Kind::kMessage: {
-        auto env = Envelope::decode(as_view(rec.bytes));
-        // Records of earlier epochs' replicas share the store: only this epoch's count.
-        if (env.ok() && env->epoch == r->cfg_.epoch) r->handle(*env);
-        break;
-      }
-      case PersistRecord::Kind::kLease: {
-        Reader rd(as_view(rec.bytes));
-        auto epoch = rd.u64();
-        Lease l{rec.view, rec.seq, true};
-        if (epoch.ok() && *epoch == r->cfg_.epoch && r->lease_recovered_.before(l))
-          r->lease_recovered_ = l;
-        break;
-      }
+      make_stable(*rep->stable_seq, digest, rep->stable_proof);
+      break;
+    }
+    case PersistRecord::Kind::kMessage: {
+      auto env = Envelope::decode(as_view(rec.bytes));
+      // Records of earlier epochs' replicas share the store: only this epoch's count.
+      if (env.ok() && env->epoch == cfg_.epoch) handle(*env);
+      break;
+    }
+    case PersistRecord::Kind::kLease: {
+      Reader rd(as_view(rec.bytes));
+      auto epoch = rd.u64();
+      Lease l{rec.view, rec.seq, true};
+      if (epoch.ok() && *epoch == cfg_.epoch && lease_recovered_.before(l)) lease_recovered_ = l;
+      break;
     }
   }
-  r->out_.clear();
-  r->replaying_ = false;
+  out_.clear();  // nothing a replay does is carried out again
+}
+
+void Replica::finish_recovery() {
+  out_.clear();
+  replaying_ = false;
   // What the recovered lease covers was perhaps signed in records lost with an unsynced write:
   // refused_after_restart keeps this replica from signing those slots again.
-  r->lease_emitted_ = r->lease_durable_ = r->lease_recovered_;
-  return r;
+  lease_emitted_ = lease_durable_ = lease_recovered_;
 }
 
 // ---------------------------------------------------------------- entry points

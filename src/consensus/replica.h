@@ -211,6 +211,13 @@ class Replica {
   static std::unique_ptr<Replica> recover(ReplicaConfig cfg, crypto::SecretKey key,
                                           ReplicaHooks hooks,
                                           const std::vector<PersistRecord>& records);
+  // The same in steps, for a host that reads its records one at a time (so that they are never
+  // all in memory): a replica in recovery, replay() for each record in order, then
+  // finish_recovery(). recover() is exactly these steps.
+  static std::unique_ptr<Replica> start_recovery(ReplicaConfig cfg, crypto::SecretKey key,
+                                                 ReplicaHooks hooks);
+  void replay(const PersistRecord& rec);
+  void finish_recovery();
 
   Actions on_request(const Request& req, uint64_t now_ms);
   Actions on_message(ByteView envelope_bytes, uint64_t now_ms);

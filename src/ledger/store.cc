@@ -558,6 +558,12 @@ Status ReplicaStore::truncate(consensus::Seq stable_seq) {
 
 Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
   std::vector<consensus::PersistRecord> out;
+  ATN_CHECK(for_each_record([&out](consensus::PersistRecord&& r) { out.push_back(std::move(r)); }));
+  return out;
+}
+
+Status ReplicaStore::for_each_record(
+    const std::function<void(consensus::PersistRecord&&)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice v = it->value();
@@ -584,10 +590,10 @@ Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
       }
       rec.bytes.assign(block.begin(), block.end());
     }
-    out.push_back(std::move(rec));
+    fn(std::move(rec));
   }
   if (!it->status().ok()) return io_error("cannot read the consensus log", it->status());
-  return out;
+  return {};
 }
 
 Result<consensus::CommittedBlock> ReplicaStore::block(consensus::Seq height) const {

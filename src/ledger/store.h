@@ -25,6 +25,7 @@
 // REQUIRES: one writer (the node's storage thread, or the simulator).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,9 @@ class ReplicaStore {
   Result<bool> take_clean_stop();
   // The records to hand to Replica::recover, in the order they were appended.
   Result<std::vector<consensus::PersistRecord>> load() const;
+  // The same, one at a time (each committed block is read when its turn comes), so that they
+  // are never all in memory: for Replica::replay.
+  Status for_each_record(const std::function<void(consensus::PersistRecord&&)>& fn) const;
   Result<consensus::CommittedBlock> block(consensus::Seq height) const;
   consensus::Seq highest_block() const { return highest_block_; }
 

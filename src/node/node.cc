@@ -220,15 +220,10 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
                  "a node admits it (submit `attestnet join`)\n",
                  me_hex.substr(0, 16).c_str());
   }
-  ATN_TRY(auto records, n->store_->load());
   // Prepare leases (consensus/replica.h) stand for records an unsynced send may have lost; after
-  // a clean stop (SIGTERM: Node::stop) none was lost, so they are dropped before recovery and a
+  // a clean stop (SIGTERM: Node::stop) none was lost, so they are skipped in recovery and a
   // restarted primary goes on proposing instead of waiting out a view change.
   ATN_TRY(bool clean, n->store_->take_clean_stop());
-  if (clean)
-    std::erase_if(records, [](const consensus::PersistRecord& r) {
-      return r.kind == consensus::PersistRecord::Kind::kLease;
-    });
   n->hooks_.verify = n->memo_verify();
   // Blocks below what a replica keeps in memory are served to lagging peers from the store.
   n->hooks_.load_block =
@@ -255,9 +250,15 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   }
   if (n->index_in(cur)) {
     const EpochBase& b = n->bases_[n->cur_epoch_];
-    n->replicas_[n->cur_epoch_] =
-        Replica::recover(n->replica_config(n->cur_epoch_, cur, b.height, b.digest, b.time), n->key_,
-                         n->hooks_, records);
+    // The records are read and replayed one at a time: a replica keeps only a window of blocks
+    // in memory (load_block above), and so does its recovery.
+    auto r = Replica::start_recovery(
+        n->replica_config(n->cur_epoch_, cur, b.height, b.digest, b.time), n->key_, n->hooks_);
+    ATN_CHECK(n->store_->for_each_record([&](consensus::PersistRecord&& rec) {
+      if (!(clean && rec.kind == consensus::PersistRecord::Kind::kLease)) r->replay(rec);
+    }));
+    r->finish_recovery();
+    n->replicas_[n->cur_epoch_] = std::move(r);
   }
   {
     std::lock_guard lk(n->smu_);
