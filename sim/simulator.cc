@@ -429,21 +429,21 @@ consensus::ReplicaHooks Simulation::hooks(uint32_t r) {
   // reads its store: state transfer from below it is served from what was persisted.
   h.load_block = [this, r](Seq height) -> std::shared_ptr<const consensus::CommittedBlock> {
     Node& nd = nodes_[r];
+    Result<consensus::CommittedBlock> cb =
+        make_error(Errc::kNotFound, "block " + std::to_string(height) + " is not on disk");
     if (nd.store) {
-      auto cb = nd.store->block(height);
-      if (!cb.ok()) return nullptr;
-      ++res_.blocks_loaded;
-      return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
+      cb = nd.store->block(height);
+    } else {
+      for (auto it = nd.disk.rbegin(); it != nd.disk.rend(); ++it) {
+        if (it->kind != consensus::PersistRecord::Kind::kCommitted || it->seq != height) continue;
+        Reader rd(as_view(it->bytes), consensus::kMaxMessageBytes);
+        cb = consensus::CommittedBlock::decode(rd);
+        break;
+      }
     }
-    for (auto it = nd.disk.rbegin(); it != nd.disk.rend(); ++it) {
-      if (it->kind != consensus::PersistRecord::Kind::kCommitted || it->seq != height) continue;
-      Reader rd(as_view(it->bytes), consensus::kMaxMessageBytes);
-      auto cb = consensus::CommittedBlock::decode(rd);
-      if (!cb.ok()) return nullptr;
-      ++res_.blocks_loaded;
-      return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
-    }
-    return nullptr;
+    if (!cb.ok()) return nullptr;
+    ++res_.blocks_loaded;
+    return std::make_shared<const consensus::CommittedBlock>(std::move(cb).value());
   };
   auto cache = cache_;
   bool use_cache = o_.cache_signatures;

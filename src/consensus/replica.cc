@@ -116,8 +116,7 @@ void Replica::replay(const PersistRecord& rec) {
 }
 
 void Replica::finish_recovery() {
-  out_.clear();
-  replaying_ = false;
+  replaying_ = false;  // replay() left no actions behind
   // What the recovered lease covers was perhaps signed in records lost with an unsynced write:
   // refused_after_restart keeps this replica from signing those slots again.
   lease_emitted_ = lease_durable_ = lease_recovered_;
