@@ -298,15 +298,17 @@ void Simulation::count_record(uint32_t node, const ledger::AttestationRecord& r)
   if (r.verdict == ledger::Verdict::kContraindicated) ++res_.records_contraindicated;
 }
 
-// A restarted replica rebuilds what execution reads from its store: the header hashes (the
-// freshness anchors) and the VM states folded from the records.
+// A restarted replica reopens what execution reads over its store: the last header hashes (the
+// freshness anchors) at once, and each VM's state from its records when it attests again.
 void Simulation::rebuild_view(uint32_t node) {
   Node& nd = nodes_[node];
   nd.view = std::make_unique<state::MemoryLedgerView>(genesis_.hash(), 1024);
   if (!nd.store) return;
-  Status st = state::rebuild_view(*nd.store, nd.builder->next_height() - 1, *nd.view);
-  if (!st.ok())
-    violation("storage", "replica " + std::to_string(node) + ": " + st.error().to_string());
+  auto fail = [this, node](const Error& e) {
+    violation("storage", "replica " + std::to_string(node) + ": " + e.to_string());
+  };
+  Status st = state::open_view(*nd.store, nd.builder->next_height() - 1, 1024, *nd.view, fail);
+  if (!st.ok()) fail(st.error());
 }
 
 void Simulation::setup() {

@@ -235,11 +235,28 @@ Result<std::vector<uint64_t>> ReplicaStore::vm_history(const std::string& vm_id)
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     rocksdb::Slice k = it->key();
+    // A longer key is another VM's whose id starts with this id and a NUL byte.
+    if (k.size() != prefix.size() + 8) continue;
     k.remove_prefix(prefix.size());
     out.push_back(from_be64(k));
   }
   if (!it->status().ok()) return io_error("cannot read the VM index", it->status());
   return out;
+}
+
+Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
+                                             const std::function<bool(uint64_t)>& fn) const {
+  std::string prefix = vm_id + std::string(1, '\0');
+  std::string past = vm_id + std::string(1, '\1');  // just after every key of the prefix
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
+  for (it->SeekForPrev(past); it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != prefix.size() + 8) continue;
+    k.remove_prefix(prefix.size());
+    if (!fn(from_be64(k))) return {};
+  }
+  if (!it->status().ok()) return io_error("cannot read the VM index", it->status());
+  return {};
 }
 
 Result<Hash32> ReplicaStore::subtree_root(uint64_t offset, uint64_t size) const {

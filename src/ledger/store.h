@@ -102,6 +102,9 @@ class ReplicaStore {
   Result<std::pair<uint64_t, Bytes>> record_by_request(const Hash32& request_id) const;
   // Leaf indexes of a VM's records, oldest first.
   Result<std::vector<uint64_t>> vm_history(const std::string& vm_id) const;
+  // The same, newest first, one at a time, until `fn` returns false.
+  Status vm_history_newest_first(const std::string& vm_id,
+                                 const std::function<bool(uint64_t leaf)>& fn) const;
   // RFC 9162 inclusion proof of leaf `index` in the log's first `size` leaves, and the root of
   // those leaves, computed from the tiles: O(log size) tile reads and at most 255 hashes each.
   Result<std::vector<Hash32>> inclusion_proof(uint64_t index, uint64_t size) const;

@@ -27,6 +27,9 @@ using consensus::Replica;
 
 namespace {
 
+// Header hashes that count as fresh anchors (docs/protocol: a quote must bind a recent block).
+constexpr size_t kAnchorWindow = 1024;
+
 uint64_t wall_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -173,8 +176,17 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
   n->builder_ = std::make_unique<ledger::LedgerBuilder>(
       n->genesis_, [self](const consensus::Request& q, uint64_t t) { return self->execute(q, t); });
   ATN_CHECK(ledger::resume_from_store(*n->store_, *n->builder_));
-  n->view_ = std::make_unique<state::MemoryLedgerView>(n->genesis_.hash(), 1024);
-  ATN_CHECK(state::rebuild_view(*n->store_, n->builder_->next_height() - 1, *n->view_));
+  // What execution reads of the ledger: the last 1,024 header hashes now, each VM's state from
+  // the store when it first attests again (not a scan of every record).
+  n->view_ = std::make_unique<state::MemoryLedgerView>(n->genesis_.hash(), kAnchorWindow);
+  ATN_CHECK(state::open_view(*n->store_, n->builder_->next_height() - 1, kAnchorWindow, *n->view_,
+                             [](const Error& e) {
+                               std::fprintf(stderr,
+                                            "attestnet node: FATAL: cannot read a VM's state "
+                                            "from the store: %s\n",
+                                            e.to_string().c_str());
+                               std::_Exit(70);
+                             }));
   // The trust state, the consensus digest and the committees are a function of the blocks:
   // start from the snapshot of the last epoch end (when it matches its header's state root),
   // and fold the blocks after it.

@@ -82,8 +82,18 @@ bool MemoryLedgerView::is_recent_anchor(const Hash32& anchor) const {
 }
 
 policy::VmState MemoryLedgerView::vm_state(const std::string& vm_id) const {
+  if (!load_) {
+    auto it = vms_.find(vm_id);
+    return it == vms_.end() ? policy::VmState{} : it->second;
+  }
+  return entry(vm_id);
+}
+
+policy::VmState& MemoryLedgerView::entry(const std::string& vm_id) const {
   auto it = vms_.find(vm_id);
-  return it == vms_.end() ? policy::VmState{} : it->second;
+  if (it != vms_.end()) return it->second;
+  policy::VmState st = load_ ? load_(vm_id) : policy::VmState{};
+  return vms_.emplace(vm_id, std::move(st)).first->second;
 }
 
 void MemoryLedgerView::note_header(const Hash32& h) {
@@ -95,9 +105,8 @@ void MemoryLedgerView::note_header(const Hash32& h) {
   }
 }
 
-void MemoryLedgerView::note_record(const ledger::AttestationRecord& r) {
+void MemoryLedgerView::fold_record(policy::VmState& st, const ledger::AttestationRecord& r) {
   if (r.verdict == policy::Verdict::kContraindicated) return;
-  policy::VmState& st = vms_[r.vm_id];
   for (const auto& c : r.claims) {
     try {
       if (c.name == "tpm2.clock") st.last_clock = std::stoull(c.value);
@@ -106,6 +115,11 @@ void MemoryLedgerView::note_record(const ledger::AttestationRecord& r) {
     } catch (...) {
     }
   }
+}
+
+void MemoryLedgerView::note_record(const ledger::AttestationRecord& r) {
+  if (r.verdict == policy::Verdict::kContraindicated) return;
+  fold_record(entry(r.vm_id), r);
 }
 
 // --- AttestationApp ---

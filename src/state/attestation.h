@@ -16,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -60,21 +61,33 @@ class LedgerView {
 };
 
 // In-memory LedgerView: anchors are genesis and the last `window` header hashes it was told
-// of; VM states are folded from the records it was told of.
+// of; VM states are folded from the records it was told of. With a loader (a node's store,
+// state/store_view.h), a VM it was not told of is asked of the loader once, when execution
+// first reads it or a record of it is noted, and then kept: a restart reads only the VMs that
+// attest again, not every record of the ledger.
 class MemoryLedgerView : public LedgerView {
  public:
+  using VmLoader = std::function<policy::VmState(const std::string& vm_id)>;
   MemoryLedgerView(const Hash32& genesis_hash, size_t window);
   bool is_recent_anchor(const Hash32& anchor) const override;
   policy::VmState vm_state(const std::string& vm_id) const override;
   void note_header(const Hash32& header_hash);
   void note_record(const ledger::AttestationRecord& r);
+  // REQUIRES: set before any record is noted; the loader reads records already on the ledger.
+  void set_loader(VmLoader load) { load_ = std::move(load); }
+  // What one record changes of its VM's state (none if it is contraindicated): the fold that
+  // note_record applies, and that a loader applies to the stored records.
+  static void fold_record(policy::VmState& st, const ledger::AttestationRecord& r);
+  size_t vms_in_memory() const { return vms_.size(); }
 
  private:
+  policy::VmState& entry(const std::string& vm_id) const;
   Hash32 genesis_;
   size_t window_;
   std::deque<Hash32> recent_;
   std::unordered_multiset<Hash32, Hash32Hasher> recent_set_;
-  std::map<std::string, policy::VmState> vms_;
+  VmLoader load_;
+  mutable std::map<std::string, policy::VmState> vms_;  // loaded or folded
 };
 
 class AttestationApp {
