@@ -384,6 +384,8 @@ std::vector<TxOutcome> TrustState::apply_block(const consensus::Block& b,
   // Participation: header certificates of this epoch, each height counted once.
   for (const consensus::CertifiedHeader& c : b.certificates) {
     if (epoch_of(c.height) != epoch_ || c.height >= b.height) continue;
+    // Without epochs: a height no longer kept (note_header) would be counted twice.
+    if (!params_.epoch_length && c.height + kRecentWithoutEpochs < b.height) continue;
     if (!facts_.cert_heights.insert(c.height).second) continue;
     ++facts_.certs_recorded;
     for (const auto& s : c.cert.sigs) {
@@ -457,6 +459,19 @@ std::vector<TxOutcome> TrustState::apply_block(const consensus::Block& b,
 
 void TrustState::note_header(uint64_t height, const Hash32& header_hash) {
   headers_[height] = header_hash;
+  if (params_.epoch_length || height <= kRecentWithoutEpochs) return;
+  uint64_t keep_from = height - kRecentWithoutEpochs + 1;
+  headers_.erase(headers_.begin(), headers_.lower_bound(keep_from));
+  auto& certs = facts_.cert_heights;
+  certs.erase(certs.begin(), certs.lower_bound(keep_from));
+  for (auto& [who, heights] : facts_.endorsed)
+    heights.erase(heights.begin(), heights.lower_bound(keep_from));
+}
+
+size_t TrustState::heights_in_memory() const {
+  size_t n = headers_.size() + facts_.cert_heights.size();
+  for (const auto& [who, heights] : facts_.endorsed) n += heights.size();
+  return n;
 }
 
 void TrustState::slash(const crypto::PublicKey& key) {

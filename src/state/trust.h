@@ -181,6 +181,11 @@ class TrustState {
   // The header this ledger built at `height` (after apply_block and building the header).
   // Endorsements and bad-header-vote proofs are judged against these.
   void note_header(uint64_t height, const Hash32& header_hash);
+  // Without epochs (epoch_length 0) no epoch end ever clears the heights kept for endorsements,
+  // proofs and certificate counting: only the last kRecentWithoutEpochs heights are kept (and
+  // count as recent), so that the state does not grow with the ledger.
+  static constexpr uint64_t kRecentWithoutEpochs = 65536;
+  size_t heights_in_memory() const;
   // At the last block of an epoch (after apply_block): scores the epoch, selects the next
   // committee and enters the next epoch. Returns the new committee.
   const ledger::Committee& end_epoch();
@@ -226,8 +231,9 @@ class TrustState {
   std::map<crypto::PublicKey, crypto::PublicKey> retired_;  // rotated-away key -> its successor
   uint64_t registry_version_ = 0;
   EpochFacts facts_;
-  uint64_t last_view_ = 0;              // view of the last non-null block of this epoch
-  std::map<uint64_t, Hash32> headers_;  // recent heights (this and the previous epoch)
+  uint64_t last_view_ = 0;  // view of the last non-null block of this epoch
+  // Recent heights: this and the previous epoch, or the last kRecentWithoutEpochs.
+  std::map<uint64_t, Hash32> headers_;
   std::set<std::pair<crypto::PublicKey, uint64_t>> proven_;  // (offender, epoch) already proven
 };
 

@@ -382,6 +382,24 @@ TEST(Trust, ASnapshotAtAnEpochEndContinuesLikeTheFullReplay) {
   EXPECT_EQ(b.trust->hash(), before);
 }
 
+TEST(Trust, WithoutEpochsOnlyRecentHeightsAreKept) {
+  // A fixed committee never ends an epoch, so nothing else would ever drop a height.
+  Net n(5, 4, 0);
+  const uint64_t w = TrustState::kRecentWithoutEpochs;
+  for (uint64_t i = 0; i < w + 300; ++i) n.block({0, 1, 2, 3});
+  EXPECT_LE(n.trust->heights_in_memory(), 2 * w);
+  EXPECT_GE(n.trust->heights_in_memory(), 2 * w - 2);
+  uint64_t oldest_kept = n.height - w + 1;
+  n.block({0, 1, 2, 3}, {endorse(n, 4, oldest_kept - 1), endorse(n, 4, n.height)});
+  EXPECT_FALSE(n.last_outcomes[0].accepted);
+  EXPECT_NE(n.last_outcomes[0].reason.find("not a recent executed height"), std::string::npos);
+  EXPECT_TRUE(n.last_outcomes[1].accepted) << n.last_outcomes[1].reason;
+  // With epochs the bound is the epoch's: the last two epochs' heights.
+  Net e(5, 4, 16);
+  for (int i = 0; i < 160; ++i) e.block({0, 1, 2, 3});
+  EXPECT_LE(e.trust->heights_in_memory(), 2 * 16 + 16);
+}
+
 TEST(Trust, TwoReplicasFoldingTheSameBlocksAgree) {
   Net a(7), b(7);
   for (int i = 0; i < 40; ++i) {
