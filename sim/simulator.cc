@@ -135,6 +135,7 @@ struct Node {
   std::unique_ptr<ledger::ReplicaStore> store;            // the real store (store_dir)
   std::unique_ptr<ledger::LedgerBuilder> builder;         // executes delivered blocks into headers
   std::unique_ptr<state::MemoryLedgerView> view;          // with attest: what execution reads
+  std::map<Seq, uint64_t> header_time;  // the ledger's block time per height (no store_dir)
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -687,7 +688,6 @@ void Simulation::step(const Event& e) {
             std::to_string(nd.disk.size()) + " records");
       auto c = cfg_;
       c.self = e.target;
-      std::vector<consensus::PersistRecord> records;
       if (!o_.store_dir.empty()) {
         auto st = ledger::ReplicaStore::open(store_path(e.target));
         if (!st.ok()) {
@@ -696,13 +696,6 @@ void Simulation::step(const Event& e) {
           return;
         }
         nd.store = std::move(st).value();
-        auto loaded = nd.store->load();
-        if (!loaded.ok()) {
-          violation("storage", "replica " + std::to_string(e.target) +
-                                   " cannot read its store: " + loaded.error().to_string());
-          return;
-        }
-        records = std::move(loaded).value();
         // Refuse a damaged store (exact height and reason) instead of serving it.
         Status tip = ledger::verify_tip(*nd.store, genesis_);
         if (!tip.ok()) {
@@ -719,8 +712,47 @@ void Simulation::step(const Event& e) {
         }
         if (o_.attest) rebuild_view(e.target);
       }
-      nd.replica =
-          consensus::Replica::recover(c, nd.key, hooks(e.target), nd.store ? records : nd.disk);
+      // As the node: from the newest stable checkpoint the ledger reached, replaying only the
+      // records above it (the committed blocks below it are neither read nor executed again).
+      auto fail = [&](const std::string& what, const Error& err) {
+        violation("storage",
+                  "replica " + std::to_string(e.target) + ": " + what + ": " + err.to_string());
+      };
+      nd.replica = consensus::Replica::start_recovery(c, nd.key, hooks(e.target));
+      Seq ledger_height = nd.builder->next_height() - 1;
+      std::optional<consensus::StableCheckpoint> cp;
+      if (nd.store) {
+        auto found = nd.store->newest_checkpoint(ledger_height);
+        if (!found.ok()) return fail("cannot read its consensus log", found.error());
+        cp = std::move(found).value();
+      } else {
+        for (const auto& rec : nd.disk) consensus::keep_newest_checkpoint(cp, rec, ledger_height);
+      }
+      Seq resumed = 0;
+      if (cp) {
+        uint64_t time = nd.header_time.count(cp->seq) ? nd.header_time[cp->seq] : 0;
+        if (nd.store) {
+          auto hf = nd.store->header(cp->seq);
+          auto hdr = hf.ok() ? ledger::BlockHeader::decode(as_view(hf->first))
+                             : Result<ledger::BlockHeader>(hf.error());
+          if (!hdr.ok()) return fail("header " + std::to_string(cp->seq), hdr.error());
+          time = hdr->block_time;
+        }
+        Status st = nd.replica->resume_at(*cp, time);
+        if (!st.ok())
+          return fail("cannot resume at its own stable checkpoint " + std::to_string(cp->seq),
+                      st.error());
+        resumed = cp->seq;
+        ++res_.resumed_at_checkpoint;
+      }
+      if (nd.store) {
+        Status st = nd.store->for_each_record(
+            [&](consensus::PersistRecord&& rec) { nd.replica->replay(rec); }, resumed);
+        if (!st.ok()) return fail("cannot read its consensus log", st.error());
+      } else {
+        for (const auto& rec : nd.disk) nd.replica->replay(rec);
+      }
+      nd.replica->finish_recovery();
       nd.up = true;
       if (nd.replica->last_executed() != delivered_height_[e.target]) {
         violation("durability", "replica " + std::to_string(e.target) + " recovered to height " +
@@ -795,6 +827,7 @@ void Simulation::apply(uint32_t r, Actions actions) {
       if (honest(r)) check_delivery(r, *d);
       // Execute the block into the ledger; replicas then certify the header it produced.
       ledger::BuiltBlock built = nd.builder->apply(*d->block, d->state_digest, d->block_time);
+      nd.header_time[built.header.height] = built.header.block_time;
       if (nd.view) nd.view->note_header(built.header.hash());
       if (honest(r)) {
         // Execution is deterministic: every honest replica builds the same header per height.

@@ -72,6 +72,7 @@ struct SimResult {
   uint64_t headers_certified = 0;      // (height, replica) pairs that gathered a header certificate
   // Blocks a replica served to a lagging peer from its disk: below what it keeps in memory.
   uint64_t blocks_loaded = 0;
+  uint64_t resumed_at_checkpoint = 0;  // restarts that resumed at a stable checkpoint
   uint32_t byzantine = 0;
   // With attest: verdicts of the records executed by the lowest-numbered honest replica.
   uint64_t records_affirming = 0;

@@ -313,7 +313,7 @@ int run_sim(const SimArgs& a) {
   }
   uint64_t first = a.seed, count = a.seeds == 0 ? 1 : a.seeds;
   uint64_t violations = 0, live = 0, views = 0, msgs = 0, crashes = 0, byz_runs = 0, lost = 0,
-           loaded = 0;
+           loaded = 0, resumed = 0;
   uint64_t affirming = 0, contraindicated = 0;
   std::map<std::string, uint64_t> by_invariant;
   double c0 = cpu_seconds();
@@ -327,6 +327,7 @@ int run_sim(const SimArgs& a) {
     crashes += r.crashes;
     lost += r.unsynced_records_lost;
     loaded += r.blocks_loaded;
+    resumed += r.resumed_at_checkpoint;
     byz_runs += r.byzantine > 0;
     if (r.ok) {
       ++live;
@@ -361,15 +362,16 @@ int run_sim(const SimArgs& a) {
   double c1 = cpu_seconds();
   std::printf(
       "sim: replicas=%u faults=%s%s seeds=%llu..%llu: %llu violation(s), %llu/%llu live; "
-      "%llu view changes, %llu crashes (%llu unsynced records lost), %llu runs with Byzantine "
-      "replicas, %llu messages, %llu blocks served from disk; %.1f s CPU\n",
+      "%llu view changes, %llu crashes (%llu unsynced records lost, %llu restarts resumed at a "
+      "stable checkpoint), %llu runs with Byzantine replicas, %llu messages, %llu blocks served "
+      "from disk; %.1f s CPU\n",
       a.replicas, a.faults.c_str(), a.unsafe_quorum ? " (UNSAFE QUORUM f+1)" : "",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(violations), static_cast<unsigned long long>(live),
       static_cast<unsigned long long>(count), static_cast<unsigned long long>(views),
       static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(lost),
-      static_cast<unsigned long long>(byz_runs), static_cast<unsigned long long>(msgs),
-      static_cast<unsigned long long>(loaded), c1 - c0);
+      static_cast<unsigned long long>(resumed), static_cast<unsigned long long>(byz_runs),
+      static_cast<unsigned long long>(msgs), static_cast<unsigned long long>(loaded), c1 - c0);
   if (a.attest)
     std::printf("records (appraised by the policy engine): %llu affirming, %llu contraindicated\n",
                 static_cast<unsigned long long>(affirming),

@@ -60,6 +60,22 @@ void Replica::report_conflict(const Envelope& first, const Envelope& second) {
   out_.push_back(MisbehaviourAction{MisbehaviourAction::kEquivocation, first, second});
 }
 
+std::optional<StableCheckpoint> stable_checkpoint(const PersistRecord& rec) {
+  if (rec.kind != PersistRecord::Kind::kStable) return std::nullopt;
+  auto rep = StateReply::decode(as_view(rec.bytes));
+  if (!rep.ok() || !rep->stable_seq || rep->stable_proof.empty()) return std::nullopt;
+  auto c = Checkpoint::decode(as_view(rep->stable_proof[0].body));
+  if (!c.ok()) return std::nullopt;
+  return StableCheckpoint{*rep->stable_seq, c->state_digest, std::move(rep->stable_proof)};
+}
+
+void keep_newest_checkpoint(std::optional<StableCheckpoint>& newest, const PersistRecord& rec,
+                            Seq at_most) {
+  if (rec.kind != PersistRecord::Kind::kStable || rec.seq > at_most) return;
+  if (newest && rec.seq <= newest->seq) return;
+  if (auto cp = stable_checkpoint(rec); cp && cp->seq == rec.seq) newest = std::move(cp);
+}
+
 std::unique_ptr<Replica> Replica::recover(ReplicaConfig cfg, crypto::SecretKey key,
                                           ReplicaHooks hooks,
                                           const std::vector<PersistRecord>& records) {
@@ -88,14 +104,7 @@ void Replica::replay(const PersistRecord& rec) {
       break;
     }
     case PersistRecord::Kind::kStable: {
-      auto rep = StateReply::decode(as_view(rec.bytes));
-      if (!rep.ok() || !rep->stable_seq) break;
-      Hash32 digest{};
-      if (!rep->stable_proof.empty()) {
-        auto c = Checkpoint::decode(as_view(rep->stable_proof[0].body));
-        if (c.ok()) digest = c->state_digest;
-      }
-      make_stable(*rep->stable_seq, digest, rep->stable_proof);
+      if (auto cp = stable_checkpoint(rec)) make_stable(cp->seq, cp->digest, cp->proof);
       break;
     }
     case PersistRecord::Kind::kMessage: {
@@ -113,6 +122,25 @@ void Replica::replay(const PersistRecord& rec) {
     }
   }
   out_.clear();  // nothing a replay does is carried out again
+}
+
+Status Replica::resume_at(const StableCheckpoint& cp, uint64_t block_time) {
+  assert(replaying_);
+  if (last_executed_ != cfg_.base_height || stable_ != cfg_.base_height)
+    return make_error(Errc::kBadValue, "a replica resumes from a checkpoint before any replay");
+  if (!hooks_.load_block)
+    return make_error(Errc::kBadValue,
+                      "a host that cannot read blocks back (no load_block) replays them all");
+  if (cp.seq <= cfg_.base_height || cp.seq >= cfg_.last_height)
+    return make_error(Errc::kBadValue, "checkpoint " + std::to_string(cp.seq) +
+                                           " is not inside this replica's epoch");
+  ATN_CHECK(verify_checkpoint_proof(cp.seq, cp.digest, cp.proof));
+  last_executed_ = cp.seq;
+  state_digest_ = cp.digest;
+  last_block_time_ = std::max(last_block_time_, block_time);
+  next_seq_ = std::max(next_seq_, cp.seq + 1);
+  make_stable(cp.seq, cp.digest, cp.proof);
+  return {};
 }
 
 void Replica::finish_recovery() {

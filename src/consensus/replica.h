@@ -110,6 +110,20 @@ struct PersistRecord {
   Bytes bytes;  // Envelope, CommittedBlock, StateReply-encoded stable proof, or a lease's epoch
 };
 
+// A stable checkpoint as a kStable record holds it: the height, the state digest after it and
+// the 2f+1 signed checkpoints that prove it.
+struct StableCheckpoint {
+  Seq seq = 0;
+  Hash32 digest{};
+  std::vector<Envelope> proof;
+};
+// nullopt for a record of another kind, or one without a proof.
+std::optional<StableCheckpoint> stable_checkpoint(const PersistRecord& rec);
+// Keeps in `newest` the newest stable checkpoint at or below `at_most` among the records seen:
+// where a restarted replica whose ledger reached `at_most` can resume (Replica::resume_at).
+void keep_newest_checkpoint(std::optional<StableCheckpoint>& newest, const PersistRecord& rec,
+                            Seq at_most);
+
 struct SendAction {
   std::optional<ReplicaId> to;  // nullopt: every other committee member
   MsgType type = MsgType::kStatus;
@@ -218,6 +232,17 @@ class Replica {
                                                  ReplicaHooks hooks);
   void replay(const PersistRecord& rec);
   void finish_recovery();
+  // Between start_recovery() and the first replay(): continue from a stable checkpoint of this
+  // epoch, as if every block up to it had been replayed, with the state digest its proof
+  // carries and `block_time` (the latest block time up to it: its ledger header's). replay()
+  // then executes only the committed blocks above it, and the host need not read those below
+  // (so a restart's time no longer grows with the epoch). What the skipped blocks would have
+  // left behind is left behind by make_stable anyway (executed blocks and request ids far below
+  // a checkpoint), except the executed request ids of the last executed_request_retention
+  // heights below it: a copy of such a request that arrives later is new to this replica, as
+  // one beyond the retention is (the ledger still records it once). The proof is checked; on an
+  // error the replica is unchanged and every record must be replayed.
+  Status resume_at(const StableCheckpoint& cp, uint64_t block_time);
 
   Actions on_request(const Request& req, uint64_t now_ms);
   Actions on_message(ByteView envelope_bytes, uint64_t now_ms);

@@ -579,8 +579,8 @@ Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
   return out;
 }
 
-Status ReplicaStore::for_each_record(
-    const std::function<void(consensus::PersistRecord&&)>& fn) const {
+Status ReplicaStore::for_each_record(const std::function<void(consensus::PersistRecord&&)>& fn,
+                                     consensus::Seq skip_committed_upto) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice v = it->value();
@@ -594,6 +594,8 @@ Status ReplicaStore::for_each_record(
     }
     rec.kind = static_cast<consensus::PersistRecord::Kind>(kind);
     ATN_TRY(rec.seq, r.u64());
+    if (rec.kind == consensus::PersistRecord::Kind::kCommitted && rec.seq <= skip_committed_upto)
+      continue;  // below the checkpoint the replica resumed at: not read
     ATN_TRY(rec.view, r.u64());
     ATN_TRY(rec.bytes, r.bytes());
     ATN_CHECK(r.finish());
@@ -611,6 +613,30 @@ Status ReplicaStore::for_each_record(
   }
   if (!it->status().ok()) return io_error("cannot read the consensus log", it->status());
   return {};
+}
+
+Result<std::optional<consensus::StableCheckpoint>> ReplicaStore::newest_checkpoint(
+    consensus::Seq at_most) const {
+  std::optional<consensus::StableCheckpoint> newest;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice v = it->value();
+    Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+    auto kind = r.u8();
+    auto seq = r.u64();
+    // Only stable-checkpoint records are decoded whole (the log holds one per block as well).
+    if (!kind.ok() || !seq.ok() || *kind != uint8_t(consensus::PersistRecord::Kind::kStable) ||
+        *seq > at_most || (newest && *seq <= newest->seq))
+      continue;
+    consensus::PersistRecord rec;
+    rec.kind = consensus::PersistRecord::Kind::kStable;
+    rec.seq = *seq;
+    ATN_TRY(rec.view, r.u64());
+    ATN_TRY(rec.bytes, r.bytes());
+    consensus::keep_newest_checkpoint(newest, rec, at_most);
+  }
+  if (!it->status().ok()) return io_error("cannot read the consensus log", it->status());
+  return newest;
 }
 
 Result<consensus::CommittedBlock> ReplicaStore::block(consensus::Seq height) const {

@@ -89,6 +89,7 @@ Result<NodeConfig> load_config(const std::string& path) {
   ATN_CHECK(num("api", "rate_limit_burst", &c.rate_limit_burst, 1, 1e9));
   ATN_CHECK(num("node", "workers", &c.workers, 1, 64));
   ATN_CHECK(num("node", "io_threads", &c.io_threads, 1, 64));
+  ATN_CHECK(num("node", "snapshot_interval", &c.snapshot_interval, 1, 1 << 30));
   if (auto cpus = t["node"]["cpus"]; cpus) {
     auto* arr = cpus.as_array();
     if (!arr || arr->empty())

@@ -6,6 +6,7 @@
 //   genesis  = "genesis.json"   # the network's trust anchor; this key must be a member
 //   data_dir = "data/node0"     # RocksDB store (created on first start)
 //   policy   = "policy.json"    # appraisal policy (every committee member must load the same)
+//   snapshot_interval = 1024    # blocks between trust-state snapshots (what a restart folds)
 //   [listen]
 //   peer = "127.0.0.1:7100"     # TLS peer port (default: this member's endpoint in genesis)
 //   api  = "127.0.0.1:8100"     # HTTP API
@@ -59,6 +60,9 @@ struct NodeConfig {
   double rate_limit_burst = 1000;
   uint32_t workers = 1;     // threads that validate forwarded requests (and their signatures)
   uint32_t io_threads = 2;  // network and HTTP threads (one io_context)
+  // Blocks between two snapshots of the trust state (one is also written at each epoch's end):
+  // a restart folds at most this many blocks.
+  uint64_t snapshot_interval = 1024;
   // The CPUs every thread of the node runs on (empty: any). For a host shared by several nodes
   // or other busy processes (docs/operations.md, "One machine", has the figures).
   std::vector<uint32_t> cpus;

@@ -188,8 +188,8 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
                                std::_Exit(70);
                              }));
   // The trust state, the consensus digest and the committees are a function of the blocks:
-  // start from the snapshot of the last epoch end (when it matches its header's state root),
-  // and fold the blocks after it.
+  // start from the last snapshot (an epoch's end, or every [node] snapshot_interval blocks;
+  // used when it matches its header's state root), and fold the blocks after it.
   uint64_t replay_from = n->restore_snapshot();
   for (uint64_t h = replay_from; h < n->builder_->next_height(); ++h) {
     ATN_TRY(auto cb, n->store_->block(h));
@@ -266,10 +266,37 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
     // in memory (load_block above), and so does its recovery.
     auto r = Replica::start_recovery(
         n->replica_config(n->cur_epoch_, cur, b.height, b.digest, b.time), n->key_, n->hooks_);
-    ATN_CHECK(n->store_->for_each_record([&](consensus::PersistRecord&& rec) {
-      if (!(clean && rec.kind == consensus::PersistRecord::Kind::kLease)) r->replay(rec);
-    }));
+    // From the newest stable checkpoint the ledger has reached: the blocks below it are on the
+    // ledger and in the store, and are neither read nor executed again.
+    ATN_TRY(auto cp, n->store_->newest_checkpoint(n->builder_->next_height() - 1));
+    consensus::Seq resumed = 0;
+    if (cp && cp->seq > b.height) {
+      ATN_TRY(auto hf, n->store_->header(cp->seq));
+      ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
+      if (Status st = r->resume_at(*cp, hdr.block_time); st.ok()) {
+        resumed = cp->seq;
+      } else {
+        std::fprintf(stderr,
+                     "attestnet node: not resuming at stable checkpoint %llu (%s): replaying "
+                     "every block of the epoch\n",
+                     static_cast<unsigned long long>(cp->seq), st.error().reason.c_str());
+      }
+    }
+    uint64_t replayed = 0;
+    ATN_CHECK(n->store_->for_each_record(
+        [&](consensus::PersistRecord&& rec) {
+          if (clean && rec.kind == consensus::PersistRecord::Kind::kLease) return;
+          r->replay(rec);
+          ++replayed;
+        },
+        resumed));
     r->finish_recovery();
+    if (resumed)
+      std::fprintf(stderr,
+                   "attestnet node: replica resumed at stable checkpoint %llu (%llu records "
+                   "replayed)\n",
+                   static_cast<unsigned long long>(resumed),
+                   static_cast<unsigned long long>(replayed));
     n->replicas_[n->cur_epoch_] = std::move(r);
   }
   {
@@ -335,12 +362,23 @@ uint64_t Node::restore_snapshot() {
     return 1;
   };
   Reader r(as_view(*snap), 256u << 20);
-  auto hd = r.header(kSnapshotTag, 1, 1, "node snapshot");
+  auto hd = r.header(kSnapshotTag, 1, 2, "node snapshot");
   auto h = r.u64();
   auto digest = r.hash();
   auto time = r.u64();
+  // Version 2 names the base its epoch's replica starts from (a snapshot inside an epoch);
+  // version 1 was written only at an epoch's end, which is the next epoch's base.
+  Result<uint64_t> base_h = h;
+  Result<Hash32> base_digest = digest;
+  Result<uint64_t> base_time = time;
+  if (hd.ok() && *hd >= 2) {
+    base_h = r.u64();
+    base_digest = r.hash();
+    base_time = r.u64();
+  }
   auto trust = r.bytes_view();
-  if (!hd.ok() || !h.ok() || !digest.ok() || !time.ok() || !trust.ok() || !r.finish().ok())
+  if (!hd.ok() || !h.ok() || !digest.ok() || !time.ok() || !base_h.ok() || !base_digest.ok() ||
+      !base_time.ok() || !trust.ok() || !r.finish().ok())
     return fail("undecodable");
   if (*h >= builder_->next_height()) return fail("newer than the ledger");
   auto hf = store_->header(*h);
@@ -364,7 +402,7 @@ uint64_t Node::restore_snapshot() {
   trust_ = std::move(t);
   chain_ = state::ChainState{*digest, *time};
   committees_ = std::move(committees);
-  bases_[trust_->epoch()] = EpochBase{*h, *digest, *time};
+  bases_[trust_->epoch()] = EpochBase{*base_h, *base_digest, *base_time};
   std::fprintf(stderr,
                "attestnet node: trust state restored from the snapshot at height %llu (epoch "
                "%llu); folding %llu later blocks\n",
@@ -1097,8 +1135,11 @@ void Node::carry_out(uint64_t epoch, Actions actions) {
       write(false);  // the committed block's record before its ledger block, in log order
       last_exec_ms_ = steady_ms();
       if (auto e = execute_block(d->block)) {
-        if (d->state_digest != chain_.digest) {
-          std::fprintf(stderr, "attestnet node: state digest at %llu differs from the replica's\n",
+        // The replica resumes after a restart with the ledger header's block time (resume_at).
+        if (d->state_digest != chain_.digest || d->block_time != chain_.block_time) {
+          std::fprintf(stderr,
+                       "attestnet node: state digest or block time at %llu differs from the "
+                       "replica's\n",
                        static_cast<unsigned long long>(e->first));
         }
         notify_executed(epoch, e->first, e->second);
@@ -1168,11 +1209,14 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   view_->note_header(hh);
   Status st = ledger::persist_built_block(*store_, *builder_, built);
   if (st.ok() && next) st = store_->put_committee(*next);
-  // At an epoch's end: the trust state as of this block, so that a restart folds only the
-  // blocks after it (checked against this header's state root when it is read back).
-  if (st.ok() && next) {
+  // At an epoch's end, and every [node] snapshot_interval blocks: the trust state as of this
+  // block, so that a restart folds only the blocks after it (checked against this header's
+  // state root when it is read back), and the base its epoch's replica starts from.
+  if (st.ok() && (next || (h % cfg_.snapshot_interval == 0 && bases_.count(epoch)))) {
+    EpochBase base = next ? EpochBase{h, chain_.digest, chain_.block_time} : bases_[epoch];
     Writer w;
-    w.header(kSnapshotTag, 1).u64(h).hash(chain_.digest).u64(chain_.block_time);
+    w.header(kSnapshotTag, 2).u64(h).hash(chain_.digest).u64(chain_.block_time);
+    w.u64(base.height).hash(base.digest).u64(base.time);
     w.bytes(as_view(trust_->snapshot()));
     st = store_->put_snapshot(as_view(w.data()));
   }

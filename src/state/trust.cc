@@ -797,7 +797,7 @@ Bytes TrustState::encode() const {
 
 Bytes TrustState::snapshot() const {
   Writer w;
-  w.header(0x0621, 1).u64(epoch_).u64(registry_version_);
+  w.header(0x0621, 2).u64(epoch_).u64(registry_version_);
   committee_.encode(w);
   w.u32(static_cast<uint32_t>(past_.size()));
   for (const auto& [e, c] : past_) c.encode(w);
@@ -824,12 +824,29 @@ Bytes TrustState::snapshot() const {
     put_key(w, k);
     w.u64(e);
   }
+  // Version 2: what the epoch so far has left (a snapshot inside an epoch; at an epoch's end
+  // these are empty).
+  w.u64(facts_.certs_recorded).u64(last_view_);
+  w.u32(static_cast<uint32_t>(facts_.cert_heights.size()));
+  for (uint64_t h : facts_.cert_heights) w.u64(h);
+  w.u32(static_cast<uint32_t>(facts_.signed_by.size()));
+  for (const auto& [m, n] : facts_.signed_by) w.u32(m).u64(n);
+  w.u32(static_cast<uint32_t>(facts_.view_changes.size()));
+  for (const auto& [m, n] : facts_.view_changes) w.u32(m).u64(n);
+  w.u32(static_cast<uint32_t>(facts_.endorsed.size()));
+  for (const auto& [k, heights] : facts_.endorsed) {
+    put_key(w, k);
+    w.u32(static_cast<uint32_t>(heights.size()));
+    for (uint64_t h : heights) w.u64(h);
+  }
+  w.u32(static_cast<uint32_t>(facts_.slashed.size()));
+  for (const auto& k : facts_.slashed) put_key(w, k);
   return std::move(w).take();
 }
 
 Status TrustState::restore(ByteView snap) {
   Reader r(snap, 256u << 20);
-  ATN_CHECK(r.header(0x0621, 1, 1, "trust snapshot"));
+  ATN_TRY(uint8_t version, r.header(0x0621, 1, 2, "trust snapshot"));
   TrustState t = *this;  // parameters, chain id and genesis hash stay
   t.nodes_.clear();
   t.order_.clear();
@@ -893,6 +910,38 @@ Status TrustState::restore(ByteView snap) {
     ATN_TRY(crypto::PublicKey k, read_key(r));
     ATN_TRY(uint64_t e, r.u64());
     t.proven_.insert({k, e});
+  }
+  if (version >= 2) {
+    ATN_TRY(t.facts_.certs_recorded, r.u64());
+    ATN_TRY(t.last_view_, r.u64());
+    ATN_TRY(uint32_t nc, r.count(8));
+    for (uint32_t i = 0; i < nc; ++i) {
+      ATN_TRY(uint64_t h, r.u64());
+      t.facts_.cert_heights.insert(h);
+    }
+    for (auto* counts : {&t.facts_.signed_by, &t.facts_.view_changes}) {
+      ATN_TRY(uint32_t n, r.count(12));
+      for (uint32_t i = 0; i < n; ++i) {
+        ATN_TRY(uint32_t m, r.u32());
+        ATN_TRY(uint64_t c, r.u64());
+        (*counts)[m] = c;
+      }
+    }
+    ATN_TRY(uint32_t ne, r.count(36));
+    for (uint32_t i = 0; i < ne; ++i) {
+      ATN_TRY(crypto::PublicKey k, read_key(r));
+      ATN_TRY(uint32_t nh, r.count(8));
+      auto& heights = t.facts_.endorsed[k];
+      for (uint32_t j = 0; j < nh; ++j) {
+        ATN_TRY(uint64_t h, r.u64());
+        heights.insert(h);
+      }
+    }
+    ATN_TRY(uint32_t ns, r.count(32));
+    for (uint32_t i = 0; i < ns; ++i) {
+      ATN_TRY(crypto::PublicKey k, read_key(r));
+      t.facts_.slashed.insert(k);
+    }
   }
   ATN_CHECK(r.finish());
   *this = std::move(t);

@@ -184,7 +184,7 @@ class TrustState {
   // Without epochs (epoch_length 0) no epoch end ever clears the heights kept for endorsements,
   // proofs and certificate counting: only the last kRecentWithoutEpochs heights are kept (and
   // count as recent), so that the state does not grow with the ledger.
-  static constexpr uint64_t kRecentWithoutEpochs = 65536;
+  static constexpr uint64_t kRecentWithoutEpochs = 8192;
   size_t heights_in_memory() const;
   // At the last block of an epoch (after apply_block): scores the epoch, selects the next
   // committee and enters the next epoch. Returns the new committee.
@@ -194,8 +194,10 @@ class TrustState {
   Bytes encode() const;
   Hash32 hash() const;
 
-  // Everything needed to continue from here, taken right after end_epoch (and note_header of
-  // that block): a node stores one per epoch end and, at open, folds only the blocks after it.
+  // Everything needed to continue from here, taken after a block's note_header (and, at an
+  // epoch's last block, end_epoch): a node stores one at every epoch end and every
+  // snapshot_interval blocks, and at open folds only the blocks after it. Version 2 carries the
+  // epoch's facts so far, so that a snapshot inside an epoch restores the same hash().
   // restore() is called on a TrustState constructed from the same genesis; the caller checks
   // hash() against the header's state root before trusting it.
   Bytes snapshot() const;

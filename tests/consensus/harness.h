@@ -2,6 +2,7 @@
 // filter, persisted records per replica, and a manual clock. No randomness.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -47,7 +48,26 @@ class Cluster {
   std::unique_ptr<Replica> make(ReplicaId i) {
     ReplicaConfig c = cfg;
     c.self = i;
-    return std::make_unique<Replica>(c, keys[i], hooks);
+    return std::make_unique<Replica>(c, keys[i], hooks_of(i));
+  }
+
+  // `hooks`, and with blocks_from_disk a load_block that reads replica i's committed records
+  // back (as the node reads its store), counted in block_loads.
+  ReplicaHooks hooks_of(ReplicaId i) {
+    ReplicaHooks h = hooks;
+    if (!blocks_from_disk) return h;
+    h.load_block = [this, i](Seq s) -> std::shared_ptr<const CommittedBlock> {
+      for (const auto& rec : disks[i]) {
+        if (rec.kind != PersistRecord::Kind::kCommitted || rec.seq != s) continue;
+        Reader rd(as_view(rec.bytes), kMaxMessageBytes);
+        auto cb = CommittedBlock::decode(rd);
+        if (!cb.ok()) return nullptr;
+        ++block_loads;
+        return std::make_shared<const CommittedBlock>(std::move(cb).value());
+      }
+      return nullptr;
+    };
+    return h;
   }
 
   // `lose_unsynced`: the records no durable send covered are gone, as after a power loss.
@@ -56,8 +76,32 @@ class Cluster {
     c.self = i;
     if (lose_unsynced) disks[i].resize(synced[i]);
     synced[i] = disks[i].size();
-    replicas[i] = Replica::recover(c, keys[i], hooks, disks[i]);
+    replicas[i] = Replica::recover(c, keys[i], hooks_of(i), disks[i]);
     up[i] = true;
+  }
+
+  // As the node restarts: from the newest stable checkpoint its ledger (here: what it
+  // delivered) reached, replaying only what is above it. Returns the checkpoint it resumed at
+  // (0: none, every record replayed).
+  Seq restart_from_checkpoint(ReplicaId i) {
+    ReplicaConfig c = cfg;
+    c.self = i;
+    synced[i] = disks[i].size();
+    Seq executed = delivered[i].empty() ? 0 : delivered[i].back()->block.height;
+    std::optional<StableCheckpoint> cp;
+    for (const auto& rec : disks[i]) keep_newest_checkpoint(cp, rec, executed);
+    replicas[i] = Replica::start_recovery(c, keys[i], hooks_of(i));
+    Seq at = 0;
+    if (cp) {
+      uint64_t time = 0;
+      for (const auto& b : delivered[i])
+        if (b->block.height <= cp->seq) time = std::max(time, b->block.block_time);
+      if (replicas[i]->resume_at(*cp, time).ok()) at = cp->seq;
+    }
+    for (const auto& rec : disks[i]) replicas[i]->replay(rec);
+    replicas[i]->finish_recovery();
+    up[i] = true;
+    return at;
   }
 
   // As a host does: records are synced before a durable send leaves, and the leases among them
@@ -118,6 +162,8 @@ class Cluster {
 
   ReplicaConfig cfg;
   ReplicaHooks hooks;
+  bool blocks_from_disk = false;
+  size_t block_loads = 0;
   std::vector<crypto::SecretKey> keys;
   std::vector<std::unique_ptr<Replica>> replicas;
   std::vector<std::vector<PersistRecord>> disks;

@@ -324,30 +324,14 @@ TEST(PbftStateTransfer, AForgedCommitCertificateIsRejected) {
 
 // Replicas whose executed blocks below the window are read back from their own records (the
 // node reads its store), counting the reads.
-void give_load_block(Cluster& c, size_t* loads) {
-  for (size_t i = 0; i < c.replicas.size(); ++i) {
-    ReplicaConfig rc = c.cfg;
-    rc.self = static_cast<ReplicaId>(i);
-    ReplicaHooks h = c.hooks;
-    h.load_block = [&c, i, loads](Seq s) -> std::shared_ptr<const CommittedBlock> {
-      for (const auto& rec : c.disks[i]) {
-        if (rec.kind != PersistRecord::Kind::kCommitted || rec.seq != s) continue;
-        Reader rd(as_view(rec.bytes), kMaxMessageBytes);
-        auto cb = CommittedBlock::decode(rd);
-        if (!cb.ok()) return nullptr;
-        ++*loads;
-        return std::make_shared<const CommittedBlock>(std::move(cb).value());
-      }
-      return nullptr;
-    };
-    c.replicas[i] = std::make_unique<Replica>(rc, c.keys[i], h);
-  }
+void give_load_block(Cluster& c) {
+  c.blocks_from_disk = true;
+  for (size_t i = 0; i < c.replicas.size(); ++i) c.replicas[i] = c.make(static_cast<ReplicaId>(i));
 }
 
 TEST(PbftMemory, OldBlocksAreServedFromTheRecordsAndALaggingReplicaStillCatchesUp) {
   Cluster c(4);
-  size_t loads = 0;
-  give_load_block(c, &loads);
+  give_load_block(c);
   c.up[3] = false;
   for (uint64_t i = 1; i <= 200; ++i) c.request(Cluster::req(1, i), {0, 1, 2});
   c.tick(400);
@@ -360,7 +344,7 @@ TEST(PbftMemory, OldBlocksAreServedFromTheRecordsAndALaggingReplicaStillCatchesU
   c.tick(1000);
   EXPECT_EQ(c.replicas[3]->last_executed(), 50u);
   EXPECT_EQ(c.replicas[3]->state_digest(), c.replicas[0]->state_digest());
-  EXPECT_GT(loads, 0u) << "heights 1..40 were served from the records";
+  EXPECT_GT(c.block_loads, 0u) << "heights 1..40 were served from the records";
   EXPECT_EQ(c.replicas[3]->counters().dropped_invalid_state, 0u);
 }
 
@@ -403,6 +387,83 @@ TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
   c.tick(30);
   EXPECT_EQ(c.replicas[2]->last_executed(), c.replicas[0]->last_executed());
   EXPECT_EQ(c.replicas[2]->counters().refused_equivocation, 0u);
+}
+
+TEST(PbftRecovery, ARestartedReplicaResumesFromItsStableCheckpoint) {
+  Cluster c(4);
+  give_load_block(c);
+  for (uint64_t i = 1; i <= 40; ++i) c.request(Cluster::req(1, i));
+  c.tick(100);
+  ASSERT_EQ(c.replicas[2]->last_executed(), 10u);
+  ASSERT_EQ(c.replicas[2]->stable_seq(), 8u);
+  Hash32 digest = c.replicas[2]->state_digest();
+  Seq at = c.restart_from_checkpoint(2);
+  EXPECT_EQ(at, 8u);
+  // Only the blocks above the checkpoint were executed again, into the same state.
+  EXPECT_EQ(c.replicas[2]->counters().blocks_executed, 2u);
+  EXPECT_EQ(c.replicas[2]->last_executed(), 10u);
+  EXPECT_EQ(c.replicas[2]->state_digest(), digest);
+  EXPECT_EQ(c.replicas[2]->stable_seq(), 8u);
+  // It takes part as before: the others go on with it, and it proposes when its view comes.
+  for (uint64_t i = 41; i <= 80; ++i) c.request(Cluster::req(1, i));
+  c.tick(100);
+  EXPECT_EQ(c.replicas[2]->last_executed(), 20u);
+  EXPECT_EQ(c.replicas[2]->state_digest(), c.replicas[0]->state_digest());
+  EXPECT_EQ(c.replicas[2]->counters().refused_equivocation, 0u);
+  // A lagging replica catches up from it: what it holds below the checkpoint it proves with
+  // the proof it resumed with.
+  c.up[3] = false;
+  for (uint64_t i = 81; i <= 120; ++i) c.request(Cluster::req(1, i), {0, 1, 2});
+  c.tick(100);
+  c.restart_from_checkpoint(2);
+  c.up[3] = true;
+  c.replicas[3] = c.make(3);
+  c.delivered[3].clear();
+  c.disks[3].clear();
+  for (uint64_t i = 121; i <= 124; ++i) c.request(Cluster::req(1, i));
+  c.tick(1000, [](const Packet& p) { return p.from != 2 && p.to == 3; });  // only from 2
+  EXPECT_EQ(c.replicas[3]->last_executed(), c.replicas[0]->last_executed());
+  EXPECT_EQ(c.replicas[3]->state_digest(), c.replicas[0]->state_digest());
+  EXPECT_EQ(c.replicas[3]->counters().dropped_invalid_state, 0u);
+}
+
+TEST(PbftRecovery, AForgedOrForeignCheckpointIsNotResumedFrom) {
+  Cluster c(4);
+  give_load_block(c);
+  for (uint64_t i = 1; i <= 40; ++i) c.request(Cluster::req(1, i));
+  c.tick(100);
+  std::optional<StableCheckpoint> cp;
+  for (const auto& rec : c.disks[1]) keep_newest_checkpoint(cp, rec, 10);
+  ASSERT_TRUE(cp);
+  ASSERT_EQ(cp->seq, 8u);
+  ReplicaConfig rc = c.cfg;
+  rc.self = 1;
+  StableCheckpoint forged = *cp;
+  forged.digest[0] ^= 1;
+  auto r = Replica::start_recovery(rc, c.keys[1], c.hooks_of(1));
+  Status st = r->resume_at(forged, 0);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().reason.find("another state"), std::string::npos) << st.error().reason;
+  StableCheckpoint short_proof = *cp;
+  short_proof.proof.resize(2);
+  EXPECT_EQ(r->resume_at(short_proof, 0).error().code, Errc::kBelowThreshold);
+  rc.base_height = 8;  // a later epoch's replica: 8 is where it starts, not inside it
+  auto later = Replica::start_recovery(rc, c.keys[1], c.hooks_of(1));
+  EXPECT_FALSE(later->resume_at(*cp, 0).ok());
+  // A host that cannot read blocks back keeps every block in memory: it replays them all.
+  rc.base_height = 0;
+  auto forgetful = Replica::start_recovery(rc, c.keys[1], c.hooks);
+  EXPECT_FALSE(forgetful->resume_at(*cp, 0).ok());
+  // Unchanged by the refusals: a full replay still recovers it.
+  for (const auto& rec : c.disks[1]) r->replay(rec);
+  r->finish_recovery();
+  EXPECT_EQ(r->last_executed(), 10u);
+  EXPECT_EQ(r->state_digest(), c.replicas[1]->state_digest());
+  // Only the newest checkpoint at or below the ledger's height is a resume point.
+  std::optional<StableCheckpoint> below;
+  for (const auto& rec : c.disks[1]) keep_newest_checkpoint(below, rec, 7);
+  ASSERT_TRUE(below);
+  EXPECT_EQ(below->seq, 4u);
 }
 
 TEST(PbftRecovery, ARestartedPrimaryDoesNotReuseASequenceNumber) {

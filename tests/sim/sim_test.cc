@@ -59,7 +59,7 @@ TEST(Simulator, AllFaultsN10) {
 // back from their disks (in memory, and in real RocksDB stores); retransmitted requests older
 // than the retention are committed again and recorded once (the at-most-once invariant).
 TEST(Simulator, LongCrashRunsServeOldBlocksFromDisk) {
-  uint64_t loaded = 0;
+  uint64_t loaded = 0, resumed = 0;
   for (uint64_t seed = 1; seed <= seeds(200) / 10; ++seed) {
     SimOptions o;
     o.faults = FaultMode::kCrash;
@@ -70,11 +70,13 @@ TEST(Simulator, LongCrashRunsServeOldBlocksFromDisk) {
                       << "\nreplay: attestnet sim --faults crash --requests 400 --seed " << seed;
     EXPECT_EQ(r.committed_requests, o.requests) << "seed " << seed;
     loaded += r.blocks_loaded;
+    resumed += r.resumed_at_checkpoint;
   }
   EXPECT_GT(loaded, 0u) << "no run made a replica serve a block from disk";
+  EXPECT_GT(resumed, 0u) << "no restart resumed at a stable checkpoint";
 }
 TEST(Simulator, LongCrashRunsServeOldBlocksFromRocksDb) {
-  uint64_t loaded = 0;
+  uint64_t loaded = 0, resumed = 0;
   std::string dir = ::testing::TempDir() + "attestnet-sim-store";
   for (uint64_t seed = 3; seed <= 4; ++seed) {
     SimOptions o;
@@ -87,8 +89,10 @@ TEST(Simulator, LongCrashRunsServeOldBlocksFromRocksDb) {
                       << "\nreplay: attestnet sim --faults crash --requests 400 --store DIR --seed "
                       << seed;
     loaded += r.blocks_loaded;
+    resumed += r.resumed_at_checkpoint;
   }
   EXPECT_GT(loaded, 0u) << "no run made a replica serve a block from its store";
+  EXPECT_GT(resumed, 0u) << "no restart resumed at a stable checkpoint of its store";
 }
 
 // The checker must catch a broken protocol: quorums of f+1 let an equivocating primary split
