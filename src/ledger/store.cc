@@ -580,7 +580,7 @@ Result<std::vector<consensus::PersistRecord>> ReplicaStore::load() const {
 }
 
 Status ReplicaStore::for_each_record(const std::function<void(consensus::PersistRecord&&)>& fn,
-                                     consensus::Seq skip_committed_upto) const {
+                                     consensus::Seq skip_upto) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice v = it->value();
@@ -594,8 +594,12 @@ Status ReplicaStore::for_each_record(const std::function<void(consensus::Persist
     }
     rec.kind = static_cast<consensus::PersistRecord::Kind>(kind);
     ATN_TRY(rec.seq, r.u64());
-    if (rec.kind == consensus::PersistRecord::Kind::kCommitted && rec.seq <= skip_committed_upto)
-      continue;  // below the checkpoint the replica resumed at: not read
+    // At or below the checkpoint the replica resumed at: blocks it need not execute, and
+    // checkpoints it has passed (not read).
+    if ((rec.kind == consensus::PersistRecord::Kind::kCommitted ||
+         rec.kind == consensus::PersistRecord::Kind::kStable) &&
+        rec.seq <= skip_upto)
+      continue;
     ATN_TRY(rec.view, r.u64());
     ATN_TRY(rec.bytes, r.bytes());
     ATN_CHECK(r.finish());

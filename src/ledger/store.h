@@ -80,10 +80,10 @@ class ReplicaStore {
   // The records to hand to Replica::recover, in the order they were appended.
   Result<std::vector<consensus::PersistRecord>> load() const;
   // The same, one at a time (each committed block is read when its turn comes), so that they
-  // are never all in memory: for Replica::replay. Committed blocks at or below
-  // `skip_committed_upto` (the checkpoint a replica resumed at) are neither read nor passed.
+  // are never all in memory: for Replica::replay. Committed blocks and stable checkpoints at
+  // or below `skip_upto` (the checkpoint a replica resumed at) are neither read nor passed.
   Status for_each_record(const std::function<void(consensus::PersistRecord&&)>& fn,
-                         consensus::Seq skip_committed_upto = 0) const;
+                         consensus::Seq skip_upto = 0) const;
   // The newest stable checkpoint recorded at or below `at_most` (consensus::keep_newest_checkpoint)
   // without reading any block: where a restarted replica can resume.
   Result<std::optional<consensus::StableCheckpoint>> newest_checkpoint(
