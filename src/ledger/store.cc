@@ -540,17 +540,11 @@ Status ReplicaStore::truncate(consensus::Seq stable_seq) {
   // date by append_all, so a checkpoint costs O(records dropped), not a scan of the whole log
   // (which also holds a reference per committed block, forever).
   if (!messages_indexed_) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      rocksdb::Slice v = it->value();
-      Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
-      auto kind = r.u8();
-      auto seq = r.u64();
-      if (!kind.ok() || !seq.ok()) continue;
-      if (slot_bound(static_cast<consensus::PersistRecord::Kind>(*kind), *seq))
-        live_messages_[from_be64(it->key())] = *seq;
-    }
-    if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
+    ATN_CHECK(scan_log([this](uint64_t index, uint8_t kind, consensus::Seq seq, Reader&) {
+      if (slot_bound(static_cast<consensus::PersistRecord::Kind>(kind), seq))
+        live_messages_[index] = seq;
+      return Status{};
+    }));
     messages_indexed_ = true;
   }
   rocksdb::WriteBatch batch;
@@ -619,27 +613,37 @@ Status ReplicaStore::for_each_record(const std::function<void(consensus::Persist
   return {};
 }
 
-Result<std::optional<consensus::StableCheckpoint>> ReplicaStore::newest_checkpoint(
-    consensus::Seq at_most) const {
-  std::optional<consensus::StableCheckpoint> newest;
+Status ReplicaStore::scan_log(
+    const std::function<Status(uint64_t, uint8_t, consensus::Seq, Reader&)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kConsensus]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice v = it->value();
     Reader r(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
     auto kind = r.u8();
     auto seq = r.u64();
+    if (!kind.ok() || !seq.ok()) continue;
+    ATN_CHECK(fn(from_be64(it->key()), *kind, *seq, r));
+  }
+  if (!it->status().ok()) return io_error("cannot scan the consensus log", it->status());
+  return {};
+}
+
+Result<std::optional<consensus::StableCheckpoint>> ReplicaStore::newest_checkpoint(
+    consensus::Seq at_most) const {
+  std::optional<consensus::StableCheckpoint> newest;
+  ATN_CHECK(scan_log([&](uint64_t, uint8_t kind, consensus::Seq seq, Reader& r) -> Status {
     // Only stable-checkpoint records are decoded whole (the log holds one per block as well).
-    if (!kind.ok() || !seq.ok() || *kind != uint8_t(consensus::PersistRecord::Kind::kStable) ||
-        *seq > at_most || (newest && *seq <= newest->seq))
-      continue;
+    if (kind != uint8_t(consensus::PersistRecord::Kind::kStable) || seq > at_most ||
+        (newest && seq <= newest->seq))
+      return {};
     consensus::PersistRecord rec;
     rec.kind = consensus::PersistRecord::Kind::kStable;
-    rec.seq = *seq;
+    rec.seq = seq;
     ATN_TRY(rec.view, r.u64());
     ATN_TRY(rec.bytes, r.bytes());
     consensus::keep_newest_checkpoint(newest, rec, at_most);
-  }
-  if (!it->status().ok()) return io_error("cannot read the consensus log", it->status());
+    return {};
+  }));
   return newest;
 }
 

@@ -140,6 +140,10 @@ class ReplicaStore {
   void add_record(rocksdb::WriteBatch& batch, const consensus::PersistRecord& rec, uint64_t index);
   Result<Hash32> subtree_root(uint64_t offset, uint64_t size) const;  // aligned, size = 2^k
   Result<Hash32> range_root(uint64_t lo, uint64_t hi) const;          // MTH of leaves [lo, hi)
+  // Every record of the consensus log in order, with its index, kind and seq read; `fn` reads
+  // the rest (view, bytes) if it needs them. A record too short for both is skipped.
+  Status scan_log(const std::function<Status(uint64_t index, uint8_t kind, consensus::Seq seq,
+                                             Reader& rest)>& fn) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   // default, consensus, blocks, meta, headers, certs, records, by_request, by_vm, tiles

@@ -389,11 +389,16 @@ TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
   EXPECT_EQ(c.replicas[2]->counters().refused_equivocation, 0u);
 }
 
-TEST(PbftRecovery, ARestartedReplicaResumesFromItsStableCheckpoint) {
-  Cluster c(4);
+// Ten blocks of four requests, with blocks read back from the records: stable at 8.
+void ten_blocks(Cluster& c) {
   give_load_block(c);
   for (uint64_t i = 1; i <= 40; ++i) c.request(Cluster::req(1, i));
   c.tick(100);
+}
+
+TEST(PbftRecovery, ARestartedReplicaResumesFromItsStableCheckpoint) {
+  Cluster c(4);
+  ten_blocks(c);
   ASSERT_EQ(c.replicas[2]->last_executed(), 10u);
   ASSERT_EQ(c.replicas[2]->stable_seq(), 8u);
   Hash32 digest = c.replicas[2]->state_digest();
@@ -429,9 +434,7 @@ TEST(PbftRecovery, ARestartedReplicaResumesFromItsStableCheckpoint) {
 
 TEST(PbftRecovery, AForgedOrForeignCheckpointIsNotResumedFrom) {
   Cluster c(4);
-  give_load_block(c);
-  for (uint64_t i = 1; i <= 40; ++i) c.request(Cluster::req(1, i));
-  c.tick(100);
+  ten_blocks(c);
   std::optional<StableCheckpoint> cp;
   for (const auto& rec : c.disks[1]) keep_newest_checkpoint(cp, rec, 10);
   ASSERT_TRUE(cp);

@@ -341,6 +341,17 @@ TEST(Trust, JoinLeaveAndRotateChangeTheRegistry) {
 }
 
 // A node restarts from the snapshot of the last epoch end instead of folding every block.
+// `b` continues from `a`'s snapshot, which must restore the same state. Returns the snapshot.
+Bytes restore_from(const Net& a, Net& b) {
+  Bytes snap = a.trust->snapshot();
+  EXPECT_TRUE(b.trust->restore(as_view(snap)).ok());
+  b.height = a.height;
+  b.client_seq = a.client_seq;
+  EXPECT_EQ(b.trust->hash(), a.trust->hash());
+  EXPECT_EQ(b.trust->snapshot(), snap);
+  return snap;
+}
+
 TEST(Trust, ASnapshotAtAnEpochEndContinuesLikeTheFullReplay) {
   Net a(8), b(8);
   auto txs = [&](Net& n, uint64_t h) {
@@ -354,12 +365,7 @@ TEST(Trust, ASnapshotAtAnEpochEndContinuesLikeTheFullReplay) {
     return t;
   };
   for (int e = 0; e < 3; ++e) a.epoch({0, 2, 3}, [&](uint64_t h) { return txs(a, h); });
-  Bytes snap = a.trust->snapshot();
-  ASSERT_TRUE(b.trust->restore(as_view(snap)).ok());
-  b.height = a.height;
-  b.client_seq = a.client_seq;
-  EXPECT_EQ(b.trust->hash(), a.trust->hash());
-  EXPECT_EQ(b.trust->snapshot(), snap);
+  Bytes snap = restore_from(a, b);
   EXPECT_EQ(b.trust->committee().hash(), a.trust->committee().hash());
   // The same blocks after it give the same state at every height (history, proofs already
   // counted, recent headers for endorsements all came along).
@@ -394,12 +400,7 @@ TEST(Trust, ASnapshotInsideAnEpochContinuesLikeTheFullReplay) {
     if (i == 4) t.push_back(equivocation(a, 2, a.trust->epoch(), 7));
     a.block({0, 1, 3}, t, i >= 6 ? 3 : 0);  // views 0..2 left behind from block 7 on
   }
-  Bytes snap = a.trust->snapshot();
-  ASSERT_TRUE(b.trust->restore(as_view(snap)).ok());
-  b.height = a.height;
-  b.client_seq = a.client_seq;
-  EXPECT_EQ(b.trust->hash(), a.trust->hash());
-  EXPECT_EQ(b.trust->snapshot(), snap);
+  restore_from(a, b);
   uint64_t epoch = a.trust->epoch();
   while (a.trust->epoch() < epoch + 2) {
     uint64_t h = a.height + 1;
