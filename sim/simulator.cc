@@ -135,7 +135,7 @@ struct Node {
   std::unique_ptr<ledger::ReplicaStore> store;            // the real store (store_dir)
   std::unique_ptr<ledger::LedgerBuilder> builder;         // executes delivered blocks into headers
   std::unique_ptr<state::MemoryLedgerView> view;          // with attest: what execution reads
-  std::map<Seq, uint64_t> header_time;  // the ledger's block time per height (no store_dir)
+  std::map<Seq, uint64_t> header_time;  // the ledger's block time per height (without a store)
   bool up = true;
   ByzKind byz = ByzKind::kNone;
   std::vector<std::shared_ptr<const Bytes>> history;  // for replay attacks
@@ -720,36 +720,22 @@ void Simulation::step(const Event& e) {
       };
       nd.replica = consensus::Replica::start_recovery(c, nd.key, hooks(e.target));
       Seq ledger_height = nd.builder->next_height() - 1;
-      std::optional<consensus::StableCheckpoint> cp;
       if (nd.store) {
-        auto found = nd.store->newest_checkpoint(ledger_height);
-        if (!found.ok()) return fail("cannot read its consensus log", found.error());
-        cp = std::move(found).value();
+        auto replayed = ledger::replay_store(*nd.store, *nd.replica, ledger_height);
+        if (!replayed.ok()) return fail("cannot read its consensus log", replayed.error());
+        if (replayed->not_resumed)
+          return fail("cannot resume at its own stable checkpoint", *replayed->not_resumed);
+        if (replayed->resumed) ++res_.resumed_at_checkpoint;
       } else {
+        std::optional<consensus::StableCheckpoint> cp;
         for (const auto& rec : nd.disk) consensus::keep_newest_checkpoint(cp, rec, ledger_height);
-      }
-      Seq resumed = 0;
-      if (cp) {
-        uint64_t time = nd.header_time.count(cp->seq) ? nd.header_time[cp->seq] : 0;
-        if (nd.store) {
-          auto hf = nd.store->header(cp->seq);
-          auto hdr = hf.ok() ? ledger::BlockHeader::decode(as_view(hf->first))
-                             : Result<ledger::BlockHeader>(hf.error());
-          if (!hdr.ok()) return fail("header " + std::to_string(cp->seq), hdr.error());
-          time = hdr->block_time;
+        if (cp && cp->seq > nd.replica->last_executed()) {
+          Status st = nd.replica->resume_at(*cp, nd.header_time[cp->seq]);
+          if (!st.ok())
+            return fail("cannot resume at its own stable checkpoint " + std::to_string(cp->seq),
+                        st.error());
+          ++res_.resumed_at_checkpoint;
         }
-        Status st = nd.replica->resume_at(*cp, time);
-        if (!st.ok())
-          return fail("cannot resume at its own stable checkpoint " + std::to_string(cp->seq),
-                      st.error());
-        resumed = cp->seq;
-        ++res_.resumed_at_checkpoint;
-      }
-      if (nd.store) {
-        Status st = nd.store->for_each_record(
-            [&](consensus::PersistRecord&& rec) { nd.replica->replay(rec); }, resumed);
-        if (!st.ok()) return fail("cannot read its consensus log", st.error());
-      } else {
         for (const auto& rec : nd.disk) nd.replica->replay(rec);
       }
       nd.replica->finish_recovery();

@@ -2,6 +2,7 @@
 
 #include "crypto/merkle.h"
 
+#include <algorithm>
 #include <bit>
 #include <map>
 
@@ -231,16 +232,11 @@ Result<std::pair<uint64_t, Bytes>> ReplicaStore::record_by_request(const Hash32&
 
 Result<std::vector<uint64_t>> ReplicaStore::vm_history(const std::string& vm_id) const {
   std::vector<uint64_t> out;
-  std::string prefix = vm_id + std::string(1, '\0');
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    rocksdb::Slice k = it->key();
-    // A longer key is another VM's whose id starts with this id and a NUL byte.
-    if (k.size() != prefix.size() + 8) continue;
-    k.remove_prefix(prefix.size());
-    out.push_back(from_be64(k));
-  }
-  if (!it->status().ok()) return io_error("cannot read the VM index", it->status());
+  ATN_CHECK(vm_history_newest_first(vm_id, [&out](uint64_t leaf) {
+    out.push_back(leaf);
+    return true;
+  }));
+  std::reverse(out.begin(), out.end());
   return out;
 }
 
@@ -251,6 +247,7 @@ Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
   for (it->SeekForPrev(past); it->Valid() && it->key().starts_with(prefix); it->Prev()) {
     rocksdb::Slice k = it->key();
+    // A longer key is another VM's whose id starts with this id and a NUL byte.
     if (k.size() != prefix.size() + 8) continue;
     k.remove_prefix(prefix.size());
     if (!fn(from_be64(k))) return {};
@@ -645,6 +642,29 @@ Result<std::optional<consensus::StableCheckpoint>> ReplicaStore::newest_checkpoi
     return {};
   }));
   return newest;
+}
+
+Result<StoreReplay> replay_store(const ReplicaStore& store, consensus::Replica& r,
+                                 consensus::Seq ledger_height,
+                                 const std::function<bool(const consensus::PersistRecord&)>& keep) {
+  StoreReplay out;
+  ATN_TRY(auto cp, store.newest_checkpoint(ledger_height));
+  if (cp && cp->seq > r.last_executed()) {
+    ATN_TRY(auto hf, store.header(cp->seq));
+    ATN_TRY(auto hdr, BlockHeader::decode(as_view(hf.first)));
+    if (Status st = r.resume_at(*cp, hdr.block_time); st.ok())
+      out.resumed = cp->seq;
+    else
+      out.not_resumed = st.error();
+  }
+  ATN_CHECK(store.for_each_record(
+      [&](consensus::PersistRecord&& rec) {
+        if (keep && !keep(rec)) return;
+        r.replay(rec);
+        ++out.records;
+      },
+      out.resumed));
+  return out;
 }
 
 Result<consensus::CommittedBlock> ReplicaStore::block(consensus::Seq height) const {

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -166,5 +167,20 @@ class ReplicaStore {
   mutable std::mutex root_mu_;
   mutable std::map<std::pair<uint64_t, uint64_t>, Hash32> root_cache_;
 };
+
+// A restart's replay of `store` into `r` (between Replica::start_recovery and finish_recovery):
+// `r` resumes at the newest stable checkpoint at or below `ledger_height` (the height the ledger
+// reached) above where `r` starts, with the block time of that height's header
+// (Replica::resume_at), and the records above it are replayed; `keep`, if given, leaves records
+// out. When resume_at refuses the checkpoint, why is in `not_resumed` and every record is
+// replayed.
+struct StoreReplay {
+  consensus::Seq resumed = 0;  // 0: not resumed
+  std::optional<Error> not_resumed;
+  uint64_t records = 0;  // replayed
+};
+Result<StoreReplay> replay_store(
+    const ReplicaStore& store, consensus::Replica& r, consensus::Seq ledger_height,
+    const std::function<bool(const consensus::PersistRecord&)>& keep = {});
 
 }  // namespace attestnet::ledger

@@ -268,35 +268,24 @@ Result<std::unique_ptr<Node>> Node::open(const NodeConfig& cfg) {
         n->replica_config(n->cur_epoch_, cur, b.height, b.digest, b.time), n->key_, n->hooks_);
     // From the newest stable checkpoint the ledger has reached: the blocks below it are on the
     // ledger and in the store, and are neither read nor executed again.
-    ATN_TRY(auto cp, n->store_->newest_checkpoint(n->builder_->next_height() - 1));
-    consensus::Seq resumed = 0;
-    if (cp && cp->seq > b.height) {
-      ATN_TRY(auto hf, n->store_->header(cp->seq));
-      ATN_TRY(auto hdr, ledger::BlockHeader::decode(as_view(hf.first)));
-      if (Status st = r->resume_at(*cp, hdr.block_time); st.ok()) {
-        resumed = cp->seq;
-      } else {
-        std::fprintf(stderr,
-                     "attestnet node: not resuming at stable checkpoint %llu (%s): replaying "
-                     "every block of the epoch\n",
-                     static_cast<unsigned long long>(cp->seq), st.error().reason.c_str());
-      }
-    }
-    uint64_t replayed = 0;
-    ATN_CHECK(n->store_->for_each_record(
-        [&](consensus::PersistRecord&& rec) {
-          if (clean && rec.kind == consensus::PersistRecord::Kind::kLease) return;
-          r->replay(rec);
-          ++replayed;
-        },
-        resumed));
+    ATN_TRY(auto replayed,
+            ledger::replay_store(*n->store_, *r, n->builder_->next_height() - 1,
+                                 [clean](const consensus::PersistRecord& rec) {
+                                   return !(clean &&
+                                            rec.kind == consensus::PersistRecord::Kind::kLease);
+                                 }));
     r->finish_recovery();
-    if (resumed)
+    if (replayed.not_resumed)
+      std::fprintf(stderr,
+                   "attestnet node: not resuming at the newest stable checkpoint (%s): replayed "
+                   "every block of the epoch\n",
+                   replayed.not_resumed->reason.c_str());
+    if (replayed.resumed)
       std::fprintf(stderr,
                    "attestnet node: replica resumed at stable checkpoint %llu (%llu records "
                    "replayed)\n",
-                   static_cast<unsigned long long>(resumed),
-                   static_cast<unsigned long long>(replayed));
+                   static_cast<unsigned long long>(replayed.resumed),
+                   static_cast<unsigned long long>(replayed.records));
     n->replicas_[n->cur_epoch_] = std::move(r);
   }
   {
