@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <map>
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -26,6 +28,25 @@ constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5, kRecords = 6,
                  kByRequest = 7, kByVm = 8, kTiles = 9;
 constexpr uint64_t kTileWidth = 256;
+
+// A by_vm key is the VM id, a NUL byte and the record's leaf index (8 bytes). Its prefix is
+// the key up to its first NUL: the VM id, unless the id holds a NUL itself, when it is the id's
+// part before it (so "a" and "a\0b" share a prefix and stay together in a prefix scan, which
+// the exact-size check below tells apart). A Bloom filter over the prefixes answers "no such
+// VM" without searching the skip list or a table file: every new VM asks, and every VM's first
+// attestation after a restart.
+class VmIdPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "attestnet.VmIdPrefix.1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const void* nul = std::memchr(key.data(), 0, key.size());
+    return rocksdb::Slice(key.data(),
+                          static_cast<size_t>(static_cast<const char*>(nul) - key.data()));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::memchr(key.data(), 0, key.size()) != nullptr;
+  }
+};
 
 rocksdb::Slice slice(ByteView b) {
   return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
@@ -101,6 +122,15 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
     lookups.memtable_whole_key_filtering = true;
     lookups.memtable_prefix_bloom_size_ratio = 0.05;
   }
+  rocksdb::ColumnFamilyOptions by_vm;
+  {
+    rocksdb::BlockBasedTableOptions t;
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = false;  // only prefixes are looked up
+    by_vm.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    by_vm.prefix_extractor = std::make_shared<VmIdPrefix>();
+    by_vm.memtable_prefix_bloom_size_ratio = 0.05;
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, {}},
                                                         {"consensus", {}},
                                                         {"blocks", {}},
@@ -109,7 +139,7 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
                                                         {"certs", {}},
                                                         {"records", {}},
                                                         {"by_request", lookups},
-                                                        {"by_vm", {}},
+                                                        {"by_vm", by_vm},
                                                         {"tiles", {}}};
   std::unique_ptr<ReplicaStore> s(new ReplicaStore());
   s->read_only_ = read_only;
@@ -243,9 +273,13 @@ Result<std::vector<uint64_t>> ReplicaStore::vm_history(const std::string& vm_id)
 Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
                                              const std::function<bool(uint64_t)>& fn) const {
   std::string prefix = vm_id + std::string(1, '\0');
-  std::string past = vm_id + std::string(1, '\1');  // just after every key of the prefix
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kByVm]));
-  for (it->SeekForPrev(past); it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+  // From the last key this VM could have, back; the iterator stays within the id's prefix
+  // (VmIdPrefix) and skips every table whose Bloom filter does not hold it.
+  std::string last = prefix + std::string(8, '\xff');
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kByVm]));
+  for (it->SeekForPrev(last); it->Valid() && it->key().starts_with(prefix); it->Prev()) {
     rocksdb::Slice k = it->key();
     // A longer key is another VM's whose id starts with this id and a NUL byte.
     if (k.size() != prefix.size() + 8) continue;

@@ -9,6 +9,7 @@
 //   records    key u64 big-endian leaf index   -> AttestationRecord
 //   by_request key request_id[32]              -> u64 big-endian leaf index
 //   by_vm      key vm_id 0x00 u64 BE leaf index -> (empty): a VM's history, latest last
+//              (prefix Bloom filter over the key up to its first NUL: a new VM costs no search)
 //   tiles      key level:u8 u64 BE tile index  -> up to 256 hashes (C2SP tlog-tiles layout: a
 //              level-0 entry is a leaf hash, a level-L entry the root of 256^L leaves; a full
 //              tile appends its root to the tile above; a partial tile is rewritten as it fills)

@@ -29,6 +29,9 @@ namespace {
 
 // Header hashes that count as fresh anchors (docs/protocol: a quote must bind a recent block).
 constexpr size_t kAnchorWindow = 1024;
+// VM states execution keeps in memory (state::MemoryLedgerView::forget_unused): a VM that
+// attests after the others pushed it out is read back from the store's VM index.
+constexpr size_t kVmStatesInMemory = size_t{1} << 18;
 
 uint64_t wall_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1214,6 +1217,7 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
                  static_cast<unsigned long long>(h), st.error().to_string().c_str());
     std::_Exit(70);
   }
+  view_->forget_unused(kVmStatesInMemory);  // this block's records are stored
   uint64_t now = steady_ms();
   last_exec_ms_ = now;
   {

@@ -1,5 +1,7 @@
 #include "state/attestation.h"
 
+#include <algorithm>
+
 #include "core/hash.h"
 #include "evidence/binding.h"
 #include "evidence/sim/sim.h"
@@ -92,8 +94,15 @@ policy::VmState MemoryLedgerView::vm_state(const std::string& vm_id) const {
 policy::VmState& MemoryLedgerView::entry(const std::string& vm_id) const {
   auto it = vms_.find(vm_id);
   if (it != vms_.end()) return it->second;
+  if (auto old = older_vms_.extract(vm_id)) return vms_.insert(std::move(old)).position->second;
   policy::VmState st = load_ ? load_(vm_id) : policy::VmState{};
   return vms_.emplace(vm_id, std::move(st)).first->second;
+}
+
+void MemoryLedgerView::forget_unused(size_t keep) {
+  if (!load_ || vms_.size() < std::max<size_t>(keep / 2, 1)) return;
+  older_vms_ = std::move(vms_);
+  vms_.clear();
 }
 
 void MemoryLedgerView::note_header(const Hash32& h) {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "consensus/messages.h"
@@ -78,7 +79,13 @@ class MemoryLedgerView : public LedgerView {
   // What one record changes of its VM's state (none if it is contraindicated): the fold that
   // note_record applies, and that a loader applies to the stored records.
   static void fold_record(policy::VmState& st, const ledger::AttestationRecord& r);
-  size_t vms_in_memory() const { return vms_.size(); }
+  size_t vms_in_memory() const { return vms_.size() + older_vms_.size(); }
+  // With a loader, at most `keep` VM states stay in memory, in two generations: when the
+  // current one holds keep / 2, it becomes the older one, and what the older one held and
+  // nobody read or noted since is dropped (the loader reads it back if the VM attests again).
+  // REQUIRES: every record noted so far is in the store the loader reads (the node calls this
+  // after a block is stored). Without a loader nothing is dropped (it would be lost).
+  void forget_unused(size_t keep);
 
  private:
   policy::VmState& entry(const std::string& vm_id) const;
@@ -87,7 +94,9 @@ class MemoryLedgerView : public LedgerView {
   std::deque<Hash32> recent_;
   std::unordered_multiset<Hash32, Hash32Hasher> recent_set_;
   VmLoader load_;
-  mutable std::map<std::string, policy::VmState> vms_;  // loaded or folded
+  // Loaded or folded: read or noted since the last forget_unused that turned a generation (in
+  // vms_), or only before it (older_vms_, moved to vms_ when read again).
+  mutable std::unordered_map<std::string, policy::VmState> vms_, older_vms_;
 };
 
 class AttestationApp {

@@ -120,13 +120,23 @@ TEST_F(StoreView, LoadedVmStatesEqualTheFoldOfEveryRecord) {
     }
     block(reqs);
   }
-  std::vector<std::string> vms = {"a", "b", "c", "d", "never", nul_id};
+  std::vector<std::string> vms = {"a", "b", "c", "d", "never", "a\x01", nul_id};
   for (int i = 0; i < 6; ++i) vms.push_back("vm-" + std::to_string(i));
-  for (const auto& vm : vms) {
-    auto loaded = load_vm_state(*store, vm);
-    ASSERT_TRUE(loaded.ok()) << loaded.error().to_string();
-    expect_same(*loaded, told.vm_state(vm), vm);
-  }
+  auto all_loaded_as_told = [&] {
+    for (const auto& vm : vms) {
+      auto loaded = load_vm_state(*store, vm);
+      ASSERT_TRUE(loaded.ok()) << loaded.error().to_string();
+      expect_same(*loaded, told.vm_state(vm), vm);
+    }
+  };
+  all_loaded_as_told();  // from the memtable
+  // Reopened, the store recovers its write-ahead log into a table file: the same answers come
+  // through the VM index's Bloom filter over VM-id prefixes.
+  store.reset();
+  auto reopened = ledger::ReplicaStore::open(dir.string());
+  ASSERT_TRUE(reopened.ok()) << reopened.error().to_string();
+  store = std::move(reopened).value();
+  all_loaded_as_told();
   auto a = load_vm_state(*store, "a");
   EXPECT_EQ(a->last_clock, 200u);
   EXPECT_EQ(a->last_reset_count, 1u);
@@ -165,6 +175,42 @@ TEST_F(StoreView, AReopenedViewAnswersAsOneToldOfEveryBlock) {
   EXPECT_TRUE(early.is_recent_anchor(Hash32{}));
   EXPECT_TRUE(early.is_recent_anchor(headers[4]));
   EXPECT_FALSE(early.is_recent_anchor(headers[5]));
+}
+
+TEST_F(StoreView, AViewKeepsAtMostItsCapacityAndReadsTheRestBack) {
+  // Blocks executed through a view over the store, as the node does: each record noted, the
+  // block stored, then forget_unused. Its answers stay those of a view that keeps everything.
+  MemoryLedgerView bounded(Hash32{}, 8);
+  ASSERT_TRUE(
+      open_view(*store, 0, 8, bounded, [](const Error& e) { FAIL() << e.to_string(); }).ok());
+  constexpr size_t kKeep = 8;
+  std::mt19937 rng(11);
+  uint64_t seq = 0;
+  size_t most = 0;
+  for (int b = 0; b < 60; ++b) {
+    std::vector<consensus::Request> reqs;
+    for (int i = 0; i < 3; ++i) {
+      // A few VMs that attest often, and many that come back rarely.
+      std::string vm = "vm-" + std::to_string(rng() % 2 ? rng() % 3 : 3 + rng() % 40);
+      expect_same(bounded.vm_state(vm), told.vm_state(vm), vm);
+      reqs.push_back(spelled(++seq, vm, rng() % 5 ? 'a' : 'c', std::to_string(b * 10 + i),
+                             std::to_string(rng() % 4)));
+    }
+    block(reqs);  // notes the records in `told` and stores the block
+    for (const auto& q : reqs) bounded.note_record(record_of(q, 1700000000000 + b + 1));
+    bounded.forget_unused(kKeep);
+    most = std::max(most, bounded.vms_in_memory());
+  }
+  EXPECT_LE(most, kKeep);
+  EXPECT_LT(bounded.vms_in_memory(), told.vms_in_memory());  // it did forget some
+  for (int v = 0; v < 43; ++v) {
+    std::string vm = "vm-" + std::to_string(v);
+    expect_same(bounded.vm_state(vm), told.vm_state(vm), vm);
+  }
+  // Without a loader nothing is forgotten: it could not be read back.
+  size_t all = told.vms_in_memory();
+  told.forget_unused(1);
+  EXPECT_EQ(told.vms_in_memory(), all);
 }
 
 }  // namespace
