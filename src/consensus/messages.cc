@@ -53,6 +53,8 @@ const char* msg_type_name(MsgType t) {
       return "StateReply";
     case MsgType::kHeaderVote:
       return "HeaderVote";
+    case MsgType::kComplaint:
+      return "Complaint";
   }
   return "Unknown";
 }
@@ -343,6 +345,20 @@ Result<StatusMsg> StatusMsg::decode(ByteView in) {
   ATN_TRY(s.stable_seq, r.u64());
   ATN_CHECK(finish(r));
   return s;
+}
+
+Bytes Complaint::encode() const {
+  Writer w(8);
+  w.u64(view);
+  return std::move(w).take();
+}
+
+Result<Complaint> Complaint::decode(ByteView in) {
+  Reader r(in);
+  Complaint c;
+  ATN_TRY(c.view, r.u64());
+  ATN_CHECK(finish(r));
+  return c;
 }
 
 Bytes StateRequest::encode() const {

@@ -69,8 +69,9 @@ enum class MsgType : uint8_t {
   kStateRequest = 9,
   kStateReply = 10,
   kHeaderVote = 11,
+  kComplaint = 12,
 };
-constexpr uint8_t kMaxMsgType = 11;
+constexpr uint8_t kMaxMsgType = 12;
 const char* msg_type_name(MsgType t);
 
 struct Request {
@@ -188,6 +189,14 @@ struct StatusMsg {
   Seq stable_seq = 0;
   Bytes encode() const;
   static Result<StatusMsg> decode(ByteView in);
+};
+
+// A replica's request timer expired in `view` (it suspects the primary). It keeps working in the
+// view; f+1 complaints for the view start the view change (docs/consensus.md, "Complaints").
+struct Complaint {
+  View view = 0;
+  Bytes encode() const;
+  static Result<Complaint> decode(ByteView in);
 };
 
 struct StateRequest {

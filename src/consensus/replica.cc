@@ -220,7 +220,13 @@ Actions Replica::on_tick(uint64_t now_ms) {
   if (finished()) vc_deadline_.reset();
   if (vc_deadline_ && now_ >= *vc_deadline_) {
     vc_deadline_.reset();
-    start_view_change(view_ + 1);
+    // In an active view an expired request timer is a complaint; waiting for a NEW-VIEW, it
+    // moves on to the next view (§4.5.2).
+    if (active_) {
+      complain();
+    } else {
+      start_view_change(view_ + 1);
+    }
   }
   if (now_ >= next_status_ms_) {
     next_status_ms_ = now_ + cfg_.status_interval_ms;
@@ -349,6 +355,12 @@ void Replica::handle(const Envelope& env) {
       auto nv = NewView::decode(as_view(env.body));
       if (!nv.ok()) break;
       handle_new_view(env, *nv);
+      return;
+    }
+    case MsgType::kComplaint: {
+      auto c = Complaint::decode(as_view(env.body));
+      if (!c.ok()) break;
+      handle_complaint(env, *c);
       return;
     }
     case MsgType::kStatus: {
@@ -899,6 +911,45 @@ void Replica::arm_request_timer() {
     return;
   }
   vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+}
+
+// A replica whose request timer expires does not leave its view alone: it complains, and keeps
+// voting in the view. The view change starts when f+1 replicas complained within two timeouts,
+// so at least one correct replica suspects the primary (as f+1 VIEW-CHANGEs pull a replica
+// along, TOCS §4.5.2). A replica that was only slow itself (a stalled disk, a paused process)
+// stays in the view with the others, where before it sat alone in the next view, not voting,
+// until a real view change came. A correct primary's failure still makes every correct backup's
+// timer expire: 2f+1 complaints, f+1 of them enough.
+void Replica::complain() {
+  ++counters_.complaints;
+  send(sign(MsgType::kComplaint, Complaint{view_}.encode()), std::nullopt, false);
+  if (complaints_view_ != view_) {
+    complaints_.clear();
+    complaints_view_ = view_;
+  }
+  complaints_[cfg_.self] = now_;
+  // Still no progress one timeout later: complain again (a complaint lasts two timeouts).
+  vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
+  count_complaints();
+}
+
+void Replica::handle_complaint(const Envelope& env, const Complaint& c) {
+  // A complaint about another view is not counted: about an older one it is stale, and a
+  // replica in a newer view sends VIEW-CHANGEs, which the rules below already count.
+  if (c.view != view_ || !active_ || finished()) return;
+  if (complaints_view_ != view_) {
+    complaints_.clear();
+    complaints_view_ = view_;
+  }
+  complaints_[env.sender] = now_;
+  count_complaints();
+}
+
+void Replica::count_complaints() {
+  uint64_t lasts = 2 * (cfg_.view_change_timeout_ms << timeout_doublings_);
+  std::erase_if(complaints_, [&](const auto& kv) { return kv.second + lasts <= now_; });
+  if (active_ && complaints_view_ == view_ && complaints_.size() >= cfg_.f() + 1)
+    start_view_change(view_ + 1);
 }
 
 void Replica::start_view_change(View v) {

@@ -202,6 +202,7 @@ struct ReplicaCounters {
   // and the recovered records did not say what was signed there.
   uint64_t refused_after_restart = 0;
   uint64_t view_changes = 0;
+  uint64_t complaints = 0;  // request timers that expired in an active view (Complaint sent)
   uint64_t blocks_executed = 0;
   uint64_t requests_executed = 0;
   uint64_t state_transfer_blocks = 0;
@@ -337,6 +338,11 @@ class Replica {
 
   // View change.
   void start_view_change(View v);
+  // Our request timer expired in an active view: tell the others, and start the view change
+  // once f+1 replicas complained (complain), or when a complaint arrives (handle_complaint).
+  void complain();
+  void handle_complaint(const Envelope& env, const Complaint& c);
+  void count_complaints();
   Status verify_view_change(const ViewChange& vc);
   Status verify_prepared_certificate(const PreparedCertificate& pc, Seq low, Seq high,
                                      View below_view, Hash32* digest, PrePrepare* pp);
@@ -405,6 +411,10 @@ class Replica {
   std::map<View, std::map<ReplicaId, ValidViewChange>> view_changes_;
   uint32_t timeout_doublings_ = 0;
   std::optional<uint64_t> vc_deadline_;
+  // Complaints about view complaints_view_: sender -> when it last arrived (our own included).
+  // One counts for two timeouts; a replica that still suspects sends it again every timeout.
+  View complaints_view_ = 0;
+  std::map<ReplicaId, uint64_t> complaints_;
   std::deque<Envelope> future_;
 
   // Log of the current view, and prepared certificates that survive view changes.

@@ -1741,6 +1741,10 @@ std::string Node::metrics() const {
        double(certified));
   line("attestnet_view_changes_total", "counter", "View changes this replica took part in.",
        double(c.view_changes));
+  line("attestnet_view_change_complaints_total", "counter",
+       "Times this replica's request timer expired in an active view (a Complaint sent; f+1 "
+       "complaints start a view change).",
+       double(c.complaints));
   line("attestnet_state_transfer_blocks_total", "counter", "Blocks received by state transfer.",
        double(c.state_transfer_blocks));
   line("attestnet_state_transfer_blocks_loaded_total", "counter",

@@ -285,6 +285,39 @@ TEST(Pbft44ViewChange, FPlusOneViewChangesPullALaggingReplicaAlong) {
   EXPECT_EQ(c.replicas[1]->pending_requests(), 0u) << "replica 1 had no timer of its own";
 }
 
+TEST(Pbft44ViewChange, AReplicaWhoseTimerAloneExpiresComplainsAndKeepsVoting) {
+  Cluster c(4);
+  // Only replica 3 holds this request, and the primary never orders it: replica 3's timer
+  // alone expires. One complaint is below f+1: nobody changes view, replica 3 included.
+  c.request(Cluster::req(7, 1), {3});
+  c.tick(300);
+  EXPECT_GE(c.replicas[3]->counters().complaints, 2u) << "it complains again every timeout";
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_EQ(c.replicas[r]->view(), 0u) << "replica " << r;
+    EXPECT_FALSE(c.replicas[r]->in_view_change()) << "replica " << r;
+  }
+  // It still votes: with replica 2 silent, blocks commit only because replica 3 takes part.
+  c.up[2] = false;
+  for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i), {0, 1, 3});
+  c.tick(20);
+  EXPECT_EQ(c.replicas[0]->last_executed(), 1u);
+  EXPECT_EQ(c.replicas[3]->last_executed(), 1u);
+}
+
+TEST(Pbft44ViewChange, FPlusOneComplaintsStartTheViewChangeEverywhere) {
+  Cluster c(4);
+  // Replicas 2 and 3 hold a request the primary never orders: two complaints (f+1) move all
+  // four to view 1, replica 1 (no timer of its own) too, and the new primary orders it.
+  c.request(Cluster::req(7, 1), {2, 3});
+  c.tick(400);
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_GE(c.replicas[r]->view(), 1u) << "replica " << r;
+    EXPECT_FALSE(c.replicas[r]->in_view_change()) << "replica " << r;
+  }
+  EXPECT_EQ(c.replicas[1]->counters().complaints, 0u);
+  EXPECT_GE(c.replicas[1]->last_executed(), 1u) << "the new primary took the request";
+}
+
 // ---- state transfer (TOCS §6.2) and recovery
 
 TEST(PbftStateTransfer, ALaggingReplicaCatchesUpAndVerifiesWhatItGets) {
