@@ -923,33 +923,27 @@ void Replica::arm_request_timer() {
 void Replica::complain() {
   ++counters_.complaints;
   send(sign(MsgType::kComplaint, Complaint{view_}.encode()), std::nullopt, false);
-  if (complaints_view_ != view_) {
-    complaints_.clear();
-    complaints_view_ = view_;
-  }
-  complaints_[cfg_.self] = now_;
   // Still no progress one timeout later: complain again (a complaint lasts two timeouts).
   vc_deadline_ = now_ + (cfg_.view_change_timeout_ms << timeout_doublings_);
-  count_complaints();
+  note_complaint(cfg_.self);
 }
 
 void Replica::handle_complaint(const Envelope& env, const Complaint& c) {
   // A complaint about another view is not counted: about an older one it is stale, and a
   // replica in a newer view sends VIEW-CHANGEs, which the rules below already count.
   if (c.view != view_ || !active_ || finished()) return;
+  note_complaint(env.sender);
+}
+
+void Replica::note_complaint(ReplicaId from) {
   if (complaints_view_ != view_) {
     complaints_.clear();
     complaints_view_ = view_;
   }
-  complaints_[env.sender] = now_;
-  count_complaints();
-}
-
-void Replica::count_complaints() {
+  complaints_[from] = now_;
   uint64_t lasts = 2 * (cfg_.view_change_timeout_ms << timeout_doublings_);
   std::erase_if(complaints_, [&](const auto& kv) { return kv.second + lasts <= now_; });
-  if (active_ && complaints_view_ == view_ && complaints_.size() >= cfg_.f() + 1)
-    start_view_change(view_ + 1);
+  if (complaints_.size() >= cfg_.f() + 1) start_view_change(view_ + 1);
 }
 
 void Replica::start_view_change(View v) {

@@ -338,11 +338,12 @@ class Replica {
 
   // View change.
   void start_view_change(View v);
-  // Our request timer expired in an active view: tell the others, and start the view change
-  // once f+1 replicas complained (complain), or when a complaint arrives (handle_complaint).
+  // Our request timer expired in an active view: tell the others (complain). A complaint of
+  // ours or one that arrives (handle_complaint) is noted for the view, and f+1 within two
+  // timeouts start the view change (note_complaint). REQUIRES for note_complaint: active.
   void complain();
   void handle_complaint(const Envelope& env, const Complaint& c);
-  void count_complaints();
+  void note_complaint(ReplicaId from);
   Status verify_view_change(const ViewChange& vc);
   Status verify_prepared_certificate(const PreparedCertificate& pc, Seq low, Seq high,
                                      View below_view, Hash32* digest, PrePrepare* pp);

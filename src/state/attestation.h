@@ -80,7 +80,8 @@ class MemoryLedgerView : public LedgerView {
   // note_record applies, and that a loader applies to the stored records.
   static void fold_record(policy::VmState& st, const ledger::AttestationRecord& r);
   size_t vms_in_memory() const { return vms_.size() + older_vms_.size(); }
-  // With a loader, at most `keep` VM states stay in memory, in two generations: when the
+  // With a loader, about `keep` VM states stay in memory (at most `keep` and the VMs noted
+  // since the last call), in two generations: when the
   // current one holds keep / 2, it becomes the older one, and what the older one held and
   // nobody read or noted since is dropped (the loader reads it back if the VM attests again).
   // REQUIRES: every record noted so far is in the store the loader reads (the node calls this
