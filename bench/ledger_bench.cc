@@ -191,5 +191,70 @@ void BM_VerifyResponse(benchmark::State& st) {
 }
 BENCHMARK(BM_VerifyResponse)->Arg(4)->Arg(7)->Arg(16)->Unit(benchmark::kMicrosecond);
 
+// What a restart reads from the consensus log (ledger::replay_store): the newest stable
+// checkpoint at or below the ledger's height, then every record above it. The log keeps a
+// reference per committed block and a record per stable checkpoint, so on a store of N blocks
+// (a checkpoint every 16, as a node's) both scans walk all of them: real time per restart.
+void BM_RestartLogScan(benchmark::State& st) {
+  const uint64_t blocks = static_cast<uint64_t>(st.range(0));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("attestnet-bench-scan-" + std::to_string(::getpid()) + "-" + std::to_string(blocks));
+  std::filesystem::remove_all(dir);
+  {
+    auto store = ReplicaStore::open(dir.string());
+    if (!store.ok()) {
+      st.SkipWithError(store.error().reason.c_str());
+      return;
+    }
+    consensus::CommittedBlock cb;
+    std::vector<consensus::PersistRecord> recs;
+    for (uint64_t h = 1; h <= blocks; ++h) {
+      cb.block.height = h;
+      Writer w;
+      cb.encode(w);
+      recs.push_back({consensus::PersistRecord::Kind::kCommitted, h, 0, std::move(w).take()});
+      if (h % 16 == 0) {
+        consensus::Checkpoint c{h, sha256(ByteView(reinterpret_cast<uint8_t*>(&h), 8))};
+        consensus::StateReply rep;
+        rep.stable_seq = h;
+        for (uint32_t i = 0; i < 3; ++i)
+          rep.stable_proof.push_back({consensus::MsgType::kCheckpoint, i, 0, c.encode(), {}});
+        recs.push_back({consensus::PersistRecord::Kind::kStable, h, 0, rep.encode()});
+      }
+      if (recs.size() >= 4096 || h == blocks) {
+        std::vector<const consensus::PersistRecord*> ptrs;
+        for (const auto& r : recs) ptrs.push_back(&r);
+        if (Status s = (*store)->append_all(ptrs, false); !s.ok()) {
+          st.SkipWithError(s.error().reason.c_str());
+          return;
+        }
+        recs.clear();
+      }
+    }
+  }
+  uint64_t found = 0, replayed = 0;
+  for (auto _ : st) {
+    auto store = ReplicaStore::open(dir.string());
+    if (!store.ok()) {
+      st.SkipWithError(store.error().reason.c_str());
+      break;
+    }
+    auto cp = (*store)->newest_checkpoint(blocks);
+    found = cp.ok() && *cp ? (*cp)->seq : 0;
+    replayed = 0;
+    (void)(*store)->for_each_record([&](consensus::PersistRecord&&) { ++replayed; }, found);
+  }
+  st.counters["checkpoint"] = static_cast<double>(found);
+  st.counters["records_replayed"] = static_cast<double>(replayed);
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_RestartLogScan)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Iterations(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace attestnet::ledger
