@@ -24,7 +24,8 @@ bool slot_bound(consensus::PersistRecord::Kind kind, consensus::Seq seq) {
                       kind == consensus::PersistRecord::Kind::kLease);
 }
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: partial tiles stored as pieces (tile_piece_key); version 1 stores are upgraded at open.
+constexpr uint32_t kFormatVersion = 2;
 constexpr size_t kConsensus = 1, kBlocks = 2, kMeta = 3, kHeaders = 4, kCerts = 5, kRecords = 6,
                  kByRequest = 7, kByVm = 8, kTiles = 9;
 constexpr uint64_t kTileWidth = 256;
@@ -60,6 +61,18 @@ std::string be64(uint64_t v) {
 
 std::string tile_key(uint8_t level, uint64_t index) {
   return std::string(1, static_cast<char>(level)) + be64(index);
+}
+
+// A partial tile is stored as the hashes each block appended to it, under the tile's key and
+// the position of the block's first hash (u16 BE): a block writes 32 bytes per new entry
+// instead of rewriting the tile (8 KiB when nearly full). A full tile is one value under the
+// tile's key, and its pieces are deleted. Format version 1 rewrote the partial tile under the
+// tile's key; a piece continues such a value, so a version-1 store reads on (open upgrades it).
+std::string tile_piece_key(uint8_t level, uint64_t index, uint64_t at) {
+  std::string k = tile_key(level, index);
+  k.push_back(static_cast<char>(at >> 8));
+  k.push_back(static_cast<char>(at));
+  return k;
 }
 
 std::vector<Hash32> tile_hashes(const std::string& tile) {
@@ -161,7 +174,13 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
     if (!st.ok()) return io_error("cannot write the store's format version", st);
   } else if (!st.ok()) {
     return io_error("cannot read the store's format version", st);
-  } else if (from_be64(version) != kFormatVersion) {
+  } else if (from_be64(version) == 1 && !read_only) {
+    // Version 1 differs only in how a partial tile is written; what it wrote reads on.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    st = s->db_->Put(wo, s->cfs_[kMeta], "format", be64(kFormatVersion));
+    if (!st.ok()) return io_error("cannot upgrade the store's format version", st);
+  } else if (from_be64(version) != kFormatVersion && from_be64(version) != 1) {
     return make_error(Errc::kBadVersion, "store at " + dir + " has format version " +
                                              std::to_string(from_be64(version)) +
                                              ", this build reads version " +
@@ -199,8 +218,8 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
   Writer hw(header.size() + frontier.size() + 8);
   hw.bytes(header).bytes(frontier);
   batch.Put(cfs_[kHeaders], be64(height), slice(as_view(hw.data())));
-  // Tiles touched by this block, by (level, index): contents after it.
-  std::map<std::pair<uint8_t, uint64_t>, std::string> tiles;
+  // Tiles touched by this block, by (level, index): as read before it, then appended to.
+  std::map<std::pair<uint8_t, uint64_t>, StoredTile> tiles;
   for (size_t i = 0; i < records.size(); ++i) {
     uint64_t leaf = first_leaf + i;
     const NewRecord& r = records[i];
@@ -213,12 +232,11 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
     for (uint8_t level = 0;; ++level) {
       auto key = std::make_pair(level, pos / kTileWidth);
       if (!tiles.count(key)) {
-        std::string cur;
-        rocksdb::Status st = db_->Get({}, cfs_[kTiles], tile_key(level, key.second), &cur);
-        if (!st.ok() && !st.IsNotFound()) return io_error("cannot read a tile", st);
-        tiles[key] = std::move(cur);
+        ATN_TRY(StoredTile t, read_tile(level, key.second));
+        t.before = t.hashes.size();
+        tiles[key] = std::move(t);
       }
-      std::string& tile = tiles[key];
+      std::string& tile = tiles[key].hashes;
       if (tile.size() != (pos % kTileWidth) * 32) {
         return make_error(Errc::kBadValue,
                           "tile " + std::to_string(level) + "/" + std::to_string(key.second) +
@@ -231,8 +249,15 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
       pos = key.second;
     }
   }
-  for (const auto& [key, contents] : tiles) {
-    batch.Put(cfs_[kTiles], tile_key(key.first, key.second), contents);
+  for (const auto& [key, t] : tiles) {
+    if (t.hashes.size() == kTileWidth * 32) {
+      batch.Put(cfs_[kTiles], tile_key(key.first, key.second), t.hashes);
+      for (uint64_t at : t.pieces)
+        batch.Delete(cfs_[kTiles], tile_piece_key(key.first, key.second, at));
+    } else {
+      batch.Put(cfs_[kTiles], tile_piece_key(key.first, key.second, t.before / 32),
+                rocksdb::Slice(t.hashes.data() + t.before, t.hashes.size() - t.before));
+    }
   }
   rocksdb::WriteOptions wo;
   wo.sync = ledger_sync_;
@@ -290,17 +315,43 @@ Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
   return {};
 }
 
+Result<ReplicaStore::StoredTile> ReplicaStore::read_tile(uint8_t level, uint64_t index) const {
+  StoredTile t;
+  const std::string key = tile_key(level, index);
+  rocksdb::Status st = db_->Get({}, cfs_[kTiles], key, &t.hashes);
+  if (!st.ok() && !st.IsNotFound()) return io_error("cannot read a tile", st);
+  if (t.hashes.size() == kTileWidth * 32) return t;  // full: no pieces
+  // The pieces follow the tile's own key (a version-1 partial tile, if any) in position order.
+  rocksdb::ReadOptions ro;
+  std::string end = tile_key(level, index + 1);
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTiles]));
+  for (it->Seek(key + std::string(2, '\0')); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != key.size() + 2 || !k.starts_with(key)) continue;
+    uint64_t at = (uint64_t(uint8_t(k[key.size()])) << 8) | uint8_t(k[key.size() + 1]);
+    if (at * 32 != t.hashes.size()) {
+      return make_error(Errc::kBadValue,
+                        "tile " + std::to_string(level) + "/" + std::to_string(index) + " holds " +
+                            std::to_string(t.hashes.size() / 32) +
+                            " hashes and a piece from entry " + std::to_string(at));
+    }
+    t.hashes.append(it->value().data(), it->value().size());
+    t.pieces.push_back(at);
+  }
+  if (!it->status().ok()) return io_error("cannot read a tile", it->status());
+  return t;
+}
+
 Result<Hash32> ReplicaStore::subtree_root(uint64_t offset, uint64_t size) const {
   // size = 2^k with offset % size == 0: read 2^(k - 8L) entries of a level-L tile, L = k / 8.
   int k = std::countr_zero(size);
   int level = k / 8;
   uint64_t span = uint64_t{1} << (8 * level);  // leaves per level-L entry
   uint64_t first = offset / span, count = size / span;
-  std::string tile;
-  rocksdb::Status st = db_->Get({}, cfs_[kTiles], tile_key(level, first / kTileWidth), &tile);
-  if (!st.ok())
-    return io_error(
-        "cannot read tile " + std::to_string(level) + "/" + std::to_string(first / kTileWidth), st);
+  ATN_TRY(StoredTile t, read_tile(static_cast<uint8_t>(level), first / kTileWidth));
+  const std::string& tile = t.hashes;
   uint64_t at = first % kTileWidth;
   if (tile.size() < (at + count) * 32) {
     return make_error(Errc::kNotFound, "the log does not hold leaves " + std::to_string(offset) +

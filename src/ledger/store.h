@@ -10,9 +10,12 @@
 //   by_request key request_id[32]              -> u64 big-endian leaf index
 //   by_vm      key vm_id 0x00 u64 BE leaf index -> (empty): a VM's history, latest last
 //              (prefix Bloom filter over the key up to its first NUL: a new VM costs no search)
-//   tiles      key level:u8 u64 BE tile index  -> up to 256 hashes (C2SP tlog-tiles layout: a
+//   tiles      key level:u8 u64 BE tile index  -> 256 hashes (C2SP tlog-tiles layout: a
 //              level-0 entry is a leaf hash, a level-L entry the root of 256^L leaves; a full
-//              tile appends its root to the tile above; a partial tile is rewritten as it fills)
+//              tile appends its root to the tile above)
+//              key level:u8 u64 BE tile index u16 BE position -> the hashes one block appended
+//              to a partial tile from that position (a piece; deleted when the tile fills).
+//              Format version 1 rewrote a partial tile under the tile's key instead.
 // A block's header, frontier, records, indexes and tiles are written in ONE synced batch.
 //
 // Every write is one WriteBatch with sync=true: a record the replica asked to persist is on disk
@@ -140,6 +143,14 @@ class ReplicaStore {
   ReplicaStore() = default;
   static Result<std::unique_ptr<ReplicaStore>> open_impl(const std::string& dir, bool read_only);
   void add_record(rocksdb::WriteBatch& batch, const consensus::PersistRecord& rec, uint64_t index);
+  // A tile as stored: its hashes (a full tile's value, or a partial tile's pieces joined), the
+  // positions of its pieces, and (put_ledger_block) how many bytes it held before the block.
+  struct StoredTile {
+    std::string hashes;
+    std::vector<uint64_t> pieces;
+    size_t before = 0;
+  };
+  Result<StoredTile> read_tile(uint8_t level, uint64_t index) const;
   Result<Hash32> subtree_root(uint64_t offset, uint64_t size) const;  // aligned, size = 2^k
   Result<Hash32> range_root(uint64_t lo, uint64_t hi) const;          // MTH of leaves [lo, hi)
   // Every record of the consensus log in order, with its index, kind and seq read; `fn` reads

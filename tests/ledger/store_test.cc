@@ -4,8 +4,11 @@
 
 #include <unistd.h>
 
+#include <rocksdb/db.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 
 #include "core/hash.h"
 #include "crypto/merkle.h"
@@ -225,6 +228,139 @@ TEST_F(StoreTest, TileProofsMatchTheFullTreeAcrossLevels) {
   }
   EXPECT_EQ((*s)->inclusion_proof(kTotal, kTotal).error().code, Errc::kBadValue);
   EXPECT_FALSE((*s)->log_root(kTotal + 1).ok());
+}
+
+// The tiles column family below the store's API (RocksDB directly), by key.
+std::map<std::string, std::string> raw_tiles(
+    const std::filesystem::path& dir,
+    const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*,
+                             rocksdb::ColumnFamilyHandle*)>& edit = {}) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const char* name : {"default", "consensus", "blocks", "meta", "headers", "certs", "records",
+                           "by_request", "by_vm", "tiles"})
+    descs.push_back({name, {}});
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  std::map<std::string, std::string> out;
+  if (!rocksdb::DB::Open({}, dir.string(), descs, &cfs, &db).ok()) return out;
+  if (edit) edit(db, cfs[3], cfs[9]);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cfs[9]));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    out[it->key().ToString()] = it->value().ToString();
+  it.reset();
+  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return out;
+}
+
+std::string tile_key_of(uint8_t level, uint64_t index) {
+  std::string k(1, static_cast<char>(level));
+  for (int i = 0; i < 8; ++i) k.push_back(static_cast<char>(index >> (56 - 8 * i)));
+  return k;
+}
+
+// Blocks of 1 to 7 leaves, `count` leaves from `leaves.size()` on.
+void append_small_blocks(ReplicaStore& s, std::vector<Hash32>& leaves, uint64_t& height,
+                         uint64_t count) {
+  for (uint64_t end = leaves.size() + count; leaves.size() < end; ++height) {
+    std::vector<ReplicaStore::NewRecord> recs;
+    uint64_t first = leaves.size();
+    for (uint64_t i = 0; i < 1 + height % 7 && leaves.size() < end; ++i) {
+      uint64_t n = leaves.size();
+      Hash32 lh = crypto::merkle_leaf_hash(ByteView(reinterpret_cast<uint8_t*>(&n), 8));
+      leaves.push_back(lh);
+      recs.push_back({Bytes{1}, lh, sha256(ByteView(reinterpret_cast<uint8_t*>(&n), 8)), "vm"});
+    }
+    ASSERT_TRUE(s.put_ledger_block(height, as_view(Bytes{1}), as_view(Bytes{2}), first, recs).ok());
+  }
+}
+
+void expect_proofs(const ReplicaStore& s, const std::vector<Hash32>& leaves) {
+  for (uint64_t size = 1; size <= leaves.size(); size += 1 + size / 5) {
+    std::vector<Hash32> prefix(leaves.begin(), leaves.begin() + size);
+    auto root = s.log_root(size);
+    ASSERT_TRUE(root.ok()) << root.error().to_string();
+    ASSERT_EQ(*root, crypto::merkle_root(prefix)) << "size " << size;
+    for (uint64_t idx : std::vector<uint64_t>{0, size / 3, size - 1}) {
+      auto proof = s.inclusion_proof(idx, size);
+      ASSERT_TRUE(proof.ok()) << proof.error().to_string();
+      EXPECT_EQ(*proof, crypto::merkle_inclusion_proof(prefix, idx)) << idx << "/" << size;
+    }
+  }
+}
+
+TEST_F(StoreTest, APartialTileIsWrittenAsPiecesAndAFullTileAsOneValue) {
+  std::vector<Hash32> leaves;
+  uint64_t height = 1;
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    append_small_blocks(**s, leaves, height, 600);  // tiles 0/0 and 0/1 full, 0/2 and 1/0 partial
+    expect_proofs(**s, leaves);
+  }
+  auto tiles = raw_tiles(dir);
+  // Full tiles: one 8 KiB value each, their pieces gone.
+  for (uint64_t i : {0, 1}) {
+    ASSERT_EQ(tiles.count(tile_key_of(0, i)), 1u) << i;
+    EXPECT_EQ(tiles[tile_key_of(0, i)].size(), 256u * 32) << i;
+  }
+  // Partial tiles: pieces only (no value under the tile's key), each no longer than a block's.
+  size_t pieces = 0, bytes = 0;
+  for (const auto& [k, v] : tiles) {
+    if (k.size() == 11) {
+      ++pieces;
+      bytes += v.size();
+      EXPECT_LE(v.size(), 7u * 32);
+      EXPECT_TRUE(k.starts_with(tile_key_of(0, 2)) || k.starts_with(tile_key_of(1, 0)));
+    }
+  }
+  EXPECT_EQ(tiles.count(tile_key_of(0, 2)), 0u);
+  EXPECT_EQ(bytes, (600u - 512u) * 32 + 2u * 32);  // 88 leaf hashes, 2 roots of full tiles
+  EXPECT_GT(pieces, 20u);
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  expect_proofs(**s, leaves);
+}
+
+TEST_F(StoreTest, AVersionOneStoreWithRewrittenPartialTilesReadsOnAndIsUpgraded) {
+  std::vector<Hash32> leaves;
+  uint64_t height = 1;
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    append_small_blocks(**s, leaves, height, 300);
+  }
+  // What format version 1 wrote: each partial tile whole under the tile's key, and version 1.
+  raw_tiles(dir, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
+                    rocksdb::ColumnFamilyHandle* tiles) {
+    std::map<std::string, std::string> joined;
+    std::vector<std::string> pieces;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, tiles));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 11) continue;
+      pieces.push_back(it->key().ToString());
+      joined[it->key().ToString().substr(0, 9)] += it->value().ToString();
+    }
+    for (const auto& k : pieces) ASSERT_TRUE(db->Delete({}, tiles, k).ok());
+    for (const auto& [k, v] : joined) ASSERT_TRUE(db->Put({}, tiles, k, v).ok());
+    ASSERT_TRUE(db->Put({}, meta, "format", std::string(7, '\0') + "\x01").ok());
+  });
+  ASSERT_EQ(raw_tiles(dir)[tile_key_of(0, 1)].size(), (300u - 256u) * 32);
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    expect_proofs(**s, leaves);
+    append_small_blocks(**s, leaves, height, 300);  // a piece after the old value, then full
+    expect_proofs(**s, leaves);
+  }
+  auto tiles = raw_tiles(
+      dir, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
+        std::string v;
+        ASSERT_TRUE(db->Get({}, meta, "format", &v).ok());
+        EXPECT_EQ(v, std::string(7, '\0') + "\x02");
+      });
+  EXPECT_EQ(tiles[tile_key_of(0, 1)].size(), 256u * 32);
+  for (const auto& [k, v] : tiles) EXPECT_FALSE(k.size() == 11 && k.starts_with(tile_key_of(0, 1)));
 }
 
 TEST_F(StoreTest, SimulatorCrashModeOnTheRealStore) {
