@@ -316,18 +316,23 @@ Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
 }
 
 Result<ReplicaStore::StoredTile> ReplicaStore::read_tile(uint8_t level, uint64_t index) const {
+  // One iterator reads the tile's own key and its pieces from one view of the store: a Get and
+  // then a scan could see a partial tile before the block that fills it (Get: not found) and
+  // the pieces after it (deleted), and so a tile with no entries.
   StoredTile t;
   const std::string key = tile_key(level, index);
-  rocksdb::Status st = db_->Get({}, cfs_[kTiles], key, &t.hashes);
-  if (!st.ok() && !st.IsNotFound()) return io_error("cannot read a tile", st);
-  if (t.hashes.size() == kTileWidth * 32) return t;  // full: no pieces
-  // The pieces follow the tile's own key (a version-1 partial tile, if any) in position order.
   rocksdb::ReadOptions ro;
   std::string end = tile_key(level, index + 1);
   rocksdb::Slice upper(end);
   ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTiles]));
-  for (it->Seek(key + std::string(2, '\0')); it->Valid(); it->Next()) {
+  it->Seek(key);
+  if (it->Valid() && it->key() == key) {  // a full tile, or a version-1 partial one
+    t.hashes = it->value().ToString();
+    if (t.hashes.size() == kTileWidth * 32) return t;
+    it->Next();
+  }
+  for (; it->Valid(); it->Next()) {  // the pieces, in position order
     rocksdb::Slice k = it->key();
     if (k.size() != key.size() + 2 || !k.starts_with(key)) continue;
     uint64_t at = (uint64_t(uint8_t(k[key.size()])) << 8) | uint8_t(k[key.size() + 1]);

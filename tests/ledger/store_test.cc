@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <rocksdb/db.h>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "core/hash.h"
 #include "crypto/merkle.h"
@@ -319,6 +321,34 @@ TEST_F(StoreTest, APartialTileIsWrittenAsPiecesAndAFullTileAsOneValue) {
   EXPECT_GT(pieces, 20u);
   auto s = ReplicaStore::open(dir);
   ASSERT_TRUE(s.ok());
+  expect_proofs(**s, leaves);
+}
+
+// The API's threads build proofs while the effects thread writes blocks: a reader must never
+// see a tile between the block that fills it and the deletion of its pieces.
+TEST_F(StoreTest, ProofsReadWhileBlocksAreWrittenFindEveryTile) {
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  std::vector<Hash32> leaves;
+  uint64_t height = 1;
+  append_small_blocks(**s, leaves, height, 1);
+  std::atomic<uint64_t> size{1};
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0}, failures{0};
+  std::thread reader([&] {
+    while (!done) {
+      uint64_t n = size.load();
+      if (!(*s)->log_root(n).ok() || !(*s)->inclusion_proof(n - 1, n).ok()) ++failures;
+      ++reads;
+    }
+  });
+  while (leaves.size() < 3000) {
+    append_small_blocks(**s, leaves, height, 1 + leaves.size() % 5);
+    size = leaves.size();
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(failures.load(), 0u) << "of " << reads.load() << " reads";
   expect_proofs(**s, leaves);
 }
 
