@@ -167,24 +167,24 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
   if (st.IsNotFound() && read_only) {
     return make_error(Errc::kNotFound, "the store at " + dir + " has no format version");
   }
-  if (st.IsNotFound()) {
+  if (!st.ok() && !st.IsNotFound()) return io_error("cannot read the store's format version", st);
+  // A new store is written as this version; a version-1 store is upgraded (it differs only in
+  // how a partial tile is written, and what it wrote reads on).
+  bool write_version = st.IsNotFound();
+  if (st.ok()) {
+    uint64_t v = from_be64(version);
+    if (v != kFormatVersion && v != 1) {
+      return make_error(Errc::kBadVersion, "store at " + dir + " has format version " +
+                                               std::to_string(v) + ", this build reads version " +
+                                               std::to_string(kFormatVersion));
+    }
+    write_version = v == 1 && !read_only;
+  }
+  if (write_version) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     st = s->db_->Put(wo, s->cfs_[kMeta], "format", be64(kFormatVersion));
     if (!st.ok()) return io_error("cannot write the store's format version", st);
-  } else if (!st.ok()) {
-    return io_error("cannot read the store's format version", st);
-  } else if (from_be64(version) == 1 && !read_only) {
-    // Version 1 differs only in how a partial tile is written; what it wrote reads on.
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    st = s->db_->Put(wo, s->cfs_[kMeta], "format", be64(kFormatVersion));
-    if (!st.ok()) return io_error("cannot upgrade the store's format version", st);
-  } else if (from_be64(version) != kFormatVersion && from_be64(version) != 1) {
-    return make_error(Errc::kBadVersion, "store at " + dir + " has format version " +
-                                             std::to_string(from_be64(version)) +
-                                             ", this build reads version " +
-                                             std::to_string(kFormatVersion));
   }
   std::unique_ptr<rocksdb::Iterator> it(s->db_->NewIterator({}, s->cfs_[kConsensus]));
   it->SeekToLast();
@@ -316,11 +316,16 @@ Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
 }
 
 Result<ReplicaStore::StoredTile> ReplicaStore::read_tile(uint8_t level, uint64_t index) const {
-  // One iterator reads the tile's own key and its pieces from one view of the store: a Get and
-  // then a scan could see a partial tile before the block that fills it (Get: not found) and
-  // the pieces after it (deleted), and so a tile with no entries.
   StoredTile t;
   const std::string key = tile_key(level, index);
+  // A full tile never changes again: one Get (most tiles a proof reads are full).
+  rocksdb::Status st = db_->Get({}, cfs_[kTiles], key, &t.hashes);
+  if (!st.ok() && !st.IsNotFound()) return io_error("cannot read a tile", st);
+  if (t.hashes.size() == kTileWidth * 32) return t;
+  // Otherwise one iterator reads the tile's own key and its pieces from one view of the store:
+  // with the Get's answer and then a scan, a block that fills the tile in between would leave
+  // neither (the Get saw no full tile, the scan finds the pieces deleted).
+  t.hashes.clear();
   rocksdb::ReadOptions ro;
   std::string end = tile_key(level, index + 1);
   rocksdb::Slice upper(end);
