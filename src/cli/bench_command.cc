@@ -47,7 +47,8 @@ struct BenchArgs {
   std::string save_responses;  // write every certified response here (offline checks)
   uint32_t payload = 512;
   bool compare_etcd = false;
-  bool pin_cpus = false;  // node i (and etcd member i) on CPU i mod (CPUs)
+  bool pin_cpus = false;                          // node i (and etcd member i) on CPU i mod (CPUs)
+  std::optional<uint64_t> min_block_interval_ms;  // [consensus] of a devnet the bench starts
   bool json = false;
   uint16_t base_port = 27100;
   double rate = 0;         // --rate: open loop at this many requests/s (0: closed loop)
@@ -311,6 +312,7 @@ int bench(const BenchArgs& a) {
     o.api_base_port = static_cast<uint16_t>(a.base_port + 50);
     o.ordering_only = a.evidence == "none";
     o.pin_cpus = a.pin_cpus;
+    o.min_block_interval_ms = a.min_block_interval_ms;
     o.quiet = a.json;
     if (!o.ordering_only) {
       nlohmann::json pj = {{"id", "bench"},
@@ -400,10 +402,14 @@ int bench(const BenchArgs& a) {
   };
   if (!a.json)
     std::printf(
-        "bench: %u nodes%s, %u clients, %.0f s, evidence %s (machine: %u cores, Ed25519 "
+        "bench: %u nodes%s%s, %u clients, %.0f s, evidence %s (machine: %u cores, Ed25519 "
         "verify %.0f/s on all cores)\n",
-        n, a.pin_cpus && started ? " (node i on CPU i mod cores)" : "", a.concurrency, a.duration,
-        a.evidence.c_str(), std::thread::hardware_concurrency(), verify_rate);
+        n, a.pin_cpus && started ? " (node i on CPU i mod cores)" : "",
+        a.min_block_interval_ms && started
+            ? (" (min_block_interval_ms " + std::to_string(*a.min_block_interval_ms) + ")").c_str()
+            : "",
+        a.concurrency, a.duration, a.evidence.c_str(), std::thread::hardware_concurrency(),
+        verify_rate);
   if (!a.save_responses.empty()) fs::create_directories(a.save_responses);
   // Blocks committed during the run (a --target devnet already has a chain).
   auto height = [&]() -> uint64_t {
@@ -432,11 +438,14 @@ int bench(const BenchArgs& a) {
   uint64_t h_after = height();
   double v_after = verifications();
   if (!a.timeline.empty()) append_timeline(a.timeline, "peak", l, true);
-  nlohmann::json out = {{"nodes", n},
-                        {"clients", a.concurrency},
-                        {"pin_cpus", a.pin_cpus && started},
-                        {"evidence", a.evidence},
-                        {"ed25519_verify_per_second", verify_rate}};
+  nlohmann::json out = {
+      {"nodes", n},
+      {"clients", a.concurrency},
+      {"pin_cpus", a.pin_cpus && started},
+      {"min_block_interval_ms",
+       a.min_block_interval_ms ? nlohmann::json(*a.min_block_interval_ms) : nlohmann::json()},
+      {"evidence", a.evidence},
+      {"ed25519_verify_per_second", verify_rate}};
   out["attestnet"] = summarize("attestnet", l);
   // Ed25519 verifications one attestation costs across the committee: per node the VM's
   // request signature and the sim evidence signature, both on arrival (execution finds them in
@@ -553,6 +562,9 @@ void add_bench_command(CLI::App& app) {
               "also drive a 3-node etcd cluster (etcd-server) with the same clients and payload");
   b->add_flag("--pin-cpus", a->pin_cpus,
               "run node i (and etcd member i) on CPU i mod (CPUs): a devnet the bench starts");
+  b->add_option("--min-block-interval-ms", a->min_block_interval_ms,
+                "[consensus] min_block_interval_ms of a devnet the bench starts (default: the "
+                "node's, 16; 0: off)");
   b->add_option("--timeline", a->timeline,
                 "write each answered request's due time and latency to FILE (CSV), to see when "
                 "the slow ones happened");

@@ -131,8 +131,9 @@ void write_node_config(const DevnetOptions& a, uint32_t i) {
   f << "\n[listen]\npeer = \"127.0.0.1:" << a.base_port + i
     << "\"\napi = \"127.0.0.1:" << a.api_base_port + i
     << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
-    << "\nview_change_timeout_ms = " << a.view_change_timeout_ms
-    << "\n\n[api]\nrate_limit_per_second = 0\n";
+    << "\nview_change_timeout_ms = " << a.view_change_timeout_ms << "\n";
+  if (a.min_block_interval_ms) f << "min_block_interval_ms = " << *a.min_block_interval_ms << "\n";
+  f << "\n[api]\nrate_limit_per_second = 0\n";
 }
 
 }  // namespace
@@ -256,6 +257,7 @@ int devnet_add_node(const DevnetOptions& in) {
   a.pin_cpus = !c0->cpus.empty();
   a.batch_max = c0->batch_max;
   a.view_change_timeout_ms = c0->view_change_timeout_ms;
+  a.min_block_interval_ms = c0->min_block_interval_ms;
   uint32_t k = static_cast<uint32_t>(nodes.size());
   std::string key = a.dir + "/keys/" + node_name(k) + ".key";
   if (fs::exists(key)) {
@@ -428,6 +430,9 @@ void add_node_commands(CLI::App& app) {
   up->add_option("--view-change-timeout-ms", args->view_change_timeout_ms,
                  "base view-change timeout")
       ->default_val(1000);
+  up->add_option("--min-block-interval-ms", args->min_block_interval_ms,
+                 "behind a backlogged block, a partial batch waits this long after it "
+                 "(default: the node's, 16; docs/operations.md)");
   up->callback([args] { set_exit_code(devnet_up(*args)); });
   up->add_option("--admission-policy", args->admission_policy,
                  "policy JSON a joining node's own evidence must satisfy (genesis)");

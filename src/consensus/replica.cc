@@ -396,6 +396,7 @@ void Replica::handle(const Envelope& env) {
 // ---------------------------------------------------------------- §4.2 normal case
 
 void Replica::try_propose() {
+  proposal_due_ms_ = 0;
   if (!active_ || !is_primary() || replaying_) return;
   // Never propose at a height that is already decided here: after a restart our pre-prepares
   // below the stable checkpoint are truncated, and a slot must not be signed twice.
@@ -418,6 +419,14 @@ void Replica::try_propose() {
     if (pending_order_.size() < cfg_.batch_max && now_ < front->arrival_ms + cfg_.batch_wait_ms) {
       return;
     }
+    // The interval holds a batch back only behind a backlogged proposal (one whose requests
+    // had waited for the block before it): a request that finds the primary idle goes at once.
+    const uint64_t interval_end =
+        last_proposal_backlogged_ ? last_proposal_ms_ + cfg_.min_block_interval_ms : 0;
+    if (pending_order_.size() < cfg_.batch_max && now_ < interval_end) {
+      proposal_due_ms_ = interval_end;
+      return;
+    }
     std::vector<Hash32> batch;
     uint64_t oldest = UINT64_MAX;
     while (batch.size() < cfg_.batch_max && !pending_order_.empty()) {
@@ -429,8 +438,10 @@ void Replica::try_propose() {
       batch.push_back(id);
     }
     if (batch.empty()) return;
-    if (batch.size() < cfg_.batch_max && now_ < oldest + cfg_.batch_wait_ms) {
+    if (batch.size() < cfg_.batch_max &&
+        (now_ < oldest + cfg_.batch_wait_ms || now_ < interval_end)) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_order_.push_front(*it);
+      if (now_ < interval_end) proposal_due_ms_ = interval_end;
       return;
     }
 
@@ -453,6 +464,8 @@ void Replica::try_propose() {
       proposed_.insert(id);
     }
     last_proposed_time_ = b.block_time;
+    last_proposal_ms_ = now_;
+    last_proposal_backlogged_ = now_ > oldest;
     PrePrepare pp{view_, next_seq_, std::move(b)};
     ++next_seq_;
     Hash32 digest = pp.block.digest();

@@ -56,6 +56,13 @@ struct ReplicaConfig {
   // under moderate load the primary batches behind the block in flight instead of pipelining
   // many small blocks; under heavy load full batches are still pipelined.
   uint32_t pipeline_min_batch = 0;
+  // Behind a backlogged proposal (its oldest request had waited for the block before it), a
+  // batch that is not full is proposed no sooner than this after it (0: at once). Each block
+  // costs every replica signatures, messages and a synced write whatever it holds: under
+  // moderate load, proposing as soon as the previous block executed made many small blocks,
+  // and their cost alone kept a small host busy. A request that finds the primary idle (its
+  // last proposal was not backlogged) is proposed at once, so a lone client never waits.
+  uint64_t min_block_interval_ms = 0;
   uint64_t checkpoint_interval = 16;  // K
   uint64_t window = 64;               // L: high watermark = stable + L (L >= 2K)
   uint64_t view_change_timeout_ms = 1000;
@@ -272,6 +279,9 @@ class Replica {
   const ReplicaConfig& config() const { return cfg_; }
   const ReplicaCounters& counters() const { return counters_; }
   size_t pending_requests() const { return pending_count_; }
+  // The primary holds a partial batch back for min_block_interval_ms: the time at which an
+  // on_tick proposes it (0: nothing is held back), so that the host can wake then.
+  uint64_t proposal_due_ms() const { return proposal_due_ms_; }
   // An executed block: from memory, or (below what the replica keeps) from hooks.load_block.
   std::shared_ptr<const CommittedBlock> committed_block(Seq height) const;
   // What the replica holds in memory (bounded by the stable checkpoint, see ReplicaConfig).
@@ -459,6 +469,9 @@ class Replica {
   std::unordered_set<Hash32, Hash32Hasher> proposed_;  // request ids pre-prepared in this view
   Seq next_seq_ = 1;
   uint64_t last_proposed_time_ = 0;
+  uint64_t last_proposal_ms_ = 0;  // now_ at the last proposal (min_block_interval_ms)
+  uint64_t proposal_due_ms_ = 0;
+  bool last_proposal_backlogged_ = false;  // its oldest request had waited (see try_propose)
   // Header certificates of this epoch not yet seen in an executed block; the primary attaches
   // those above attach_floor_ to its next proposal.
   std::map<Seq, CertifiedHeader> to_attach_;

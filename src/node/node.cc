@@ -330,6 +330,7 @@ consensus::ReplicaConfig Node::replica_config(uint64_t epoch, const ledger::Comm
   rc.max_inflight_blocks = cfg_.max_inflight_blocks;
   rc.prepare_lease = cfg_.prepare_lease;
   rc.pipeline_min_batch = cfg_.pipeline_min_batch ? cfg_.pipeline_min_batch : cfg_.batch_max;
+  rc.min_block_interval_ms = cfg_.min_block_interval_ms;
   rc.base_height = base_height;
   rc.base_state_digest = base_digest;
   rc.base_block_time = base_time;
@@ -734,14 +735,21 @@ void Node::consensus_loop() {
   // Proposals follow events (a request, an execution); the tick only drives timers. A partial
   // batch's timer (batch_wait_ms) needs 1 ms ticks; the others (view change, status: 250 ms and
   // up) are fine at 10 ms, and a tick every 1 ms was 1,000 wake-ups a second per node for
-  // nothing: on a 2-core host running four nodes, context switches are the larger cost.
+  // nothing: on a 2-core host running four nodes, context switches are the larger cost. A batch
+  // held back for min_block_interval_ms is proposed by a tick at the time the replica names.
   const uint64_t tick_ms = cfg_.batch_wait_ms > 0 ? 1 : 10;
   uint64_t next_tick = 0;
   while (!stopping_) {
     {
       std::unique_lock lk(cmu_);
-      ccv_.wait_for(lk, std::chrono::milliseconds(tick_ms),
-                    [&] { return !cq_.empty() || stopping_; });
+      uint64_t wait_ms = tick_ms;
+      if (uint64_t due = proposal_due_.load()) {
+        uint64_t now = wall_ms();
+        wait_ms = std::min(wait_ms, due > now ? due - now : 0);
+      }
+      ccv_.wait_for(lk, std::chrono::milliseconds(wait_ms),
+                    [&] { return !cq_.empty() || stopping_ || due_changed_; });
+      due_changed_ = false;
     }
     if (stopping_) break;
     std::lock_guard rl(rmu_);  // taken before the queue, so that no event overtakes another
@@ -749,7 +757,8 @@ void Node::consensus_loop() {
     std::deque<Event> batch = take_events();
     uint64_t now = wall_ms();
     for (auto& e : batch) e(now);
-    if (now >= next_tick) {
+    uint64_t due = proposal_due_.load();
+    if (now >= next_tick || (due && now >= due)) {
       for (auto& [epoch, r] : replicas_) emit(epoch, r->on_tick(now));
       next_tick = now + tick_ms;
     }
@@ -769,6 +778,18 @@ std::deque<Node::Event> Node::take_events() {
 // After a batch of events (rmu_ held): the replica's figures for /v1/status and /metrics, and
 // its actions on their way (header votes to the transport, the rest to the effects thread).
 void Node::after_events() {
+  // A batch held back for min_block_interval_ms: the consensus thread's wait ends then.
+  uint64_t due = 0;
+  for (auto& [epoch, r] : replicas_) {
+    if (uint64_t d = r->proposal_due_ms(); d && (!due || d < due)) due = d;
+  }
+  if (proposal_due_.exchange(due) != due && due) {
+    {
+      std::lock_guard lk(cmu_);
+      due_changed_ = true;
+    }
+    ccv_.notify_one();
+  }
   if (Replica* r = current_replica()) {
     log_view(*r);
     std::lock_guard lk(smu_);

@@ -260,6 +260,10 @@ class Node {
   std::mutex rmu_;  // held while replica events run (atn-consensus, or inline: post_consensus)
   std::condition_variable ccv_;
   std::deque<Event> cq_;
+  // The earliest time a replica holds a batch back to (Replica::proposal_due_ms; 0: none), set
+  // after every batch of events; due_changed_ (under cmu_) wakes atn-consensus to wait for it.
+  std::atomic<uint64_t> proposal_due_{0};
+  bool due_changed_ = false;
   std::thread consensus_thread_;
   std::mutex emu_;
   std::condition_variable ecv_;

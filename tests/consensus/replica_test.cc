@@ -74,6 +74,39 @@ TEST(Pbft42NormalCase, BehindABlockInFlightOnlyAFullBatchIsPipelined) {
   EXPECT_EQ(count_type(c.actions[0], MsgType::kPrePrepare), 2u) << "a full batch is pipelined";
 }
 
+TEST(Pbft42NormalCase, BehindABackloggedBlockAPartialBatchWaitsForTheMinimumInterval) {
+  Cluster c(4, [](ReplicaConfig& cfg) {
+    cfg.batch_wait_ms = 0;
+    cfg.max_inflight_blocks = 1;
+    cfg.min_block_interval_ms = 20;
+  });
+  c.request(Cluster::req(1, 1));  // proposed at once (t = 1000); in flight until the run
+  c.request(Cluster::req(1, 2));
+  c.request(Cluster::req(1, 3));
+  c.tick(5);  // block 1 executes, and block 2 takes the two that waited for it (t = 1005)
+  ASSERT_EQ(c.replicas[1]->last_executed(), 2u);
+  EXPECT_EQ(c.delivered[1][1]->block.requests.size(), 2u);
+  EXPECT_EQ(c.replicas[0]->proposal_due_ms(), 0u) << "nothing held back";
+  c.request(Cluster::req(1, 4));
+  c.run();
+  EXPECT_EQ(c.replicas[1]->last_executed(), 2u) << "behind a backlogged block: it waits";
+  EXPECT_EQ(c.replicas[0]->proposal_due_ms(), 1025u) << "20 ms after block 2's proposal";
+  c.tick(15);
+  EXPECT_EQ(c.replicas[1]->last_executed(), 2u) << "still within the interval";
+  c.tick(5);
+  EXPECT_EQ(c.replicas[1]->last_executed(), 3u) << "proposed when the interval ends";
+  EXPECT_EQ(c.replicas[0]->proposal_due_ms(), 0u);
+  for (uint64_t i = 5; i <= 8; ++i) c.request(Cluster::req(1, i));
+  c.run();
+  EXPECT_EQ(c.replicas[1]->last_executed(), 4u) << "a full batch never waits";
+  c.tick(100);
+  c.request(Cluster::req(1, 9));
+  c.run();
+  EXPECT_EQ(c.replicas[1]->last_executed(), 5u)
+      << "the full batch found the primary idle (its requests had not waited): no interval, a "
+         "request that finds it idle goes at once";
+}
+
 TEST(Pbft42NormalCase, NothingCommitsWithoutAQuorumOfPrepares) {
   Cluster c(4);
   for (uint64_t i = 1; i <= 4; ++i) c.request(Cluster::req(1, i));

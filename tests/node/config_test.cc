@@ -1,4 +1,4 @@
-// node.toml parsing ([node] cpus) and pinning a process to CPUs.
+// node.toml parsing ([node] cpus, [consensus] min_block_interval_ms) and pinning a process to CPUs.
 #include "node/config.h"
 
 #include <gtest/gtest.h>
@@ -45,6 +45,20 @@ TEST(NodeConfig, BadCpusSayWhatIsExpected) {
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_NE(c.error().reason.find("[node] cpus"), std::string::npos) << c.error().reason;
   }
+}
+
+TEST(NodeConfig, MinBlockIntervalDefaultsTo16AndIsChecked) {
+  ConfigFile f;
+  auto none = load_config(f.write(""));
+  ASSERT_TRUE(none.ok()) << none.error().reason;
+  EXPECT_EQ(none->min_block_interval_ms, 16u);
+  auto off = load_config(f.write("[consensus]\nmin_block_interval_ms = 0"));
+  ASSERT_TRUE(off.ok()) << off.error().reason;
+  EXPECT_EQ(off->min_block_interval_ms, 0u);
+  auto bad = load_config(f.write("[consensus]\nmin_block_interval_ms = -1"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().reason.find("[consensus] min_block_interval_ms"), std::string::npos)
+      << bad.error().reason;
 }
 
 TEST(PinToCpus, PinsTheThreadAndRefusesACpuTheHostLacks) {
