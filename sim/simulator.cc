@@ -318,6 +318,7 @@ void Simulation::setup() {
   cfg_.chain_id = "attestnet-sim";
   cfg_.batch_max = o_.batch_max;
   cfg_.batch_wait_ms = 2;
+  cfg_.min_block_interval_ms = o_.min_block_interval_ms;
   cfg_.checkpoint_interval = 8;
   cfg_.window = 32;
   // Small, so that runs forget executed requests and retransmissions arriving later are

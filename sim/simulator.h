@@ -34,6 +34,7 @@ struct SimOptions {
   FaultMode faults = FaultMode::kNone;
   bool unsafe_quorum = false;
   uint32_t batch_max = 8;
+  uint64_t min_block_interval_ms = 0;   // ReplicaConfig's (the node's default is 12)
   uint64_t liveness_bound_ms = 120000;  // after the last fault heals
   bool cache_signatures = true;         // share verified signatures across replicas (same results)
   bool validate_requests = true;        // client signatures checked by the validation hook

@@ -334,6 +334,30 @@ int bench(const BenchArgs& a) {
     return 1;
   }
   uint32_t n = static_cast<uint32_t>(urls.size());
+  if (!started) {
+    // What answers on a --target devnet's ports must be that devnet: a stale one of another
+    // network holding the ports (its own nodes then exit: address in use) was driven instead.
+    // A node that does not answer is fine (a test drives a devnet with a member killed).
+    auto g = load_genesis(dir + "/genesis.json");
+    if (!g.ok()) {
+      std::fprintf(stderr, "bench: %s/genesis.json: %s\n", dir.c_str(), g.error().reason.c_str());
+      return 1;
+    }
+    const std::string ours = to_hex(g->hash());
+    for (const auto& u : urls) {
+      auto r = api::http_call(u, "GET", "/v1/status");
+      auto st = r.ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+      if (!st.is_object()) continue;
+      std::string theirs = st.value("genesis_hash", std::string());
+      if (theirs != ours) {
+        std::fprintf(stderr,
+                     "bench: 127.0.0.1:%u answers for another network (genesis %s; this "
+                     "devnet's is %s): is another devnet running on the ports of %s?\n",
+                     u.port, theirs.c_str(), ours.c_str(), dir.c_str());
+        return 1;
+      }
+    }
+  }
 
   double verify_rate = ed25519_rate_all_cores();
   std::vector<Bytes> tpm_requests;
@@ -564,7 +588,7 @@ void add_bench_command(CLI::App& app) {
               "run node i (and etcd member i) on CPU i mod (CPUs): a devnet the bench starts");
   b->add_option("--min-block-interval-ms", a->min_block_interval_ms,
                 "[consensus] min_block_interval_ms of a devnet the bench starts (default: the "
-                "node's, 16; 0: off)");
+                "node's, 12; 0: off)");
   b->add_option("--timeline", a->timeline,
                 "write each answered request's due time and latency to FILE (CSV), to see when "
                 "the slow ones happened");

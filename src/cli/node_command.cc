@@ -432,7 +432,7 @@ void add_node_commands(CLI::App& app) {
       ->default_val(1000);
   up->add_option("--min-block-interval-ms", args->min_block_interval_ms,
                  "behind a backlogged block, a partial batch waits this long after it "
-                 "(default: the node's, 16; docs/operations.md)");
+                 "(default: the node's, 12; docs/operations.md)");
   up->callback([args] { set_exit_code(devnet_up(*args)); });
   up->add_option("--admission-policy", args->admission_policy,
                  "policy JSON a joining node's own evidence must satisfy (genesis)");

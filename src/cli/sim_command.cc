@@ -39,6 +39,7 @@ struct SimArgs {
   bool quiet = false;
   bool attest = false;
   uint32_t batch = 8;
+  uint64_t min_block_interval_ms = 0;
   // --epochs: the epoch and committee-rotation simulator (sim/epoch_sim.h).
   uint64_t epochs = 0;
   uint32_t registered = 16;
@@ -232,8 +233,12 @@ void print_violation(const sim::SimResult& r, const SimArgs& a) {
   std::printf("  last events:\n");
   for (const auto& e : r.last_events) std::printf("    %s\n", e.c_str());
   std::printf(
-      "  replay: attestnet sim --replicas %u --faults %s --requests %u --batch %u%s --seed %llu\n",
+      "  replay: attestnet sim --replicas %u --faults %s --requests %u --batch %u%s%s --seed "
+      "%llu\n",
       a.replicas, a.faults.c_str(), a.requests, a.batch, a.unsafe_quorum ? " --unsafe-quorum" : "",
+      a.min_block_interval_ms
+          ? (" --min-block-interval-ms " + std::to_string(a.min_block_interval_ms)).c_str()
+          : "",
       static_cast<unsigned long long>(r.seed));
 }
 
@@ -303,6 +308,7 @@ int run_sim(const SimArgs& a) {
   o.unsafe_quorum = a.unsafe_quorum;
   o.trace = a.trace;
   o.batch_max = a.batch;
+  o.min_block_interval_ms = a.min_block_interval_ms;
   o.store_dir = a.store_dir;
   o.attest = a.attest;
   if (a.story) {
@@ -402,6 +408,8 @@ void add_sim_command(CLI::App& app) {
   sub->add_option("--seeds", args->seeds, "Run this many consecutive seeds starting at --seed");
   sub->add_option("--requests", args->requests, "Client requests per run");
   sub->add_option("--batch", args->batch, "Maximum requests per block");
+  sub->add_option("--min-block-interval-ms", args->min_block_interval_ms,
+                  "Behind a backlogged block, a partial batch waits this long (the node's 12)");
   sub->add_option("--faults", args->faults, "none | net | crash | byzantine | all");
   sub->add_flag("--unsafe-quorum", args->unsafe_quorum,
                 "TEST ONLY: quorums of f+1 instead of 2f+1, to show the checker catches it");

@@ -16,7 +16,7 @@
 //   view_change_timeout_ms = 1000
 //   max_inflight_blocks = 4     # proposals in flight at the primary (0: only the window)
 //   pipeline_min_batch = 0      # a 2nd block in flight needs this many waiting (0: batch_max)
-//   min_block_interval_ms = 16  # behind a backlogged block, a partial batch waits this long
+//   min_block_interval_ms = 12  # behind a backlogged block, a partial batch waits this long
 //   prepare_lease = 32          # slots a synced lease covers (0: sync before every prepare)
 //   [api]
 //   max_body_bytes = 1048576
@@ -57,7 +57,7 @@ struct NodeConfig {
   uint32_t pipeline_min_batch = 0;  // 0: batch_max (pipeline only full batches)
   // Behind a backlogged block (its requests had waited for the one before), a batch that is not
   // full is proposed no sooner than this after it (consensus/replica.h; docs/operations.md).
-  uint64_t min_block_interval_ms = 16;
+  uint64_t min_block_interval_ms = 12;
   uint32_t prepare_lease = 32;  // consensus/replica.h (0: off)
   size_t max_body_bytes = 1 << 20;
   double rate_limit_per_second = 500;

@@ -49,4 +49,13 @@ for round in 1 2 3; do
   [ "$(head -1 "$W/t$round.csv")" = "phase,due_ms,latency_ms" ] || { echo "FAIL: timeline header"; exit 1; }
   [ "$(grep -c '^peak,' "$W/t$round.csv")" = "$ok" ] || { echo "FAIL: timeline lines"; cat "$W/t$round.csv"; exit 1; }
 done
+echo "== bench --target refuses a devnet whose ports answer for another network"
+mkdir "$W/other"
+cp "$D"/node*.toml "$W/other/"
+"$A" genesis init --nodes 4 --keys-dir "$W/other/keys" --out "$W/other/genesis.json" >/dev/null
+if out=$("$A" bench --target "$W/other" --duration 0.01 --concurrency 1 2>&1); then
+  echo "$out"; echo "FAIL: bench drove another network's nodes"; exit 1
+fi
+grep -q "answers for another network" <<<"$out" || { echo "$out"; echo "FAIL: reason"; exit 1; }
+echo "refused: $(head -1 <<<"$out")"
 echo "follower answers test: PASS"

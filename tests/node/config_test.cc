@@ -47,11 +47,11 @@ TEST(NodeConfig, BadCpusSayWhatIsExpected) {
   }
 }
 
-TEST(NodeConfig, MinBlockIntervalDefaultsTo16AndIsChecked) {
+TEST(NodeConfig, MinBlockIntervalDefaultsTo12AndIsChecked) {
   ConfigFile f;
   auto none = load_config(f.write(""));
   ASSERT_TRUE(none.ok()) << none.error().reason;
-  EXPECT_EQ(none->min_block_interval_ms, 16u);
+  EXPECT_EQ(none->min_block_interval_ms, 12u);
   auto off = load_config(f.write("[consensus]\nmin_block_interval_ms = 0"));
   ASSERT_TRUE(off.ok()) << off.error().reason;
   EXPECT_EQ(off->min_block_interval_ms, 0u);
