@@ -345,10 +345,9 @@ int bench(const BenchArgs& a) {
     }
     const std::string ours = to_hex(g->hash());
     for (const auto& u : urls) {
-      auto r = api::http_call(u, "GET", "/v1/status");
-      auto st = r.ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
-      if (!st.is_object()) continue;
-      std::string theirs = st.value("genesis_hash", std::string());
+      auto st = get_json(u.host, u.port, "/v1/status");
+      if (!st.ok() || !st->is_object()) continue;
+      std::string theirs = st->value("genesis_hash", std::string());
       if (theirs != ours) {
         std::fprintf(stderr,
                      "bench: 127.0.0.1:%u answers for another network (genesis %s; this "

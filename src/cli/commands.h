@@ -1,6 +1,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -50,6 +51,9 @@ struct DevnetOptions {
   bool quiet = false;
 };
 int devnet_up(const DevnetOptions& o);  // exit code
+// GET host:port/path as JSON (an error when it does not answer, or not with JSON).
+Result<nlohmann::json> get_json(const std::string& host, uint16_t port, const std::string& path,
+                                uint64_t timeout_ms = 2000);
 // quiet: its one line goes to stderr (stdout stays clean for `bench --json`).
 int devnet_down(const std::string& dir, bool quiet = false);
 // The nodes of a devnet directory, from their configs: (name, API port), node0 first.

@@ -75,8 +75,10 @@ std::string node_name(uint32_t i) {
   return "node" + std::to_string(i);
 }
 
+}  // namespace
+
 Result<nlohmann::json> get_json(const std::string& host, uint16_t port, const std::string& path,
-                                uint64_t timeout_ms = 2000) {
+                                uint64_t timeout_ms) {
   api::Url u{host, port, ""};
   ATN_TRY(auto r, api::http_call(u, "GET", path, "", "application/json", timeout_ms));
   try {
@@ -85,6 +87,8 @@ Result<nlohmann::json> get_json(const std::string& host, uint16_t port, const st
     return make_error(Errc::kBadValue, path + ": not JSON");
   }
 }
+
+namespace {
 
 pid_t spawn_node(const std::string& dir, uint32_t i) {
   std::string exe = fs::read_symlink("/proc/self/exe");

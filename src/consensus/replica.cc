@@ -415,17 +415,18 @@ void Replica::try_propose() {
     }
     if (pending_order_.empty()) return;
     if (next_seq_ > last_executed_ + 1 && pending_order_.size() < cfg_.pipeline_min_batch) return;
-    // The queue's size bounds the candidates: below a full batch, wait for the oldest's timer.
-    if (pending_order_.size() < cfg_.batch_max && now_ < front->arrival_ms + cfg_.batch_wait_ms) {
-      return;
-    }
     // The interval holds a batch back only behind a backlogged proposal (one whose requests
     // had waited for the block before it): a request that finds the primary idle goes at once.
     const uint64_t interval_end =
         last_proposal_backlogged_ ? last_proposal_ms_ + cfg_.min_block_interval_ms : 0;
-    if (pending_order_.size() < cfg_.batch_max && now_ < interval_end) {
-      proposal_due_ms_ = interval_end;
-      return;
+    // The queue's size bounds the candidates: below a full batch, wait for the oldest's timer
+    // and the interval.
+    if (pending_order_.size() < cfg_.batch_max) {
+      if (now_ < front->arrival_ms + cfg_.batch_wait_ms) return;
+      if (now_ < interval_end) {
+        proposal_due_ms_ = interval_end;
+        return;
+      }
     }
     std::vector<Hash32> batch;
     uint64_t oldest = UINT64_MAX;
