@@ -1,6 +1,7 @@
 // `attestnet bench`: starts a devnet (or targets one), drives it with C concurrent clients for a
-// duration, and prints committed attestations/s and latency percentiles beside the machine's own
-// limit measured in the same run (Ed25519 verifications/s on every core, divided by the
+// duration (or with each of a list of client counts in turn, the best being the peak), and
+// prints committed attestations/s and latency percentiles beside the machine's own limit
+// measured in the same run (Ed25519 verifications/s on every core, divided by the
 // verifications one attestation costs across the committee). With --compare-etcd it also runs a
 // 3-node etcd cluster on 127.0.0.1 and drives it with the same client code and payload size.
 #include <openssl/evp.h>
