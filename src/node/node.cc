@@ -616,8 +616,9 @@ void Node::stop() {
 }
 
 namespace {
-thread_local bool t_in_replica = false;  // this thread holds rmu_ (runs replica events)
-}
+thread_local bool t_in_replica = false;      // this thread holds rmu_ (runs replica events)
+thread_local bool t_consensus_loop = false;  // this thread is atn-consensus
+}  // namespace
 
 void Node::post_consensus(Event e) {
   // Run to completion on the posting thread when the replica is free: one event at a time
@@ -739,6 +740,7 @@ void Node::consensus_loop() {
   // held back for min_block_interval_ms is proposed by a tick at the time the replica names.
   const uint64_t tick_ms = cfg_.batch_wait_ms > 0 ? 1 : 10;
   uint64_t next_tick = 0;
+  t_consensus_loop = true;
   while (!stopping_) {
     {
       std::unique_lock lk(cmu_);
@@ -778,12 +780,13 @@ std::deque<Node::Event> Node::take_events() {
 // After a batch of events (rmu_ held): the replica's figures for /v1/status and /metrics, and
 // its actions on their way (header votes to the transport, the rest to the effects thread).
 void Node::after_events() {
-  // A batch held back for min_block_interval_ms: the consensus thread's wait ends then.
+  // A batch held back for min_block_interval_ms: the consensus thread's wait ends then. Run
+  // there, this is read by its next wait; run inline on another thread, it wakes that wait.
   uint64_t due = 0;
   for (auto& [epoch, r] : replicas_) {
     if (uint64_t d = r->proposal_due_ms(); d && (!due || d < due)) due = d;
   }
-  if (proposal_due_.exchange(due) != due && due) {
+  if (proposal_due_.exchange(due) != due && due && !t_consensus_loop) {
     {
       std::lock_guard lk(cmu_);
       due_changed_ = true;

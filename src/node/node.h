@@ -261,7 +261,8 @@ class Node {
   std::condition_variable ccv_;
   std::deque<Event> cq_;
   // The earliest time a replica holds a batch back to (Replica::proposal_due_ms; 0: none), set
-  // after every batch of events; due_changed_ (under cmu_) wakes atn-consensus to wait for it.
+  // after every batch of events; due_changed_ (under cmu_) wakes atn-consensus to wait for it
+  // when events ran inline on another thread.
   std::atomic<uint64_t> proposal_due_{0};
   bool due_changed_ = false;
   std::thread consensus_thread_;
