@@ -35,15 +35,38 @@ Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Gene
 
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id, const crypto::VerifyFn& verify,
-                                           uint64_t from_epoch) {
+                                           uint64_t from_epoch, ResponseBasis* basis) {
   ATN_TRY(auto found, store.record_by_request(request_id));
   AttestationResponse resp;
   resp.leaf_index = found.first;
   ATN_TRY(resp.record, AttestationRecord::decode(as_view(found.second)));
   resp.record_hash = crypto::merkle_leaf_hash(as_view(found.second));
+  // Never hand out a response a relying party would reject.
+  auto checked = [&]() -> Result<AttestationResponse> {
+    std::optional<Committee> start;
+    if (from_epoch > 0) {
+      ATN_TRY(Committee c, committee_of_epoch(store, genesis, from_epoch));
+      start = std::move(c);
+    }
+    auto ok = verify_response(resp, genesis, verify, start ? &*start : nullptr);
+    if (!ok.ok()) {
+      return make_error(ok.error().code,
+                        "the stored ledger does not yield a valid response: " + ok.error().reason);
+    }
+    return resp;
+  };
+  const uint64_t newest = store.highest_header(), certificates = store.certificates_written();
+  if (basis && newest > 0 && basis->newest == newest && basis->certificates == certificates &&
+      basis->from_epoch == from_epoch && basis->header.log_size > resp.leaf_index) {
+    resp.header = basis->header;
+    resp.certificate = basis->certificate;
+    resp.handovers = basis->handovers;
+    ATN_TRY(resp.inclusion_proof, store.inclusion_proof(resp.leaf_index, resp.header.log_size));
+    return checked();
+  }
   // The newest header with a certificate whose log contains the record: a record has an
   // inclusion proof into any later header.
-  for (uint64_t h = store.highest_header(); h >= 1; --h) {
+  for (uint64_t h = newest; h >= 1; --h) {
     auto cert = store.certificate(h);
     if (!cert.ok()) continue;
     ATN_TRY(auto hf, store.header(h));
@@ -62,19 +85,10 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
       return chain.error();
     }
     resp.handovers = std::move(chain).value();
-    std::optional<Committee> start;
-    if (from_epoch > 0) {
-      ATN_TRY(Committee c, committee_of_epoch(store, genesis, from_epoch));
-      start = std::move(c);
-    }
-    // Never hand out a response a relying party would reject.
-    auto checked = verify_response(resp, genesis, verify, start ? &*start : nullptr);
-    if (!checked.ok()) {
-      return make_error(
-          checked.error().code,
-          "the stored ledger does not yield a valid response: " + checked.error().reason);
-    }
-    return resp;
+    ATN_TRY(AttestationResponse out, checked());
+    if (basis)
+      *basis = {newest, certificates, from_epoch, out.header, out.certificate, out.handovers};
+    return out;
   }
   return make_error(Errc::kNotFound, "no certified header contains record " +
                                          std::to_string(resp.leaf_index) + " yet");

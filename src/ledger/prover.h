@@ -19,9 +19,24 @@ Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Gene
 // once for all the responses it covers). `from_epoch`: the hand-overs start there, for a relying
 // party that pinned that epoch's committee (attestnet verify --checkpoint); kInvalidArgument when
 // the newest certified header is older than that epoch.
+//
+// `basis`, when given, carries what one call found for the next: the newest certified header,
+// its certificate and its hand-overs, read and decoded once for all the responses of a block
+// (a node answers a block's requests together; with epochs, each response's hand-overs cost two
+// reads per epoch). It is used while the store has taken no header and no certificate since it
+// was found, for the same from_epoch, and for records that header's log holds; otherwise it is
+// found again.
+struct ResponseBasis {
+  uint64_t newest = 0;        // the store's highest_header() when found; 0: nothing yet
+  uint64_t certificates = 0;  // the store's certificates_written() when found
+  uint64_t from_epoch = 0;
+  BlockHeader header;
+  HeaderCertificate certificate;
+  std::vector<HandOver> handovers;
+};
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id,
                                            const crypto::VerifyFn& verify = {},
-                                           uint64_t from_epoch = 0);
+                                           uint64_t from_epoch = 0, ResponseBasis* basis = nullptr);
 
 }  // namespace attestnet::ledger

@@ -265,6 +265,19 @@ Status ReplicaStore::put_ledger_block(consensus::Seq height, ByteView header, By
   if (!st.ok()) return io_error("cannot persist the ledger of block " + std::to_string(height), st);
   note_write(wo.sync);
   highest_header_ = std::max(highest_header_, height);
+  {
+    std::lock_guard lk(root_mu_);
+    for (auto& [key, t] : tiles) {
+      if (t.hashes.size() == kTileWidth * 32) {
+        t.pieces.clear();
+      } else {
+        t.pieces.push_back(t.before / 32);
+      }
+      t.before = 0;
+      tile_cache_[key] = std::move(t);
+    }
+    while (tile_cache_.size() > kTileCacheMax) tile_cache_.erase(tile_cache_.begin());
+  }
   return {};
 }
 
@@ -316,6 +329,10 @@ Status ReplicaStore::vm_history_newest_first(const std::string& vm_id,
 }
 
 Result<ReplicaStore::StoredTile> ReplicaStore::read_tile(uint8_t level, uint64_t index) const {
+  {
+    std::lock_guard lk(root_mu_);
+    if (auto c = tile_cache_.find({level, index}); c != tile_cache_.end()) return c->second;
+  }
   StoredTile t;
   const std::string key = tile_key(level, index);
   // A full tile never changes again: one Get (most tiles a proof reads are full).
@@ -483,6 +500,7 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
   // dirty() alone lets a response be answered without a sync of its own once the block's
   // records were synced (before this node's header vote went out).
   if (wo.sync) note_write(true);
+  ++certificates_written_;
   return {};
 }
 

@@ -1430,12 +1430,15 @@ void Node::leases_synced() {
 }
 
 void Node::answer_ready(uint64_t certified_height) {
+  // The requests of a block share their header, certificate and hand-overs: found once.
+  ledger::ResponseBasis basis;
+  const crypto::VerifyFn verify = memo_verify();
   for (auto it = ready_.begin(); it != ready_.end();) {
     if (it->second > certified_height) {
       ++it;
       continue;
     }
-    auto resp = ledger::build_response(*store_, genesis_, it->first, memo_verify());
+    auto resp = ledger::build_response(*store_, genesis_, it->first, verify, 0, &basis);
     if (!resp.ok() && resp.error().code == Errc::kNotFound) {
       ++it;
       continue;
@@ -1443,9 +1446,9 @@ void Node::answer_ready(uint64_t certified_height) {
     auto w = waiters_.find(it->first);
     if (w != waiters_.end()) {
       for (auto& x : w->second)
-        x.done(x.from_epoch == 0 ? resp
-                                 : ledger::build_response(*store_, genesis_, it->first,
-                                                          memo_verify(), x.from_epoch));
+        x.done(x.from_epoch == 0
+                   ? resp
+                   : ledger::build_response(*store_, genesis_, it->first, verify, x.from_epoch));
       waiters_.erase(w);
     }
     it = ready_.erase(it);
