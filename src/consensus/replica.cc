@@ -662,7 +662,13 @@ void Replica::handle_vote(const Envelope& env, const Vote& v) {
   votes[env.sender] = VoteRecord{v.digest, env};
   if (env.sender == cfg_.self) {
     record_signature(env.type, v.view, v.seq, v.digest);
-  } else {
+  } else if (!is_commit) {
+    // A peer's prepare is part of the prepared certificate this replica may have to show in a
+    // view change, so it is written (and synced with this replica's commit). A peer's commit
+    // is not: nothing after a restart needs it. The committed block is written with its commit
+    // certificate when it executes, and a replica that restarts before that gathers the commits
+    // again by retransmission or takes the block by state transfer, as after losing an unsynced
+    // write. Writing it cost every node three log records per block.
     persist_message(env, v.seq, v.view);
   }
   if (is_commit) {
