@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rocksdb/db.h>
@@ -99,6 +101,65 @@ TEST_F(StoreTest, AnUnsyncedWriteIsDirtyUntilASyncedOneOrSync) {
   ASSERT_EQ(recs->size(), 2u) << "msg 2 and the committed block; msg 1 was truncated";
   EXPECT_EQ((*recs)[0].bytes, Bytes({2, 2}));
   EXPECT_EQ((*recs)[1].kind, PersistRecord::Kind::kCommitted);
+}
+
+// The write-ahead log is buffered in the process (manual_wal_flush): a synced write or sync()
+// writes out and syncs every unsynced write before it, so a SIGKILL after it loses none of
+// them; a SIGKILL loses only the unsynced writes after the last sync, as a power loss would;
+// and a clean close loses nothing.
+TEST_F(StoreTest, ASigkillLosesOnlyWhatFollowsTheLastSyncAndACloseLosesNothing) {
+  auto in_child = [&](const std::function<void(ReplicaStore&)>& fn) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto s = ReplicaStore::open(dir);
+      if (!s.ok()) ::_exit(2);
+      fn(**s);
+      ::kill(::getpid(), SIGKILL);  // no destructor, no close
+      ::_exit(3);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  };
+  auto bytes_of = [&]() {
+    std::vector<Bytes> out;
+    auto s = ReplicaStore::open(dir);
+    EXPECT_TRUE(s.ok());
+    if (!s.ok()) return out;
+    auto recs = (*s)->load();
+    EXPECT_TRUE(recs.ok());
+    if (recs.ok())
+      for (auto& r : *recs) out.push_back(r.bytes);
+    return out;
+  };
+  in_child([](ReplicaStore& s) {
+    PersistRecord a = msg(1, 1), b = msg(2, 2), c = msg(3, 3);
+    const PersistRecord* unsynced[] = {&a};
+    const PersistRecord* synced[] = {&b};
+    const PersistRecord* after[] = {&c};
+    if (!s.append_all(unsynced, false).ok() || !s.append_all(synced, true).ok() ||
+        !s.append_all(after, false).ok())
+      ::_exit(4);
+  });
+  EXPECT_EQ(bytes_of(), (std::vector<Bytes>{{1, 1}, {2, 2}}))
+      << "the unsynced write before the sync survives; the one after it is lost";
+  in_child([](ReplicaStore& s) {
+    PersistRecord d = msg(4, 4);
+    const PersistRecord* unsynced[] = {&d};
+    if (!s.append_all(unsynced, false).ok() || !s.sync().ok()) ::_exit(4);
+  });
+  EXPECT_EQ(bytes_of().size(), 3u) << "sync() makes an unsynced write survive a SIGKILL";
+  {
+    auto s = ReplicaStore::open(dir);
+    ASSERT_TRUE(s.ok());
+    PersistRecord e = msg(5, 5);
+    const PersistRecord* unsynced[] = {&e};
+    ASSERT_TRUE((*s)->append_all(unsynced, false).ok());
+  }
+  auto all = bytes_of();
+  ASSERT_EQ(all.size(), 4u) << "a clean close writes out the unsynced tail";
+  EXPECT_EQ(all.back(), Bytes({5, 5}));
 }
 
 // A header certificate is fetched again from peers when missing: written unsynced, it does not
