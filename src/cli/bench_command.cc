@@ -3,7 +3,8 @@
 // prints committed attestations/s and latency percentiles beside the machine's own limit
 // measured in the same run (Ed25519 verifications/s on every core, divided by the
 // verifications one attestation costs across the committee). With --compare-etcd it also runs a
-// 3-node etcd cluster on 127.0.0.1 and drives it with the same client code and payload size.
+// 3-node etcd cluster on 127.0.0.1 and drives it with the same client code and payload size, at
+// each client count right after attestnet.
 #include <openssl/evp.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <latch>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "api/client.h"
@@ -534,13 +536,51 @@ int bench(const BenchArgs& a) {
       {"ed25519_verify_per_second", verify_rate}};
   // "attestnet" is the run with the highest throughput (the peak); with a list of client
   // counts every run is under "runs" as well, in the order they ran.
-  nlohmann::json runs = nlohmann::json::array();
+  // With --compare-etcd, etcd runs at each client count right after attestnet (both stay up
+  // meanwhile, the idle one taking next to nothing): this host's speed drifts over minutes, and
+  // with every attestnet run first and every etcd run after them, the two peaks were taken up
+  // to six minutes apart.
+  std::optional<Etcd> etcd;
+  std::vector<api::Url> etcd_urls;
+  const std::string value(a.payload, 'v');
+  auto put = [&](uint32_t c, uint64_t i) {
+    nlohmann::json body = {{"key", b64("k" + std::to_string(c) + "-" + std::to_string(i))},
+                           {"value", b64(value)}};
+    return std::make_pair(api::Url{"127.0.0.1", etcd->client_ports[c % 3], ""},
+                          std::make_pair(std::string("/v3/kv/put"), body.dump()));
+  };
+  if (a.compare_etcd) {
+    etcd.emplace();
+    Status st = etcd->start(dir, static_cast<uint16_t>(a.base_port + 1000), a.pin_cpus);
+    if (!st.ok()) {
+      std::fprintf(stderr, "bench: %s\n", st.error().reason.c_str());
+      if (started) devnet_down(dir, a.json);
+      return 1;
+    }
+    for (uint16_t p : etcd->client_ports) etcd_urls.push_back({"127.0.0.1", p, ""});
+  }
+  nlohmann::json runs = nlohmann::json::array(), etcd_runs = nlohmann::json::array();
   uint64_t committed = 0;
   for (size_t i = 0; i < a.concurrency.size(); ++i) {
     const uint32_t c = a.concurrency[i];
     auto [row, ok] =
         run(c, a.concurrency.size() > 1 ? "closed_" + std::to_string(c) : "peak", i == 0);
     committed += ok;
+    if (etcd) {
+      Load e = drive(c, a.duration, put, 200, etcd_urls, "", 0, "/health");
+      const std::string name = a.concurrency.size() > 1 ? "etcd, " + std::to_string(c) + " clients"
+                                                        : std::string("etcd (3 members, put)");
+      nlohmann::json erow = summarize(name.c_str(), e);
+      erow["clients"] = c;
+      row["over_etcd"] =
+          row["per_second"].get<double>() / std::max(1e-9, erow["per_second"].get<double>());
+      if (!a.json) {
+        print_row(erow);
+        std::printf("  attestnet / etcd at %u clients = %.2fx\n", c,
+                    row["over_etcd"].get<double>());
+      }
+      etcd_runs.push_back(std::move(erow));
+    }
     runs.push_back(std::move(row));
   }
   out["attestnet"] = best_run(runs);
@@ -572,33 +612,8 @@ int bench(const BenchArgs& a) {
   if (started) {
     devnet_down(dir, a.json);
   }
-  if (a.compare_etcd) {
-    Etcd etcd;
-    Status st = etcd.start(dir, static_cast<uint16_t>(a.base_port + 1000), a.pin_cpus);
-    if (!st.ok()) {
-      std::fprintf(stderr, "bench: %s\n", st.error().reason.c_str());
-      return 1;
-    }
-    std::string value(a.payload, 'v');
-    auto put = [&](uint32_t c, uint64_t i) {
-      nlohmann::json body = {{"key", b64("k" + std::to_string(c) + "-" + std::to_string(i))},
-                             {"value", b64(value)}};
-      return std::make_pair(api::Url{"127.0.0.1", etcd.client_ports[c % 3], ""},
-                            std::make_pair(std::string("/v3/kv/put"), body.dump()));
-    };
-    std::vector<api::Url> etcd_urls;
-    for (uint16_t p : etcd.client_ports) etcd_urls.push_back({"127.0.0.1", p, ""});
-    // etcd at each client count too; the ratio is of the two peaks (each system's best).
-    nlohmann::json etcd_runs = nlohmann::json::array();
-    for (uint32_t c : a.concurrency) {
-      Load e = drive(c, a.duration, put, 200, etcd_urls, "", 0, "/health");
-      const std::string name = a.concurrency.size() > 1 ? "etcd, " + std::to_string(c) + " clients"
-                                                        : std::string("etcd (3 members, put)");
-      nlohmann::json row = summarize(name.c_str(), e);
-      row["clients"] = c;
-      if (!a.json) print_row(row);
-      etcd_runs.push_back(std::move(row));
-    }
+  if (etcd) {
+    etcd.reset();
     out["etcd"] = best_run(etcd_runs);
     if (a.concurrency.size() > 1) out["etcd_runs"] = etcd_runs;
     out["attestnet_over_etcd"] = out["attestnet"]["per_second"].get<double>() /
