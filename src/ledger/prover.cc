@@ -35,11 +35,20 @@ Result<std::vector<HandOver>> handovers_to(const ReplicaStore& store, const Gene
 
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id, const crypto::VerifyFn& verify,
-                                           uint64_t from_epoch, ResponseBasis* basis) {
-  ATN_TRY(auto found, store.record_by_request(request_id));
+                                           uint64_t from_epoch, ResponseBasis* basis,
+                                           const KnownRecord* known) {
+  std::pair<uint64_t, Bytes> found;
+  if (known) {
+    found = {known->leaf, known->encoded};
+  } else {
+    ATN_TRY(found, store.record_by_request(request_id));
+  }
   AttestationResponse resp;
   resp.leaf_index = found.first;
   ATN_TRY(resp.record, AttestationRecord::decode(as_view(found.second)));
+  if (resp.record.request_id != request_id)
+    return make_error(Errc::kBadValue, "the record given for request " + to_hex(request_id) +
+                                           " is another request's");
   resp.record_hash = crypto::merkle_leaf_hash(as_view(found.second));
   // Never hand out a response a relying party would reject.
   auto checked = [&]() -> Result<AttestationResponse> {

@@ -34,9 +34,16 @@ struct ResponseBasis {
   HeaderCertificate certificate;
   std::vector<HandOver> handovers;
 };
+// A record the caller already holds (its leaf index and encoding, as the node keeps them for
+// its waiting clients when it executes their block): not read back from the store.
+struct KnownRecord {
+  uint64_t leaf = 0;
+  Bytes encoded;
+};
 Result<AttestationResponse> build_response(const ReplicaStore& store, const Genesis& genesis,
                                            const Hash32& request_id,
                                            const crypto::VerifyFn& verify = {},
-                                           uint64_t from_epoch = 0, ResponseBasis* basis = nullptr);
+                                           uint64_t from_epoch = 0, ResponseBasis* basis = nullptr,
+                                           const KnownRecord* known = nullptr);
 
 }  // namespace attestnet::ledger

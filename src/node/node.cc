@@ -1264,8 +1264,12 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   }
   ++blocks_committed_;
   requests_committed_ += built.records.size();
-  for (const auto& r : built.records)
-    if (waiters_.count(r.request_id)) ready_[r.request_id] = h;
+  const uint64_t first_leaf = built.header.log_size - built.records.size();
+  for (size_t i = 0; i < built.records.size(); ++i) {
+    const auto& r = built.records[i];
+    if (waiters_.count(r.request_id))
+      ready_[r.request_id] = Ready{h, ledger::KnownRecord{first_leaf + i, r.encode()}};
+  }
   const ledger::Committee& ran = committees_[epoch];
   if (started_ && !index_in(ran) && !cb.block.requests.empty()) {
     // Outside the committee that ran this block: what it executed is no longer held for the
@@ -1434,11 +1438,12 @@ void Node::answer_ready(uint64_t certified_height) {
   ledger::ResponseBasis basis;
   const crypto::VerifyFn verify = memo_verify();
   for (auto it = ready_.begin(); it != ready_.end();) {
-    if (it->second > certified_height) {
+    if (it->second.height > certified_height) {
       ++it;
       continue;
     }
-    auto resp = ledger::build_response(*store_, genesis_, it->first, verify, 0, &basis);
+    const ledger::KnownRecord* known = it->second.record ? &*it->second.record : nullptr;
+    auto resp = ledger::build_response(*store_, genesis_, it->first, verify, 0, &basis, known);
     if (!resp.ok() && resp.error().code == Errc::kNotFound) {
       ++it;
       continue;
@@ -1446,9 +1451,9 @@ void Node::answer_ready(uint64_t certified_height) {
     auto w = waiters_.find(it->first);
     if (w != waiters_.end()) {
       for (auto& x : w->second)
-        x.done(x.from_epoch == 0
-                   ? resp
-                   : ledger::build_response(*store_, genesis_, it->first, verify, x.from_epoch));
+        x.done(x.from_epoch == 0 ? resp
+                                 : ledger::build_response(*store_, genesis_, it->first, verify,
+                                                          x.from_epoch, nullptr, known));
       waiters_.erase(w);
     }
     it = ready_.erase(it);
@@ -1636,7 +1641,7 @@ void Node::await_response(const Hash32& id, uint64_t deadline_ms, uint64_t from_
       return;
     }
     waiters_[id].push_back({deadline_ms, from_epoch, std::move(done)});
-    if (store_->record_by_request(id).ok()) ready_[id] = 0;
+    if (store_->record_by_request(id).ok()) ready_[id] = Ready{};
   });
 }
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -33,6 +34,7 @@
 #include "consensus/replica.h"
 #include "crypto/signature_memo.h"
 #include "ledger/builder.h"
+#include "ledger/prover.h"
 #include "ledger/response.h"
 #include "ledger/store.h"
 #include "net/transport.h"
@@ -299,8 +301,13 @@ class Node {
   };
   std::unordered_map<Hash32, std::vector<Waiter>, Hash32Hasher> waiters_;
   // Recorded requests with waiters, by the height of their block: answered once a header at or
-  // above it is certified (0: height unknown, tried at every certificate).
-  std::unordered_map<Hash32, uint64_t, Hash32Hasher> ready_;
+  // above it is certified (0: height unknown, tried at every certificate). A record this node
+  // executed while the client waited is kept with it, so that its answer reads nothing back.
+  struct Ready {
+    uint64_t height = 0;
+    std::optional<ledger::KnownRecord> record;
+  };
+  std::unordered_map<Hash32, Ready, Hash32Hasher> ready_;
   uint64_t cert_scan_from_ = 1;  // lower heights all have certificates
   uint64_t next_cert_sync_ms_ = 0;
   uint32_t cert_sync_peer_ = 0;

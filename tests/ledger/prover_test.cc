@@ -138,4 +138,24 @@ TEST_F(Prover, ABasisIsFoundAgainForANewerHeaderAndNotUsedBeyondItsLog) {
 }
 
 }  // namespace
+
+// A node answers its waiting clients from the records it just executed (KnownRecord), not read
+// back from the store: the same bytes; and a record that is not the request's is refused.
+TEST_F(Prover, AResponseFromAKnownRecordIsTheOneFromTheStore) {
+  add_block(3);
+  auto ids = add_block(9);
+  const uint64_t first_leaf = built.header.log_size - built.records.size();
+  ResponseBasis basis;
+  for (size_t i = 0; i < built.records.size(); ++i) {
+    KnownRecord known{first_leaf + i, built.records[i].encode()};
+    auto with = build_response(*store, genesis, ids[i], {}, 0, &basis, &known);
+    EXPECT_EQ(encoded(with), encoded(build_response(*store, genesis, ids[i]))) << i;
+  }
+  KnownRecord other{first_leaf + 1, built.records[1].encode()};
+  auto wrong = build_response(*store, genesis, ids[0], {}, 0, nullptr, &other);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().reason.find("another request's"), std::string::npos)
+      << wrong.error().reason;
+}
+
 }  // namespace attestnet::ledger
