@@ -53,7 +53,7 @@ BuiltBlock LedgerBuilder::apply(const consensus::CommittedBlock& cb, const Hash3
 }
 
 Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
-                           const BuiltBlock& built) {
+                           const BuiltBlock& built, std::vector<Bytes>* encoded) {
   Writer frontier;
   builder.log().encode(frontier);
   std::vector<ReplicaStore::NewRecord> recs;
@@ -63,9 +63,14 @@ Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
     Hash32 leaf = crypto::merkle_leaf_hash(as_view(enc));
     recs.push_back({std::move(enc), leaf, rec.request_id, rec.vm_id});
   }
-  return store.put_ledger_block(built.header.height, as_view(built.header.encode()),
-                                as_view(frontier.data()), built.header.log_size - recs.size(),
-                                recs);
+  ATN_CHECK(store.put_ledger_block(built.header.height, as_view(built.header.encode()),
+                                   as_view(frontier.data()), built.header.log_size - recs.size(),
+                                   recs));
+  if (encoded) {
+    encoded->clear();
+    for (auto& r : recs) encoded->push_back(std::move(r.encoded));
+  }
+  return {};
 }
 
 Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder) {

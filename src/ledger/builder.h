@@ -63,9 +63,11 @@ class LedgerBuilder {
 
 class ReplicaStore;
 // Writes a built block (header, the builder's frontier after it, records and indexes) to the
-// store in one synced batch. REQUIRES: `built` is the builder's latest block.
+// store in one synced batch. REQUIRES: `built` is the builder's latest block. `encoded`, when
+// given, receives the records' encodings as written (built.records' order), once the write
+// succeeded.
 Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
-                           const BuiltBlock& built);
+                           const BuiltBlock& built, std::vector<Bytes>* encoded = nullptr);
 // Resumes the builder after the last header the store holds (no-op on an empty store), and
 // makes it consult the store's by-request index for requests already recorded. The store must
 // outlive the builder's use of it.

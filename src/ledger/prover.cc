@@ -37,19 +37,19 @@ Result<AttestationResponse> build_response(const ReplicaStore& store, const Gene
                                            const Hash32& request_id, const crypto::VerifyFn& verify,
                                            uint64_t from_epoch, ResponseBasis* basis,
                                            const KnownRecord* known) {
-  std::pair<uint64_t, Bytes> found;
-  if (known) {
-    found = {known->leaf, known->encoded};
-  } else {
-    ATN_TRY(found, store.record_by_request(request_id));
+  KnownRecord stored;
+  if (!known) {
+    ATN_TRY(auto found, store.record_by_request(request_id));
+    stored = {found.first, std::move(found.second)};
+    known = &stored;
   }
   AttestationResponse resp;
-  resp.leaf_index = found.first;
-  ATN_TRY(resp.record, AttestationRecord::decode(as_view(found.second)));
+  resp.leaf_index = known->leaf;
+  ATN_TRY(resp.record, AttestationRecord::decode(as_view(known->encoded)));
   if (resp.record.request_id != request_id)
     return make_error(Errc::kBadValue, "the record given for request " + to_hex(request_id) +
                                            " is another request's");
-  resp.record_hash = crypto::merkle_leaf_hash(as_view(found.second));
+  resp.record_hash = crypto::merkle_leaf_hash(as_view(known->encoded));
   // Never hand out a response a relying party would reject.
   auto checked = [&]() -> Result<AttestationResponse> {
     std::optional<Committee> start;

@@ -1223,7 +1223,8 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   Hash32 hh = built.header.hash();
   trust_->note_header(h, hh);
   view_->note_header(hh);
-  Status st = ledger::persist_built_block(*store_, *builder_, built);
+  std::vector<Bytes> encoded;  // the records as written: answers to waiting clients reuse them
+  Status st = ledger::persist_built_block(*store_, *builder_, built, &encoded);
   if (st.ok() && next) st = store_->put_committee(*next);
   // At an epoch's end, and every [node] snapshot_interval blocks: the trust state as of this
   // block, so that a restart folds only the blocks after it (checked against this header's
@@ -1268,7 +1269,7 @@ std::optional<std::pair<consensus::Seq, Hash32>> Node::execute_block(
   for (size_t i = 0; i < built.records.size(); ++i) {
     const auto& r = built.records[i];
     if (waiters_.count(r.request_id))
-      ready_[r.request_id] = Ready{h, ledger::KnownRecord{first_leaf + i, r.encode()}};
+      ready_[r.request_id] = Ready{h, ledger::KnownRecord{first_leaf + i, std::move(encoded[i])}};
   }
   const ledger::Committee& ran = committees_[epoch];
   if (started_ && !index_in(ran) && !cb.block.requests.empty()) {

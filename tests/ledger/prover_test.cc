@@ -137,8 +137,6 @@ TEST_F(Prover, ABasisIsFoundAgainForANewerHeaderAndNotUsedBeyondItsLog) {
   EXPECT_EQ(encoded(r), encoded(build_response(*store, genesis, second[4])));
 }
 
-}  // namespace
-
 // A node answers its waiting clients from the records it just executed (KnownRecord), not read
 // back from the store: the same bytes; and a record that is not the request's is refused.
 TEST_F(Prover, AResponseFromAKnownRecordIsTheOneFromTheStore) {
@@ -157,5 +155,7 @@ TEST_F(Prover, AResponseFromAKnownRecordIsTheOneFromTheStore) {
   EXPECT_NE(wrong.error().reason.find("another request's"), std::string::npos)
       << wrong.error().reason;
 }
+
+}  // namespace
 
 }  // namespace attestnet::ledger
