@@ -67,6 +67,7 @@ void Request::encode(Writer& w) const {
 
 Result<Request> Request::decode(Reader& r) {
   Request q;
+  size_t start = r.position();
   ATN_TRY(q.client_id, r.u64());
   ATN_TRY(q.client_seq, r.u64());
   ATN_TRY(q.payload, r.bytes());
@@ -74,13 +75,22 @@ Result<Request> Request::decode(Reader& r) {
     return make_error(Errc::kOversize, "request payload of " + std::to_string(q.payload.size()) +
                                            " bytes exceeds " + std::to_string(kMaxRequestPayload));
   }
+  // The encoding is canonical, so the bytes read are the bytes encode() writes.
+  q.known_id_ = hash_domain("attestnet/request", r.read_since(start));
+  q.has_known_id_ = true;
   return q;
 }
 
-Hash32 Request::id() const {
+Hash32 Request::compute_id() const {
   Writer w(payload.size() + 24);
   encode(w);
   return hash_domain("attestnet/request", as_view(w.data()));
+}
+
+const Hash32& Request::seal() {
+  known_id_ = compute_id();
+  has_known_id_ = true;
+  return known_id_;
 }
 
 void CertifiedHeader::encode(Writer& w) const {

@@ -79,10 +79,26 @@ struct Request {
   uint64_t client_seq = 0;
   Bytes payload;
 
-  Hash32 id() const;  // H("attestnet/request", encoding)
+  // H("attestnet/request", encoding). A decoded request (and one seal()ed) answers from the id
+  // it remembered: a node asks a request for its id about seven times between its arrival and
+  // its execution, and each was a SHA-256 of the whole request. Whoever changes a field of
+  // such a request must call forget_id().
+  Hash32 id() const { return has_known_id_ ? known_id_ : compute_id(); }
+  // Remembers the id now (before the request is shared between threads) and returns it.
+  const Hash32& seal();
+  void forget_id() { has_known_id_ = false; }
   void encode(Writer& w) const;
   static Result<Request> decode(Reader& r);
-  bool operator==(const Request&) const = default;
+  bool operator==(const Request& o) const {
+    return client_id == o.client_id && client_seq == o.client_seq && payload == o.payload;
+  }
+
+  // Set only by decode() and seal(); not part of the request.
+  Hash32 known_id_{};
+  bool has_known_id_ = false;
+
+ private:
+  Hash32 compute_id() const;
 };
 
 // A header certificate as a block carries it (see Block).

@@ -85,6 +85,8 @@ class Reader {
   Status finish() const;  // no trailing bytes
   size_t remaining() const { return in_.size() - pos_; }
   size_t position() const { return pos_; }
+  // The bytes read since position `start` (a view into the input).
+  ByteView read_since(size_t start) const { return in_.subspan(start, pos_ - start); }
 
  private:
   Result<uint64_t> le(int n);

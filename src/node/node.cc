@@ -1579,7 +1579,7 @@ Result<Hash32> Node::submit(Bytes payload) {
       return make_error(Errc::kUnavailable, "the node is overloaded (" + std::to_string(pending_) +
                                                 " requests pending): retry later");
   }
-  Hash32 id = q.id();
+  Hash32 id = q.seal();
   {
     std::lock_guard lk(vmu_);
     validated_.insert(id);

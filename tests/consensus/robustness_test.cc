@@ -80,5 +80,33 @@ TEST(Robustness, EveryDecoderRejectsEveryTruncation) {
   }
 }
 
+// A decoded request remembers the id of the bytes it was read from; that id must be the one a
+// request built field by field computes, and a changed request must not keep it.
+TEST(Robustness, ADecodedRequestRemembersTheIdItsEncodingHas) {
+  Request built{7, 9, Bytes(300, 0x5a)};
+  Block b{3, 1, 1000, 0, {built, Request{8, 1, Bytes{}}}, {}};
+  Writer w;
+  b.encode(w);
+  Reader r(as_view(w.data()));
+  auto back = Block::decode(r);
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->requests.size(), 2u);
+  EXPECT_TRUE(back->requests[0].has_known_id_);
+  EXPECT_EQ(back->requests[0].id(), built.id());
+  EXPECT_EQ(back->requests[1].id(), (Request{8, 1, Bytes{}}.id()));
+  EXPECT_EQ(back->requests[0], built);  // the remembered id is not part of equality
+
+  Request changed = back->requests[0];
+  changed.payload[0] ^= 1;
+  changed.forget_id();
+  Request rebuilt{7, 9, changed.payload};
+  EXPECT_EQ(changed.id(), rebuilt.id());
+  EXPECT_NE(changed.id(), built.id());
+
+  Request sealed{7, 9, Bytes(300, 0x5a)};
+  EXPECT_EQ(sealed.seal(), built.id());
+  EXPECT_TRUE(sealed.has_known_id_);
+}
+
 }  // namespace
 }  // namespace attestnet::consensus
