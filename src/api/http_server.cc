@@ -68,6 +68,25 @@ HttpReply json_error(unsigned status, const std::string& reason) {
   return {status, j.dump() + "\n", "application/json"};
 }
 
+Result<std::string> dump_with_hex(const nlohmann::json& j, const std::string& object,
+                                  const std::string& key, std::string_view hex) {
+  if (!j.is_object() || !j.contains(object) || !j[object].is_object() || j[object].empty())
+    return make_error(Errc::kBadValue, "\"" + object + "\" is not a non-empty member object");
+  if (hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos)
+    return make_error(Errc::kBadValue, "the value for \"" + key + "\" is not hex");
+  std::string body = j.dump(2);
+  // The object's opening line at the top level: a string's newlines and quotes are escaped in
+  // the dump, so this text occurs nowhere else.
+  const std::string open = "\n  " + nlohmann::json(object).dump() + ": {\n";
+  size_t at = body.find(open);
+  if (at == std::string::npos)
+    return make_error(Errc::kBadValue, "\"" + object + "\" not found in the dump");
+  std::string member = "    " + nlohmann::json(key).dump() + ": \"";
+  member.append(hex).append("\",\n");
+  body.insert(at + open.size(), member);
+  return body;
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::io_context& io;
   HttpConfig cfg;

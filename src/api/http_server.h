@@ -12,7 +12,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 
@@ -33,6 +35,14 @@ struct HttpReply {
   std::string content_type = "application/json";
 };
 HttpReply json_error(unsigned status, const std::string& reason);
+
+// j.dump(2) with `"key": "hex"` as the first member of the object j[object]. nlohmann's dump
+// escapes a string byte by byte: for an attestation response's hex (2-3 KB) that was ~15 us per
+// answer, ~3% of a node's CPU at 3,500 answers/s, and hex needs no escaping. The text is the
+// dump of j with that member set whenever `key` sorts before the object's other keys (nlohmann
+// orders keys). j[object] must be a non-empty object; `hex` must be hex digits (kBadValue).
+Result<std::string> dump_with_hex(const nlohmann::json& j, const std::string& object,
+                                  const std::string& key, std::string_view hex);
 
 // Answer exactly once, from any thread.
 using Reply = std::function<void(HttpReply)>;

@@ -234,7 +234,7 @@ Result<AttestationResponse> AttestationResponse::decode(ByteView in, size_t comm
   return a;
 }
 
-json AttestationResponse::to_json(size_t committee_size) const {
+json AttestationResponse::to_json_without_binary() const {
   json j;
   j["format"] = "attestnet-response/1";
   j["vm_id"] = record.vm_id;
@@ -242,6 +242,11 @@ json AttestationResponse::to_json(size_t committee_size) const {
   j["verdict"] = verdict_name(record.verdict);
   j["height"] = header.height;
   j["block_time"] = header.block_time;
+  return j;
+}
+
+json AttestationResponse::to_json(size_t committee_size) const {
+  json j = to_json_without_binary();
   // The authoritative content is the canonical binary form; the fields above are for people.
   j["binary"] = to_hex(as_view(encode(committee_size)));
   return j;

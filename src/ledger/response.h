@@ -81,6 +81,8 @@ struct AttestationResponse {
   Bytes encode(size_t committee_size) const;
   static Result<AttestationResponse> decode(ByteView in, size_t committee_size);
   nlohmann::json to_json(size_t committee_size) const;
+  // to_json without its "binary" member (whose value is to_hex(encode(committee_size))).
+  nlohmann::json to_json_without_binary() const;
   static Result<AttestationResponse> from_json(const nlohmann::json& j, size_t committee_size);
 };
 

@@ -120,8 +120,13 @@ void answer_response(Node& node, const Hash32& id, uint64_t wait, Reply reply, b
                           json j = {{"request_id", to_hex(id)},
                                     {"status", "committed"},
                                     {"record", record_json(r->record)},
-                                    {"response", r->to_json(n)}};
-                          reply(ok_json(j));
+                                    {"response", r->to_json_without_binary()}};
+                          // The same text as ok_json with "binary" in j["response"], without
+                          // escaping the hex byte by byte (api/http_server.h).
+                          auto body = api::dump_with_hex(j, "response", "binary",
+                                                         to_hex(as_view(r->encode(n))));
+                          if (!body.ok()) return reply(json_error(500, body.error().reason));
+                          reply(HttpReply{200, std::move(body).value() + "\n"});
                         } else if (r.error().code == Errc::kNotFound && submitted) {
                           reply(ok_json({{"request_id", to_hex(id)}, {"status", "pending"}}, 202));
                         } else {

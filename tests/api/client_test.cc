@@ -1,6 +1,8 @@
 // The blocking HTTP client (api/client.h) against small servers on 127.0.0.1: the errors a user
-// sees, the call's deadline, and a kept-alive connection the server closed.
+// sees, the call's deadline, and a kept-alive connection the server closed; and the server's
+// spliced JSON dump (dump_with_hex).
 #include "api/client.h"
+#include "api/http_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -125,6 +127,25 @@ TEST(HttpClient, RefusesHttpsWithAReason) {
   auto u = parse_url("https://node.example:8443");
   ASSERT_FALSE(u.ok());
   EXPECT_NE(u.error().reason.find("https:// is not supported"), std::string::npos);
+}
+
+// The committed answer's body is spliced (api/http_server.h): it must be exactly the text the
+// whole object dumps to, whatever the other members hold.
+TEST(DumpWithHex, IsTheDumpOfTheWholeObject) {
+  nlohmann::json j = {{"request_id", "ab"},
+                      {"status", "committed"},
+                      {"record", {{"note", "a \"response\": {\n trap"}, {"x", 1}}},
+                      {"response", {{"block_time", 5}, {"format", "attestnet-response/1"}}}};
+  auto text = dump_with_hex(j, "response", "binary", "00ff11aa");
+  ASSERT_TRUE(text.ok()) << text.error().reason;
+  nlohmann::json whole = j;
+  whole["response"]["binary"] = "00ff11aa";
+  EXPECT_EQ(*text, whole.dump(2));
+  EXPECT_EQ(nlohmann::json::parse(*text), whole);
+
+  EXPECT_FALSE(dump_with_hex(j, "response", "binary", "0x12").ok());
+  EXPECT_FALSE(dump_with_hex(j, "missing", "binary", "00").ok());
+  EXPECT_FALSE(dump_with_hex(j, "status", "binary", "00").ok());
 }
 
 }  // namespace
