@@ -393,23 +393,34 @@ Result<ReplicaStore::StoredTile> ReplicaStore::read_tile(uint8_t level, uint64_t
 Result<Hash32> ReplicaStore::subtree_root(uint64_t offset, uint64_t size) const {
   // size = 2^k with offset % size == 0: read 2^(k - 8L) entries of a level-L tile, L = k / 8.
   int k = std::countr_zero(size);
-  int level = k / 8;
+  uint8_t level = static_cast<uint8_t>(k / 8);
   uint64_t span = uint64_t{1} << (8 * level);  // leaves per level-L entry
   uint64_t first = offset / span, count = size / span;
-  ATN_TRY(StoredTile t, read_tile(static_cast<uint8_t>(level), first / kTileWidth));
-  const std::string& tile = t.hashes;
   uint64_t at = first % kTileWidth;
-  if (tile.size() < (at + count) * 32) {
-    return make_error(Errc::kNotFound, "the log does not hold leaves " + std::to_string(offset) +
-                                           ".." + std::to_string(offset + size - 1) + " yet");
+  auto root_of = [&](const std::string& tile) -> Result<Hash32> {
+    if (tile.size() < (at + count) * 32) {
+      return make_error(Errc::kNotFound, "the log does not hold leaves " + std::to_string(offset) +
+                                             ".." + std::to_string(offset + size - 1) + " yet");
+    }
+    std::vector<Hash32> leaves(count);
+    std::memcpy(leaves.data(), tile.data() + at * 32, count * 32);
+    return crypto::merkle_root(leaves);
+  };
+  {
+    // The newest tiles are in the cache: hashed where they are, not copied out first (copying
+    // a whole tile per sibling was ~1% of a node's CPU answering 3,500 clients/s).
+    std::lock_guard lk(root_mu_);
+    if (auto c = tile_cache_.find({level, first / kTileWidth}); c != tile_cache_.end())
+      return root_of(c->second.hashes);
   }
-  return crypto::merkle_root(tile_hashes(tile.substr(at * 32, count * 32)));
+  ATN_TRY(StoredTile t, read_tile(level, first / kTileWidth));
+  return root_of(t.hashes);
 }
 
 Result<Hash32> ReplicaStore::range_root(uint64_t lo, uint64_t hi) const {
   {
     std::lock_guard lk(root_mu_);
-    if (auto it = root_cache_.find({lo, hi}); it != root_cache_.end()) return it->second;
+    if (auto it = root_cache_.find(RangeKey{lo, hi}); it != root_cache_.end()) return it->second;
   }
   uint64_t n = hi - lo;
   Hash32 root;
@@ -423,7 +434,7 @@ Result<Hash32> ReplicaStore::range_root(uint64_t lo, uint64_t hi) const {
   }
   std::lock_guard lk(root_mu_);
   if (root_cache_.size() >= kRootCacheMax) root_cache_.clear();
-  root_cache_.emplace(std::make_pair(lo, hi), root);
+  root_cache_.emplace(RangeKey{lo, hi}, root);
   return root;
 }
 
