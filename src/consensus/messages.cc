@@ -77,7 +77,6 @@ Result<Request> Request::decode(Reader& r) {
   }
   // The encoding is canonical, so the bytes read are the bytes encode() writes.
   q.known_id_ = hash_domain("attestnet/request", r.read_since(start));
-  q.has_known_id_ = true;
   return q;
 }
 
@@ -89,8 +88,7 @@ Hash32 Request::compute_id() const {
 
 const Hash32& Request::seal() {
   known_id_ = compute_id();
-  has_known_id_ = true;
-  return known_id_;
+  return *known_id_;
 }
 
 void CertifiedHeader::encode(Writer& w) const {

@@ -83,10 +83,10 @@ struct Request {
   // it remembered: a node asks a request for its id about seven times between its arrival and
   // its execution, and each was a SHA-256 of the whole request. Whoever changes a field of
   // such a request must call forget_id().
-  Hash32 id() const { return has_known_id_ ? known_id_ : compute_id(); }
+  Hash32 id() const { return known_id_ ? *known_id_ : compute_id(); }
   // Remembers the id now (before the request is shared between threads) and returns it.
   const Hash32& seal();
-  void forget_id() { has_known_id_ = false; }
+  void forget_id() { known_id_.reset(); }
   void encode(Writer& w) const;
   static Result<Request> decode(Reader& r);
   bool operator==(const Request& o) const {
@@ -94,8 +94,7 @@ struct Request {
   }
 
   // Set only by decode() and seal(); not part of the request.
-  Hash32 known_id_{};
-  bool has_known_id_ = false;
+  std::optional<Hash32> known_id_{};
 
  private:
   Hash32 compute_id() const;

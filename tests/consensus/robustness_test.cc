@@ -91,7 +91,7 @@ TEST(Robustness, ADecodedRequestRemembersTheIdItsEncodingHas) {
   auto back = Block::decode(r);
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->requests.size(), 2u);
-  EXPECT_TRUE(back->requests[0].has_known_id_);
+  EXPECT_TRUE(back->requests[0].known_id_.has_value());
   EXPECT_EQ(back->requests[0].id(), built.id());
   EXPECT_EQ(back->requests[1].id(), (Request{8, 1, Bytes{}}.id()));
   EXPECT_EQ(back->requests[0], built);  // the remembered id is not part of equality
@@ -105,7 +105,7 @@ TEST(Robustness, ADecodedRequestRemembersTheIdItsEncodingHas) {
 
   Request sealed{7, 9, Bytes(300, 0x5a)};
   EXPECT_EQ(sealed.seal(), built.id());
-  EXPECT_TRUE(sealed.has_known_id_);
+  EXPECT_TRUE(sealed.known_id_.has_value());
 }
 
 }  // namespace
