@@ -1,7 +1,6 @@
 // `attestnet node --config node.toml` (the daemon) and `attestnet devnet up|down|status`
 // (N local node processes in the background, with their configs, keys, logs and a genesis).
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,14 +35,6 @@ int run_node(const NodeArgs& a) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a peer or client that hangs up is an error code, not death
-  // Freed memory stays with the process. With glibc's defaults a node handed memory back to the
-  // kernel (a trim of the heap's top past 128 KiB, munmap of large blocks such as RocksDB's 8 MiB
-  // memtable arena blocks) and then touched fresh pages again: ~2 page faults per request at the
-  // ordering-only peak, each ~10 us on a virtual machine (docs/performance.md, session 22). Now
-  // blocks up to 32 MiB come from the heap and the heap is never trimmed, so the resident size
-  // stays at its high-water mark (docs/operations.md).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, -1);
   auto cfg = node::load_config(a.config);
   if (!cfg.ok()) {
     std::fprintf(stderr, "attestnet node: %s\n", cfg.error().reason.c_str());
