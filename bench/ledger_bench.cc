@@ -84,10 +84,15 @@ void BM_StoreLedgerBlocks(benchmark::State& st) {
       static_cast<double>(dir_bytes(dir)) / static_cast<double>(record_bytes);
   std::filesystem::remove_all(dir);
 }
+// CPU is the whole process's (RocksDB's flush and compaction threads too, where a memtable's
+// cost can hide: a hash memtable's inserts were cheap here, but each flush sorted it into a skip
+// list on a background thread, and a node paid that in full; docs/ledger.md, "Storage"). Run
+// with --benchmark_min_time=5 or more for the unsynced case to include several flushes.
 BENCHMARK(BM_StoreLedgerBlocks)
     ->ArgsProduct({{1, 100, 1000}, {1}})
     ->Args({140, 0})
     ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);
 
 // One VM's history, newest first (what execution reads the first time a VM attests after a

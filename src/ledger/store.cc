@@ -9,7 +9,6 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -132,13 +131,14 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
   // unsynced writes per block). A process crash then loses the unsynced tail, as a power loss
   // does with or without this; nothing acknowledged is in it (docs/ledger.md, "Storage").
   opts.manual_wal_flush = true;
-  // by_request's memtable is a hash table (below), which takes no concurrent inserts: a write
-  // group's inserts run one after another, as they did for this store's one writer thread.
-  opts.allow_concurrent_memtable_write = false;
   // by_request answers "was this request executed?" once per request at execution, and nearly
   // always "no": a Bloom filter in the memtable and in each table file answers that without
   // searching the skip list or reading an index block (without one, each lookup searched every
   // table file, and grew slower as the ledger grew).
+  // Its memtable is RocksDB's skip list. A hash table (session 21) made the writer's inserts
+  // cheaper, but each flush then sorted the whole memtable into a skip list on a background
+  // thread, as costly as the inserts it saved, and all four nodes of a devnet flushed at about
+  // the same moment (docs/ledger.md, "Storage").
   rocksdb::ColumnFamilyOptions lookups;
   {
     rocksdb::BlockBasedTableOptions t;
@@ -146,13 +146,6 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::open_impl(const std::string&
     lookups.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     lookups.memtable_whole_key_filtering = true;
     lookups.memtable_prefix_bloom_size_ratio = 0.05;
-    // Request ids are random: each insert into a skip list of a few hundred thousand of them
-    // was a search with a cache miss per level (~5% of a node's CPU at the ordering-only
-    // peak, in put_ledger_block). by_request is only ever read by Get, so its memtable is a
-    // hash table on the id's first 8 bytes (`attestnet_bench --benchmark_filter=
-    // StoreLedgerBlocks/140/0`: 15-30% less time per block).
-    lookups.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-    lookups.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(1 << 18));
   }
   rocksdb::ColumnFamilyOptions by_vm;
   {
