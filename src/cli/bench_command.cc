@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "api/client.h"
@@ -82,6 +84,32 @@ double ed25519_rate_all_cores() {
     });
   for (auto& t : ts) t.join();
   return static_cast<double>(total) / 1.5;
+}
+
+// CPU seconds (user + system) process `pid` has used, from /proc/PID/stat (Linux): nullopt
+// when it is gone or unreadable.
+std::optional<double> process_cpu_seconds(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return std::nullopt;
+  // The command name (field 2) is in parentheses and may hold spaces: fields 3.. follow the
+  // last ')'. utime and stime are fields 14 and 15.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(line.substr(close + 1));
+  std::string skip;
+  for (int field = 3; field < 14; ++field) in >> skip;
+  unsigned long long utime = 0, stime = 0;
+  if (!(in >> utime >> stime)) return std::nullopt;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds this process (the bench's client threads, while a load runs) has used.
+double self_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 
 struct Load {
@@ -489,10 +517,66 @@ int bench(const BenchArgs& a) {
     }
     return sum;
   };
+  // The nodes' processes, from the devnet's pid files (a --target devnet started elsewhere may
+  // have none: then the nodes' CPU is not reported).
+  std::vector<long> node_pids;
+  for (const auto& [name, port] : devnet_nodes(dir)) {
+    long pid = 0;
+    if (std::ifstream(dir + "/" + name + ".pid") >> pid; pid > 0) node_pids.push_back(pid);
+  }
+  auto nodes_cpu = [&]() -> double {
+    if (node_pids.size() != urls.size()) return -1;
+    double sum = 0;
+    for (long pid : node_pids) {
+      auto s = process_cpu_seconds(pid);
+      if (!s) return -1;
+      sum += *s;
+    }
+    return sum;
+  };
+  // Where the machine's CPU went over a load (both cores: wall time x cores): the nodes, the
+  // bench's own client threads (which share the machine with the nodes here, unlike a VM's
+  // agent), and, of the nodes' CPU, the share the signature checks they counted would take at
+  // the Ed25519 rate measured above (one signature checked over and over; distinct ones, as a
+  // node checks them, cost ~6% more: BM_Ed25519VerifyDistinct). The limit counts the whole
+  // machine, so the ratio can reach 60% only if the clients and the nodes' other work leave
+  // that much.
+  struct CpuSpan {
+    double nodes, self, verifications;
+    Clock::time_point start;
+  };
+  auto cpu_begin = [&]() {
+    return CpuSpan{nodes_cpu(), self_cpu_seconds(), verifications(), Clock::now()};
+  };
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  auto cpu_end = [&](const CpuSpan& b, nlohmann::json& row, uint64_t ok) {
+    const double machine = std::chrono::duration<double>(Clock::now() - b.start).count() * cores;
+    const double nodes = nodes_cpu(), v = verifications();
+    row["client_cpu_share"] = (self_cpu_seconds() - b.self) / machine;
+    const double node_cpu = b.nodes >= 0 && nodes >= b.nodes ? nodes - b.nodes : -1;
+    if (node_cpu <= 0 || ok == 0) return;
+    row["node_cpu_share"] = node_cpu / machine;
+    row["node_cpu_us_per_attestation"] = 1e6 * node_cpu / static_cast<double>(ok);
+    std::string verify_note;
+    if (b.verifications >= 0 && v > b.verifications) {
+      row["verify_share_of_node_cpu"] = (v - b.verifications) * cores / verify_rate / node_cpu;
+      verify_note =
+          ", " + std::to_string(std::lround(100 * row["verify_share_of_node_cpu"].get<double>())) +
+          "% of it checking signatures";
+    }
+    if (!a.json)
+      std::printf(
+          "  CPU: the nodes %.0f%% of the machine (%.0f us per request%s), the bench's clients "
+          "%.0f%%\n",
+          100 * row["node_cpu_share"].get<double>(),
+          row["node_cpu_us_per_attestation"].get<double>(), verify_note.c_str(),
+          100 * row["client_cpu_share"].get<double>());
+  };
   // One run at C clients, with the machine's limit for the requests per block it reached.
   auto run = [&](uint32_t clients, const std::string& label, bool first) {
     uint64_t h_before = height();
     double v_before = verifications();
+    CpuSpan cpu = cpu_begin();
     Load l = drive(clients, a.duration, make, 200, urls, a.save_responses, a.rate, "/healthz",
                    a.clients_nice);
     uint64_t h_after = height();
@@ -531,6 +615,7 @@ int bench(const BenchArgs& a) {
           "machine limit %.0f/s; attestnet at %.0f%% of it\n",
           batch, cost, measured, limit, 100 * row["ratio_to_limit"].get<double>());
     }
+    cpu_end(cpu, row, l.ok);
     return std::make_pair(row, l.ok);
   };
   nlohmann::json out = {
@@ -608,6 +693,7 @@ int bench(const BenchArgs& a) {
       counter = tpm_requests.size() / 2;
       tpm_limit = tpm_requests.size();
     }
+    CpuSpan cpu = cpu_begin();
     Load h = drive(peak_clients, a.duration, make, 200, urls, a.save_responses, offered, "/healthz",
                    a.clients_nice);
     out["half_peak"] = summarize("attestnet at half peak", h);
@@ -618,6 +704,7 @@ int bench(const BenchArgs& a) {
                   peak_clients);
       print_row(out["half_peak"]);
     }
+    cpu_end(cpu, out["half_peak"], h.ok);
   }
   if (started) {
     devnet_down(dir, a.json);

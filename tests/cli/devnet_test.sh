@@ -53,6 +53,10 @@ assert abs(h["offered_per_second"] - p["per_second"] / 2) < 1e-6, j
 # Paced, not closed loop: about offered x seconds, never the peak's count again.
 want = h["offered_per_second"] * 4
 assert 0.5 * want <= h["committed"] <= 1.1 * want + 8, (h["committed"], want)
+# Where the machine's CPU went in each run: the bench started these nodes and reads their /proc.
+for r in j["runs"] + [h]:
+    assert 0 < r["node_cpu_share"] <= 1.05 and 0 < r["client_cpu_share"] <= 1.05, r
+    assert r["node_cpu_us_per_attestation"] > 0 and 0 < r["verify_share_of_node_cpu"] < 1, r
 PY
 API=$((BASE + 50))
 echo "== 1b. 4 swtpm VMs boot the approved kernel; their agents take 200 quotes (requests)"
