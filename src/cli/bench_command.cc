@@ -55,8 +55,9 @@ struct BenchArgs {
   std::string save_responses;  // write every certified response here (offline checks)
   uint32_t payload = 512;
   bool compare_etcd = false;
-  bool pin_cpus = false;                          // node i (and etcd member i) on CPU i mod (CPUs)
-  std::optional<uint64_t> min_block_interval_ms;  // [consensus] of a devnet the bench starts
+  bool pin_cpus = false;                           // node i (and etcd member i) on CPU i mod (CPUs)
+  std::optional<uint64_t> min_block_interval_ms;   // [consensus] of a devnet the bench starts
+  std::optional<uint64_t> busy_block_interval_ms;  // the same
   bool json = false;
   uint16_t base_port = 27100;
   double rate = 0;         // --rate: open loop at this many requests/s (0: closed loop)
@@ -369,6 +370,7 @@ int bench(const BenchArgs& a) {
     o.ordering_only = a.evidence == "none";
     o.pin_cpus = a.pin_cpus;
     o.min_block_interval_ms = a.min_block_interval_ms;
+    o.busy_block_interval_ms = a.busy_block_interval_ms;
     o.quiet = a.json;
     if (!o.ordering_only) {
       nlohmann::json pj = {{"id", "bench"},
@@ -482,14 +484,16 @@ int bench(const BenchArgs& a) {
   std::string clients_list;
   for (uint32_t c : a.concurrency)
     clients_list += (clients_list.empty() ? "" : ", ") + std::to_string(c);
+  std::string intervals;
+  if (a.min_block_interval_ms && started)
+    intervals += " (min_block_interval_ms " + std::to_string(*a.min_block_interval_ms) + ")";
+  if (a.busy_block_interval_ms && started)
+    intervals += " (busy_block_interval_ms " + std::to_string(*a.busy_block_interval_ms) + ")";
   if (!a.json)
     std::printf(
         "bench: %u nodes%s%s, %s clients, %.0f s%s, evidence %s (machine: %u cores, Ed25519 "
         "verify %.0f/s on all cores)\n",
-        n, a.pin_cpus && started ? " (node i on CPU i mod cores)" : "",
-        a.min_block_interval_ms && started
-            ? (" (min_block_interval_ms " + std::to_string(*a.min_block_interval_ms) + ")").c_str()
-            : "",
+        n, a.pin_cpus && started ? " (node i on CPU i mod cores)" : "", intervals.c_str(),
         clients_list.c_str(), a.duration, a.concurrency.size() > 1 ? " each" : "",
         a.evidence.c_str(), std::thread::hardware_concurrency(), verify_rate);
   if (!a.json && a.clients_nice != 0)
@@ -626,6 +630,8 @@ int bench(const BenchArgs& a) {
       {"clients_nice", a.clients_nice},
       {"min_block_interval_ms",
        a.min_block_interval_ms ? nlohmann::json(*a.min_block_interval_ms) : nlohmann::json()},
+      {"busy_block_interval_ms",
+       a.busy_block_interval_ms ? nlohmann::json(*a.busy_block_interval_ms) : nlohmann::json()},
       {"evidence", a.evidence},
       {"ed25519_verify_per_second", verify_rate}};
   // "attestnet" is the run with the highest throughput (the peak); with a list of client
@@ -775,6 +781,9 @@ void add_bench_command(CLI::App& app) {
   b->add_option("--min-block-interval-ms", a->min_block_interval_ms,
                 "[consensus] min_block_interval_ms of a devnet the bench starts (default: the "
                 "node's, 12; 0: off)");
+  b->add_option("--busy-block-interval-ms", a->busy_block_interval_ms,
+                "[consensus] busy_block_interval_ms of a devnet the bench starts (default: the "
+                "node's, 20; at most --min-block-interval-ms, e.g. 0: a fixed interval)");
   b->add_option("--timeline", a->timeline,
                 "write each answered request's due time and latency to FILE (CSV), to see when "
                 "the slow ones happened");

@@ -44,10 +44,11 @@ struct DevnetOptions {
   uint16_t base_port = 7100, api_base_port = 8100;
   uint32_t batch_max = 200;
   uint64_t view_change_timeout_ms = 1000;
-  std::optional<uint64_t> min_block_interval_ms;  // written when set (else the node's default)
-  uint32_t committee_size = 0;                    // 0: every node sits
-  uint64_t epoch_length = 0;                      // 0: no epochs
-  std::string admission_policy;                   // policy a joining node's evidence must satisfy
+  std::optional<uint64_t> min_block_interval_ms;   // written when set (else the node's default)
+  std::optional<uint64_t> busy_block_interval_ms;  // the same
+  uint32_t committee_size = 0;                     // 0: every node sits
+  uint64_t epoch_length = 0;                       // 0: no epochs
+  std::string admission_policy;                    // policy a joining node's evidence must satisfy
   bool quiet = false;
 };
 int devnet_up(const DevnetOptions& o);  // exit code

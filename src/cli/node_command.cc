@@ -137,6 +137,8 @@ void write_node_config(const DevnetOptions& a, uint32_t i) {
     << "\"\n\n[consensus]\nbatch_max = " << a.batch_max
     << "\nview_change_timeout_ms = " << a.view_change_timeout_ms << "\n";
   if (a.min_block_interval_ms) f << "min_block_interval_ms = " << *a.min_block_interval_ms << "\n";
+  if (a.busy_block_interval_ms)
+    f << "busy_block_interval_ms = " << *a.busy_block_interval_ms << "\n";
   f << "\n[api]\nrate_limit_per_second = 0\n";
 }
 
@@ -262,6 +264,7 @@ int devnet_add_node(const DevnetOptions& in) {
   a.batch_max = c0->batch_max;
   a.view_change_timeout_ms = c0->view_change_timeout_ms;
   a.min_block_interval_ms = c0->min_block_interval_ms;
+  a.busy_block_interval_ms = c0->busy_block_interval_ms;
   uint32_t k = static_cast<uint32_t>(nodes.size());
   std::string key = a.dir + "/keys/" + node_name(k) + ".key";
   if (fs::exists(key)) {
@@ -437,6 +440,9 @@ void add_node_commands(CLI::App& app) {
   up->add_option("--min-block-interval-ms", args->min_block_interval_ms,
                  "behind a backlogged block, a partial batch waits this long after it "
                  "(default: the node's, 12; docs/operations.md)");
+  up->add_option("--busy-block-interval-ms", args->busy_block_interval_ms,
+                 "... growing to this as the host's CPUs go from 60% to 90% busy (default: the "
+                 "node's, 20; at most --min-block-interval-ms: fixed)");
   up->callback([args] { set_exit_code(devnet_up(*args)); });
   up->add_option("--admission-policy", args->admission_policy,
                  "policy JSON a joining node's own evidence must satisfy (genesis)");

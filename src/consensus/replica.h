@@ -282,6 +282,9 @@ class Replica {
   // The primary holds a partial batch back for min_block_interval_ms: the time at which an
   // on_tick proposes it (0: nothing is held back), so that the host can wake then.
   uint64_t proposal_due_ms() const { return proposal_due_ms_; }
+  // The host may change min_block_interval_ms as its load changes (node/host_load.h): it only
+  // decides when this primary proposes, never what a valid proposal is.
+  void set_min_block_interval_ms(uint64_t ms) { cfg_.min_block_interval_ms = ms; }
   // An executed block: from memory, or (below what the replica keeps) from hooks.load_block.
   std::shared_ptr<const CommittedBlock> committed_block(Seq height) const;
   // What the replica holds in memory (bounded by the stable checkpoint, see ReplicaConfig).

@@ -84,6 +84,7 @@ Result<NodeConfig> load_config(const std::string& path) {
   ATN_CHECK(num("consensus", "max_inflight_blocks", &c.max_inflight_blocks, 0, 1024));
   ATN_CHECK(num("consensus", "pipeline_min_batch", &c.pipeline_min_batch, 0, 100000));
   ATN_CHECK(num("consensus", "min_block_interval_ms", &c.min_block_interval_ms, 0, 10000));
+  ATN_CHECK(num("consensus", "busy_block_interval_ms", &c.busy_block_interval_ms, 0, 10000));
   ATN_CHECK(num("consensus", "prepare_lease", &c.prepare_lease, 0, 1 << 20));
   ATN_CHECK(num("api", "max_body_bytes", &c.max_body_bytes, 1024, 64 << 20));
   ATN_CHECK(num("api", "rate_limit_per_second", &c.rate_limit_per_second, 0, 1e9));

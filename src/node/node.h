@@ -39,6 +39,7 @@
 #include "ledger/store.h"
 #include "net/transport.h"
 #include "node/config.h"
+#include "node/host_load.h"
 #include "state/attestation.h"
 #include "state/trust.h"
 
@@ -266,6 +267,12 @@ class Node {
   // after every batch of events; due_changed_ (under cmu_) wakes atn-consensus to wait for it
   // when events ran inline on another thread.
   std::atomic<uint64_t> proposal_due_{0};
+  // The primary's block interval as the host's load sets it (adapt_block_interval).
+  void adapt_block_interval(uint64_t now);
+  std::atomic<uint64_t> block_interval_ms_{0};
+  std::optional<CpuTimes> cpu_last_;
+  double host_busy_ = 0;  // smoothed busy fraction of the host's CPUs
+  uint64_t next_load_sample_ = 0;
   bool due_changed_ = false;
   std::thread consensus_thread_;
   std::mutex emu_;

@@ -1,4 +1,5 @@
-// node.toml parsing ([node] cpus, [consensus] min_block_interval_ms) and pinning a process to CPUs.
+// node.toml parsing ([node] cpus, [consensus] min_block_interval_ms and busy_block_interval_ms),
+// the host load that sets the block interval, and pinning a process to CPUs.
 #include "node/config.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "node/host_load.h"
 #include "node/node.h"
 
 namespace attestnet::node {
@@ -59,6 +61,56 @@ TEST(NodeConfig, MinBlockIntervalDefaultsTo12AndIsChecked) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().reason.find("[consensus] min_block_interval_ms"), std::string::npos)
       << bad.error().reason;
+}
+
+TEST(NodeConfig, BusyBlockIntervalDefaultsTo20AndIsChecked) {
+  ConfigFile f;
+  auto none = load_config(f.write(""));
+  ASSERT_TRUE(none.ok()) << none.error().reason;
+  EXPECT_EQ(none->busy_block_interval_ms, 20u);
+  auto fixed = load_config(f.write("[consensus]\nbusy_block_interval_ms = 0"));
+  ASSERT_TRUE(fixed.ok()) << fixed.error().reason;
+  EXPECT_EQ(fixed->busy_block_interval_ms, 0u);
+  auto bad = load_config(f.write("[consensus]\nbusy_block_interval_ms = \"x\""));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().reason.find("[consensus] busy_block_interval_ms"), std::string::npos)
+      << bad.error().reason;
+}
+
+TEST(HostLoad, ParsesProcStatAndMeasuresTheBusyShare) {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  auto a = parse_proc_stat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->busy, 150u);
+  EXPECT_EQ(a->total, 1000u);
+  auto b = parse_proc_stat("cpu  400 0 110 840 50 10 20 10 0 0");
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->busy, 550u);
+  EXPECT_DOUBLE_EQ(busy_fraction(*a, *b), 400.0 / 440.0);
+  EXPECT_EQ(busy_fraction(*b, *a), 0.0);  // a counter that went back is no reading
+  EXPECT_EQ(busy_fraction(*a, *a), 0.0);
+  // An old kernel's four fields are enough; anything else is not this line.
+  EXPECT_TRUE(parse_proc_stat("cpu  1 2 3 4").has_value());
+  EXPECT_FALSE(parse_proc_stat("cpu  1 2 3").has_value());
+  EXPECT_FALSE(parse_proc_stat("cpu0 1 2 3 4 5").has_value());
+  EXPECT_FALSE(parse_proc_stat("cpu  1 x 3 4").has_value());
+  EXPECT_FALSE(parse_proc_stat("").has_value());
+  // This host's own /proc/stat reads.
+  auto here = read_cpu_times();
+  ASSERT_TRUE(here.has_value());
+  EXPECT_GE(here->total, here->busy);
+}
+
+TEST(HostLoad, TheIntervalGrowsFrom60To90PercentBusy) {
+  EXPECT_EQ(block_interval_for(0.0, 12, 20), 12u);
+  EXPECT_EQ(block_interval_for(0.6, 12, 20), 12u);
+  EXPECT_EQ(block_interval_for(0.75, 12, 20), 16u);
+  EXPECT_EQ(block_interval_for(0.9, 12, 20), 20u);
+  EXPECT_EQ(block_interval_for(1.0, 12, 20), 20u);
+  // busy_block_interval_ms at or below min_block_interval_ms (or 0): fixed.
+  EXPECT_EQ(block_interval_for(1.0, 12, 0), 12u);
+  EXPECT_EQ(block_interval_for(1.0, 12, 12), 12u);
+  EXPECT_EQ(block_interval_for(1.0, 0, 0), 0u);
 }
 
 TEST(PinToCpus, PinsTheThreadAndRefusesACpuTheHostLacks) {
