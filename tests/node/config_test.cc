@@ -49,32 +49,28 @@ TEST(NodeConfig, BadCpusSayWhatIsExpected) {
   }
 }
 
-TEST(NodeConfig, MinBlockIntervalDefaultsTo12AndIsChecked) {
+// A [consensus] interval in ms: its default when absent, 0 accepted, a bad value named.
+void ExpectIntervalKey(const std::string& key, uint64_t NodeConfig::*field, uint64_t dflt) {
   ConfigFile f;
   auto none = load_config(f.write(""));
   ASSERT_TRUE(none.ok()) << none.error().reason;
-  EXPECT_EQ(none->min_block_interval_ms, 12u);
-  auto off = load_config(f.write("[consensus]\nmin_block_interval_ms = 0"));
-  ASSERT_TRUE(off.ok()) << off.error().reason;
-  EXPECT_EQ(off->min_block_interval_ms, 0u);
-  auto bad = load_config(f.write("[consensus]\nmin_block_interval_ms = -1"));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().reason.find("[consensus] min_block_interval_ms"), std::string::npos)
-      << bad.error().reason;
+  EXPECT_EQ((*none).*field, dflt) << key;
+  auto zero = load_config(f.write("[consensus]\n" + key + " = 0"));
+  ASSERT_TRUE(zero.ok()) << zero.error().reason;
+  EXPECT_EQ((*zero).*field, 0u) << key;
+  for (const char* bad : {"-1", "\"x\""}) {
+    auto c = load_config(f.write("[consensus]\n" + key + " = " + bad));
+    ASSERT_FALSE(c.ok()) << key << " = " << bad;
+    EXPECT_NE(c.error().reason.find("[consensus] " + key), std::string::npos) << c.error().reason;
+  }
+}
+
+TEST(NodeConfig, MinBlockIntervalDefaultsTo12AndIsChecked) {
+  ExpectIntervalKey("min_block_interval_ms", &NodeConfig::min_block_interval_ms, 12);
 }
 
 TEST(NodeConfig, BusyBlockIntervalDefaultsTo20AndIsChecked) {
-  ConfigFile f;
-  auto none = load_config(f.write(""));
-  ASSERT_TRUE(none.ok()) << none.error().reason;
-  EXPECT_EQ(none->busy_block_interval_ms, 20u);
-  auto fixed = load_config(f.write("[consensus]\nbusy_block_interval_ms = 0"));
-  ASSERT_TRUE(fixed.ok()) << fixed.error().reason;
-  EXPECT_EQ(fixed->busy_block_interval_ms, 0u);
-  auto bad = load_config(f.write("[consensus]\nbusy_block_interval_ms = \"x\""));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().reason.find("[consensus] busy_block_interval_ms"), std::string::npos)
-      << bad.error().reason;
+  ExpectIntervalKey("busy_block_interval_ms", &NodeConfig::busy_block_interval_ms, 20);
 }
 
 TEST(HostLoad, ParsesProcStatAndMeasuresTheBusyShare) {
