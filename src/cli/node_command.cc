@@ -441,7 +441,7 @@ void add_node_commands(CLI::App& app) {
                  "behind a backlogged block, a partial batch waits this long after it "
                  "(default: the node's, 12; docs/operations.md)");
   up->add_option("--busy-block-interval-ms", args->busy_block_interval_ms,
-                 "... growing to this as the host's CPUs go from 60% to 90% busy (default: the "
+                 "... growing to this as the host's CPUs go from 80% to 95% busy (default: the "
                  "node's, 20; at most --min-block-interval-ms: fixed)");
   up->callback([args] { set_exit_code(devnet_up(*args)); });
   up->add_option("--admission-policy", args->admission_policy,

@@ -17,7 +17,7 @@
 //   max_inflight_blocks = 4     # proposals in flight at the primary (0: only the window)
 //   pipeline_min_batch = 0      # a 2nd block in flight needs this many waiting (0: batch_max)
 //   min_block_interval_ms = 12  # behind a backlogged block, a partial batch waits this long
-//   busy_block_interval_ms = 20 # ... growing to this as the host's CPUs go from 60% to 90% busy
+//   busy_block_interval_ms = 20 # ... growing to this as the host's CPUs go from 80% to 95% busy
 //   prepare_lease = 32          # slots a synced lease covers (0: sync before every prepare)
 //   [api]
 //   max_body_bytes = 1048576
@@ -59,7 +59,7 @@ struct NodeConfig {
   // Behind a backlogged block (its requests had waited for the one before), a batch that is not
   // full is proposed no sooner than this after it (consensus/replica.h; docs/operations.md).
   uint64_t min_block_interval_ms = 12;
-  // The interval grows toward this as the host's CPUs go from 60% to 90% busy (node/host_load.h):
+  // The interval grows toward this as the host's CPUs go from 80% to 95% busy (node/host_load.h):
   // bigger blocks where a block's fixed cost is what fills them. At most min_block_interval_ms
   // (or 0): the interval stays fixed.
   uint64_t busy_block_interval_ms = 20;

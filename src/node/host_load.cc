@@ -46,7 +46,7 @@ double busy_fraction(const CpuTimes& before, const CpuTimes& after) {
 
 uint64_t block_interval_for(double busy, uint64_t lo_ms, uint64_t hi_ms) {
   if (hi_ms <= lo_ms) return lo_ms;
-  constexpr double kFrom = 0.6, kTo = 0.9;
+  constexpr double kFrom = 0.8, kTo = 0.95;
   double x = std::clamp((busy - kFrom) / (kTo - kFrom), 0.0, 1.0);
   return lo_ms + static_cast<uint64_t>(std::lround(x * static_cast<double>(hi_ms - lo_ms)));
 }

@@ -24,7 +24,7 @@ std::optional<CpuTimes> read_cpu_times();
 // The busy fraction between two readings (0 when no time passed).
 double busy_fraction(const CpuTimes& before, const CpuTimes& after);
 
-// The block interval for a busy fraction: `lo_ms` up to 60% busy, `hi_ms` from 90%, linear in
+// The block interval for a busy fraction: `lo_ms` up to 80% busy, `hi_ms` from 95%, linear in
 // between. hi_ms <= lo_ms: always lo_ms.
 uint64_t block_interval_for(double busy, uint64_t lo_ms, uint64_t hi_ms);
 

@@ -97,11 +97,11 @@ TEST(HostLoad, ParsesProcStatAndMeasuresTheBusyShare) {
   EXPECT_GE(here->total, here->busy);
 }
 
-TEST(HostLoad, TheIntervalGrowsFrom60To90PercentBusy) {
+TEST(HostLoad, TheIntervalGrowsFrom80To95PercentBusy) {
   EXPECT_EQ(block_interval_for(0.0, 12, 20), 12u);
-  EXPECT_EQ(block_interval_for(0.6, 12, 20), 12u);
-  EXPECT_EQ(block_interval_for(0.75, 12, 20), 16u);
-  EXPECT_EQ(block_interval_for(0.9, 12, 20), 20u);
+  EXPECT_EQ(block_interval_for(0.8, 12, 20), 12u);
+  EXPECT_EQ(block_interval_for(0.875, 12, 20), 16u);
+  EXPECT_EQ(block_interval_for(0.95, 12, 20), 20u);
   EXPECT_EQ(block_interval_for(1.0, 12, 20), 20u);
   // busy_block_interval_ms at or below min_block_interval_ms (or 0): fixed.
   EXPECT_EQ(block_interval_for(1.0, 12, 0), 12u);
