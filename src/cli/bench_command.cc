@@ -24,7 +24,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "api/client.h"
@@ -85,24 +84,6 @@ double ed25519_rate_all_cores() {
     });
   for (auto& t : ts) t.join();
   return static_cast<double>(total) / 1.5;
-}
-
-// CPU seconds (user + system) process `pid` has used, from /proc/PID/stat (Linux): nullopt
-// when it is gone or unreadable.
-std::optional<double> process_cpu_seconds(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return std::nullopt;
-  // The command name (field 2) is in parentheses and may hold spaces: fields 3.. follow the
-  // last ')'. utime and stime are fields 14 and 15.
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream in(line.substr(close + 1));
-  std::string skip;
-  for (int field = 3; field < 14; ++field) in >> skip;
-  unsigned long long utime = 0, stime = 0;
-  if (!(in >> utime >> stime)) return std::nullopt;
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // CPU seconds this process (the bench's client threads, while a load runs) has used.
@@ -507,34 +488,26 @@ int bench(const BenchArgs& a) {
     auto s = nlohmann::json::parse(r->body, nullptr, false);
     return s.is_object() ? s.value("height", uint64_t{0}) : 0;
   };
-  // Ed25519 verifications the nodes counted (attestnet_signature_verifications_total), to set
-  // against the cost model below.
-  auto verifications = [&]() -> double {
-    double sum = 0;
+  // Summed over the nodes, from their /metrics: the Ed25519 verifications they counted
+  // (attestnet_signature_verifications_total), to set against the cost model below, and their
+  // CPU time (process_cpu_seconds_total). Negative when a node does not answer.
+  struct NodeCounters {
+    double verifications = 0, cpu_seconds = 0;
+  };
+  auto node_counters = [&]() -> NodeCounters {
+    NodeCounters sum;
+    auto value = [](const std::string& body, const std::string& name) -> double {
+      const std::string key = "\n" + name + " ";
+      auto at = body.find(key);
+      return at == std::string::npos ? -1 : std::strtod(body.c_str() + at + key.size(), nullptr);
+    };
     for (const auto& u : urls) {
       auto r = api::http_call(u, "GET", "/metrics");
-      if (!r.ok()) return -1;
-      const std::string name = "\nattestnet_signature_verifications_total ";
-      auto at = r->body.find(name);
-      if (at == std::string::npos) return -1;
-      sum += std::strtod(r->body.c_str() + at + name.size(), nullptr);
-    }
-    return sum;
-  };
-  // The nodes' processes, from the devnet's pid files (a --target devnet started elsewhere may
-  // have none: then the nodes' CPU is not reported).
-  std::vector<long> node_pids;
-  for (const auto& [name, port] : devnet_nodes(dir)) {
-    long pid = 0;
-    if (std::ifstream(dir + "/" + name + ".pid") >> pid; pid > 0) node_pids.push_back(pid);
-  }
-  auto nodes_cpu = [&]() -> double {
-    if (node_pids.size() != urls.size()) return -1;
-    double sum = 0;
-    for (long pid : node_pids) {
-      auto s = process_cpu_seconds(pid);
-      if (!s) return -1;
-      sum += *s;
+      double v = r.ok() ? value(r->body, "attestnet_signature_verifications_total") : -1;
+      double cpu = r.ok() ? value(r->body, "process_cpu_seconds_total") : -1;
+      if (v < 0 || cpu < 0) return {-1, -1};
+      sum.verifications += v;
+      sum.cpu_seconds += cpu;
     }
     return sum;
   };
@@ -546,24 +519,27 @@ int bench(const BenchArgs& a) {
   // machine, so the ratio can reach 60% only if the clients and the nodes' other work leave
   // that much.
   struct CpuSpan {
-    double nodes, self, verifications;
+    NodeCounters nodes;
+    double self;
     Clock::time_point start;
   };
-  auto cpu_begin = [&]() {
-    return CpuSpan{nodes_cpu(), self_cpu_seconds(), verifications(), Clock::now()};
-  };
+  auto cpu_begin = [&]() { return CpuSpan{node_counters(), self_cpu_seconds(), Clock::now()}; };
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  auto cpu_end = [&](const CpuSpan& b, nlohmann::json& row, uint64_t ok) {
+  // `after`: node_counters() as the load ended.
+  auto cpu_end = [&](const CpuSpan& b, const NodeCounters& after, nlohmann::json& row,
+                     uint64_t ok) {
     const double machine = std::chrono::duration<double>(Clock::now() - b.start).count() * cores;
-    const double nodes = nodes_cpu(), v = verifications();
     row["client_cpu_share"] = (self_cpu_seconds() - b.self) / machine;
-    const double node_cpu = b.nodes >= 0 && nodes >= b.nodes ? nodes - b.nodes : -1;
+    const double node_cpu = b.nodes.cpu_seconds >= 0 && after.cpu_seconds >= b.nodes.cpu_seconds
+                                ? after.cpu_seconds - b.nodes.cpu_seconds
+                                : -1;
     if (node_cpu <= 0 || ok == 0) return;
     row["node_cpu_share"] = node_cpu / machine;
     row["node_cpu_us_per_attestation"] = 1e6 * node_cpu / static_cast<double>(ok);
+    const double checked = after.verifications - b.nodes.verifications;
     std::string verify_note;
-    if (b.verifications >= 0 && v > b.verifications) {
-      row["verify_share_of_node_cpu"] = (v - b.verifications) * cores / verify_rate / node_cpu;
+    if (b.nodes.verifications >= 0 && checked > 0) {
+      row["verify_share_of_node_cpu"] = checked * cores / verify_rate / node_cpu;
       verify_note =
           ", " + std::to_string(std::lround(100 * row["verify_share_of_node_cpu"].get<double>())) +
           "% of it checking signatures";
@@ -579,12 +555,12 @@ int bench(const BenchArgs& a) {
   // One run at C clients, with the machine's limit for the requests per block it reached.
   auto run = [&](uint32_t clients, const std::string& label, bool first) {
     uint64_t h_before = height();
-    double v_before = verifications();
     CpuSpan cpu = cpu_begin();
     Load l = drive(clients, a.duration, make, 200, urls, a.save_responses, a.rate, "/healthz",
                    a.clients_nice);
     uint64_t h_after = height();
-    double v_after = verifications();
+    const NodeCounters after = node_counters();
+    const double v_before = cpu.nodes.verifications, v_after = after.verifications;
     if (!a.timeline.empty()) append_timeline(a.timeline, label.c_str(), l, first);
     const std::string name = a.concurrency.size() > 1
                                  ? "attestnet, " + std::to_string(clients) + " clients"
@@ -619,7 +595,7 @@ int bench(const BenchArgs& a) {
           "machine limit %.0f/s; attestnet at %.0f%% of it\n",
           batch, cost, measured, limit, 100 * row["ratio_to_limit"].get<double>());
     }
-    cpu_end(cpu, row, l.ok);
+    cpu_end(cpu, after, row, l.ok);
     return std::make_pair(row, l.ok);
   };
   nlohmann::json out = {
@@ -710,7 +686,7 @@ int bench(const BenchArgs& a) {
                   peak_clients);
       print_row(out["half_peak"]);
     }
-    cpu_end(cpu, out["half_peak"], h.ok);
+    cpu_end(cpu, node_counters(), out["half_peak"], h.ok);
   }
   if (started) {
     devnet_down(dir, a.json);

@@ -755,14 +755,17 @@ void Node::consensus_loop() {
       due_changed_ = false;
     }
     if (stopping_) break;
+    // Read before the replica's lock: /proc/stat is I/O, and events wait for that lock.
+    const bool interval_changed = sample_host_load(wall_ms());
     std::lock_guard rl(rmu_);  // taken before the queue, so that no event overtakes another
     t_in_replica = true;
+    if (interval_changed)
+      for (auto& [epoch, r] : replicas_) r->set_min_block_interval_ms(block_interval_ms_);
     std::deque<Event> batch = take_events();
     uint64_t now = wall_ms();
     for (auto& e : batch) e(now);
     uint64_t due = proposal_due_.load();
     if (now >= next_tick || (due && now >= due)) {
-      adapt_block_interval(now);
       for (auto& [epoch, r] : replicas_) emit(epoch, r->on_tick(now));
       next_tick = now + tick_ms;
     }
@@ -773,19 +776,20 @@ void Node::consensus_loop() {
 
 // Four times a second, the host's CPU load over the last quarter second (smoothed over about
 // half a second) sets the primary's block interval between min_block_interval_ms and
-// busy_block_interval_ms. Measured on a 2-core host running four nodes at a fixed 1,000/s
-// (docs/performance.md, session 24): 20 ms against 12 took 8-19% less node CPU per request.
-void Node::adapt_block_interval(uint64_t now) {
-  if (cfg_.busy_block_interval_ms <= cfg_.min_block_interval_ms || now < next_load_sample_) return;
+// busy_block_interval_ms; true when it changed (the caller hands it to the replicas). Measured
+// on a 2-core host running four nodes at a fixed 1,000/s (docs/performance.md, session 24):
+// 20 ms against 12 took 8-19% less node CPU per request.
+bool Node::sample_host_load(uint64_t now) {
+  if (cfg_.busy_block_interval_ms <= cfg_.min_block_interval_ms || now < next_load_sample_)
+    return false;
   next_load_sample_ = now + 250;
   auto t = read_cpu_times();
-  if (!t) return;
+  if (!t) return false;
   if (cpu_last_) host_busy_ = 0.5 * host_busy_ + 0.5 * busy_fraction(*cpu_last_, *t);
   cpu_last_ = t;
   uint64_t ms =
       block_interval_for(host_busy_, cfg_.min_block_interval_ms, cfg_.busy_block_interval_ms);
-  if (block_interval_ms_.exchange(ms) == ms) return;
-  for (auto& [epoch, r] : replicas_) r->set_min_block_interval_ms(ms);
+  return block_interval_ms_.exchange(ms) != ms;
 }
 
 std::deque<Node::Event> Node::take_events() {

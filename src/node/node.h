@@ -267,8 +267,9 @@ class Node {
   // after every batch of events; due_changed_ (under cmu_) wakes atn-consensus to wait for it
   // when events ran inline on another thread.
   std::atomic<uint64_t> proposal_due_{0};
-  // The primary's block interval as the host's load sets it (adapt_block_interval).
-  void adapt_block_interval(uint64_t now);
+  // The primary's block interval as the host's load sets it (sample_host_load, on atn-consensus
+  // only, as are the three fields after it).
+  bool sample_host_load(uint64_t now);
   std::atomic<uint64_t> block_interval_ms_{0};
   std::optional<CpuTimes> cpu_last_;
   double host_busy_ = 0;  // smoothed busy fraction of the host's CPUs
