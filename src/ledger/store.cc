@@ -520,7 +520,10 @@ Status ReplicaStore::put_certificate(consensus::Seq height, consensus::View view
   // missing certificates every second), so a crash can lose it but never a record. Leaving
   // dirty() alone lets a response be answered without a sync of its own once the block's
   // records were synced (before this node's header vote went out).
-  if (wo.sync) note_write(true);
+  if (wo.sync)
+    note_write(true);
+  else
+    buffered_ = true;
   ++certificates_written_;
   return {};
 }
@@ -641,7 +644,15 @@ Status ReplicaStore::sync() {
   if (!dirty_) return {};
   rocksdb::Status st = db_->FlushWAL(true);
   if (!st.ok()) return io_error("cannot sync the write-ahead log", st);
-  dirty_ = false;
+  dirty_ = buffered_ = false;
+  return {};
+}
+
+Status ReplicaStore::flush_buffered() {
+  if (!buffered_) return {};
+  rocksdb::Status st = db_->FlushWAL(false);
+  if (!st.ok()) return io_error("cannot write out the write-ahead log", st);
+  buffered_ = false;
   return {};
 }
 
@@ -650,7 +661,7 @@ Status ReplicaStore::mark_clean_stop() {
   wo.sync = true;
   rocksdb::Status st = db_->Put(wo, cfs_[kMeta], "clean_stop", be64(next_index_));
   if (!st.ok()) return io_error("cannot mark the store's clean stop", st);
-  dirty_ = false;
+  dirty_ = buffered_ = false;
   return {};
 }
 

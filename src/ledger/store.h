@@ -71,6 +71,15 @@ class ReplicaStore {
   Status sync();
   // Whether a write since the last sync was not synced.
   bool dirty() const { return dirty_; }
+  // Hands the unsynced writes that RocksDB still buffers in this process (manual_wal_flush) to
+  // the operating system, without a sync: a reader that opens the store (an auditor's
+  // `ledger verify-chain`) then sees them, and a crash of the process no longer loses them (a
+  // power loss still may). Covers the writes dirty() leaves out (header certificates). A node
+  // calls it when idle: otherwise the last block's certificate, written after the last synced
+  // write, stayed invisible to readers until the next block.
+  Status flush_buffered();
+  // Whether an unsynced write is still buffered in this process.
+  bool buffered() const { return buffered_; }
   // Whether ledger blocks and header certificates are synced on their own (default: yes). A
   // node turns it off: both are derived from the synced committed blocks (a lost ledger block is
   // re-executed at open, Node::catch_up_ledger), and the next synced write makes them durable
@@ -173,7 +182,8 @@ class ReplicaStore {
   bool read_only_ = false;
   bool ledger_sync_ = true;
   bool dirty_ = false;
-  void note_write(bool synced) { dirty_ = !synced; }
+  bool buffered_ = false;
+  void note_write(bool synced) { dirty_ = buffered_ = !synced; }
   bool messages_indexed_ = false;
   std::map<uint64_t, uint64_t> live_messages_;  // log index -> slot, for truncate
   // Roots of leaf ranges [lo, hi) already computed. Leaves and tiles are append-only, so a

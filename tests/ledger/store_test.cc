@@ -179,6 +179,32 @@ TEST_F(StoreTest, AnUnsyncedCertificateIsNotDirtyButKeepsAnEarlierRecordDirty) {
   EXPECT_FALSE((*s)->dirty());
 }
 
+// The tip's certificate is the last write before an idle spell: flush_buffered() hands it to
+// the OS, so an auditor's read-only open sees it while the node still runs (CI once failed an
+// audit of a live devnet store on exactly that certificate).
+TEST_F(StoreTest, FlushBufferedShowsAnUnsyncedCertificateToAReaderWithoutASync) {
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  (*s)->set_ledger_sync(false);
+  EXPECT_FALSE((*s)->buffered());
+  ASSERT_TRUE((*s)->put_certificate(7, 2, crypto::QuorumCertificate{}).ok());
+  EXPECT_TRUE((*s)->buffered());
+  EXPECT_FALSE((*s)->dirty());
+  ASSERT_TRUE((*s)->flush_buffered().ok());
+  EXPECT_FALSE((*s)->buffered());
+  auto ro = ReplicaStore::open_read_only(dir);
+  ASSERT_TRUE(ro.ok()) << ro.error().to_string();
+  auto c = (*ro)->certificate(7);
+  ASSERT_TRUE(c.ok()) << "a reader sees the flushed certificate";
+  EXPECT_EQ(c->first, 2u);
+  // A synced write covers whatever was buffered before it.
+  ASSERT_TRUE((*s)->put_certificate(8, 2, crypto::QuorumCertificate{}).ok());
+  PersistRecord a = msg(1, 1);
+  const PersistRecord* one[] = {&a};
+  ASSERT_TRUE((*s)->append_all(one, true).ok());
+  EXPECT_FALSE((*s)->buffered());
+}
+
 TEST_F(StoreTest, TruncateDropsOnlyMessagesAtOrBelowTheCheckpoint) {
   auto s = ReplicaStore::open(dir);
   ASSERT_TRUE(s.ok());
