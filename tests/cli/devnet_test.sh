@@ -57,6 +57,10 @@ assert 0.5 * want <= h["committed"] <= 1.1 * want + 8, (h["committed"], want)
 for r in j["runs"] + [h]:
     assert 0 < r["node_cpu_share"] <= 1.05 and 0 < r["client_cpu_share"] <= 1.05, r
     assert r["node_cpu_us_per_attestation"] > 0 and 0 < r["verify_share_of_node_cpu"] < 1, r
+    # Sim requests are made before each run's clock; a client makes its own only once the
+    # anchor they bind is 768 blocks old (or they run out): every request is one or the other.
+    assert r["requests_made_before"] > 0, r
+    assert r["requests_made_before"] + r["requests_made_in_run"] >= r["committed"], r
 PY
 API=$((BASE + 50))
 echo "== 1b. 4 swtpm VMs boot the approved kernel; their agents take 200 quotes (requests)"
