@@ -74,6 +74,11 @@ Status persist_built_block(ReplicaStore& store, const LedgerBuilder& builder,
 }
 
 Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder) {
+  // The store's by-request index answers for earlier blocks, on an empty store too: until
+  // session 25 a node that started on one kept every request id it recorded in memory until
+  // its first restart (a hash set that grew with the ledger, and whose lookups, cache misses
+  // in a set of millions, were 1.2% of the machine at the ordering-only peak).
+  builder.set_history([&store](const Hash32& id) { return store.record_by_request(id).ok(); });
   uint64_t last = store.highest_header();
   if (last == 0) return {};
   ATN_TRY(auto stored, store.header(last));
@@ -86,7 +91,6 @@ Status resume_from_store(const ReplicaStore& store, LedgerBuilder& builder) {
                                                 " does not match the header's log");
   }
   builder.resume(header, frontier);
-  builder.set_history([&store](const Hash32& id) { return store.record_by_request(id).ok(); });
   return {};
 }
 

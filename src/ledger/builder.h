@@ -46,6 +46,8 @@ class LedgerBuilder {
   // Requests that a block carried again after an earlier block recorded them (PBFT may commit
   // a request twice across a view change; it is executed, and recorded, once).
   uint64_t duplicates_skipped() const { return duplicates_skipped_; }
+  // Request ids held in memory: the current block's with a history, every one without.
+  size_t ids_in_memory() const { return recorded_.size(); }
 
  private:
   bool seen(const Hash32& id) const;

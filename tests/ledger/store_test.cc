@@ -596,5 +596,39 @@ TEST_F(StoreTest, ARequestCommittedTwiceIsRecordedOnce) {
   EXPECT_TRUE(again.apply(block(3, {a, b}), Hash32{}, 3).records.empty());
 }
 
+// A node that starts on an empty store asks the store too, from its first block: it once kept
+// every request id it recorded in memory until its first restart (growing with the ledger).
+TEST_F(StoreTest, ABuilderOnAnEmptyStoreKeepsOnlyTheCurrentBlocksIdsInMemory) {
+  Genesis g;
+  g.chain_id = "fresh";
+  g.members.push_back(
+      {"n0", crypto::SecretKey::from_seed(crypto::test_seed("n0")).public_key(), "127.0.0.1:1"});
+  auto to_record = [](const consensus::Request& q, uint64_t t) {
+    AttestationRecord r;
+    r.request_id = q.id();
+    r.vm_id = "vm";
+    r.timestamp = t;
+    return std::optional<AttestationRecord>(r);
+  };
+  auto s = ReplicaStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  LedgerBuilder builder(g, to_record);
+  ASSERT_TRUE(resume_from_store(**s, builder).ok());
+  consensus::Request first{1, 1, Bytes{1}};
+  for (consensus::Seq h = 1; h <= 20; ++h) {
+    consensus::CommittedBlock cb;
+    std::vector<consensus::Request> qs;
+    for (uint8_t i = 0; i < 10; ++i) qs.push_back({1, h * 100 + i, Bytes{uint8_t(h), i}});
+    if (h == 20) qs.push_back(first);  // committed again, 19 blocks later
+    if (h == 1) qs.push_back(first);
+    cb.block = consensus::Block{h, 0, 1000 + h, 0, std::move(qs), {}};
+    auto built = builder.apply(cb, Hash32{}, h);
+    EXPECT_EQ(built.records.size(), 10u + (h == 1 ? 1u : 0u)) << "block " << h;
+    ASSERT_TRUE(persist_built_block(**s, builder, built).ok());
+    EXPECT_LE(builder.ids_in_memory(), 11u) << "only this block's ids, not every block's";
+  }
+  EXPECT_EQ(builder.duplicates_skipped(), 1u) << "found in the store's by-request index";
+}
+
 }  // namespace
 }  // namespace attestnet::ledger
