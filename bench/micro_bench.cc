@@ -7,6 +7,7 @@
 #include "consensus/messages.h"
 #include "crypto/ed25519.h"
 #include "crypto/merkle.h"
+#include "crypto/signature_memo.h"
 
 namespace attestnet {
 namespace {
@@ -84,6 +85,40 @@ void BM_Ed25519VerifyDistinct(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_Ed25519VerifyDistinct);
+
+// The signature memo's own cost at a node's steady state (as sized by a node, its good results
+// full: 65,536), per
+// signature a node sees: its first sight (every lookup misses, then an insert), and a later
+// check of it (a hit). The first sight's verification is left out: the signatures first seen
+// here are not canonical, which libsodium refuses before any curve arithmetic (a real one costs
+// ~46 us on this host: what the lookups are to be measured against); the good ones are entered
+// as the node's own (note_own), as a node's header votes are.
+void BM_SignatureMemo(benchmark::State& st) {
+  crypto::SignatureMemo memo(65536, 8192);
+  auto k = crypto::SecretKey::from_seed(crypto::test_seed("bench-memo"));
+  crypto::Signature good{}, noncanonical{};
+  noncanonical[63] = 0xff;  // S >= L
+  Bytes msg(64, 0);
+  auto set = [&](uint64_t i) {
+    for (int b = 0; b < 8; ++b) msg[static_cast<size_t>(b)] = static_cast<uint8_t>(i >> (8 * b));
+  };
+  uint64_t n = 0;
+  for (; n < 300000; ++n) {
+    set(n);
+    memo.note_own(k.public_key(), as_view(msg), good);
+  }
+  for (auto _ : st) {
+    set(n++);
+    memo.note_own(k.public_key(), as_view(msg), good);
+    benchmark::DoNotOptimize(memo.verify(k.public_key(), as_view(msg), noncanonical));  // miss
+    set(n - 1000);
+    benchmark::DoNotOptimize(memo.verify(k.public_key(), as_view(msg), good));  // hit
+  }
+  if (memo.verifications() != st.iterations())
+    st.SkipWithError("a recent signature was not in the memo");
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_SignatureMemo);
 
 void BM_MerkleRoot(benchmark::State& st) {
   std::vector<Hash32> leaves;

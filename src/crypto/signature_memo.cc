@@ -38,8 +38,8 @@ void SignatureMemo::remember(const Hash32& key, bool ok) {
 }
 
 void SignatureMemo::Generations::insert(const Hash32& key) {
-  if (newer.size() >= half) {
-    // The older generation's buckets are reused by the next newer one: no new table.
+  if (newer.size() >= newer.max_items()) {
+    // The older generation's table is reused by the next newer one: no new table.
     older.clear();
     std::swap(newer, older);
   }
