@@ -558,21 +558,27 @@ TEST_F(StoreTest, SimulatorCrashModeOnTheRealStore) {
 namespace attestnet::ledger {
 namespace {
 
+Genesis one_member_genesis(const std::string& chain_id) {
+  Genesis g;
+  g.chain_id = chain_id;
+  g.members.push_back(
+      {"n0", crypto::SecretKey::from_seed(crypto::test_seed("n0")).public_key(), "127.0.0.1:1"});
+  return g;
+}
+// A record for every request, naming it.
+std::optional<AttestationRecord> to_record(const consensus::Request& q, uint64_t t) {
+  AttestationRecord r;
+  r.request_id = q.id();
+  r.vm_id = "vm";
+  r.timestamp = t;
+  return r;
+}
+
 // PBFT can commit one request in two blocks (a new primary re-proposes what it saw pending);
 // the ledger records it once, in memory and after a restart from the store (the simulator
 // found this: seed 18 of --faults all recorded a request twice).
 TEST_F(StoreTest, ARequestCommittedTwiceIsRecordedOnce) {
-  Genesis g;
-  g.chain_id = "dup";
-  g.members.push_back(
-      {"n0", crypto::SecretKey::from_seed(crypto::test_seed("n0")).public_key(), "127.0.0.1:1"});
-  auto to_record = [](const consensus::Request& q, uint64_t t) {
-    AttestationRecord r;
-    r.request_id = q.id();
-    r.vm_id = "vm";
-    r.timestamp = t;
-    return std::optional<AttestationRecord>(r);
-  };
+  Genesis g = one_member_genesis("dup");
   consensus::Request a{1, 1, Bytes{1}}, b{1, 2, Bytes{2}};
   auto block = [](consensus::Seq h, std::vector<consensus::Request> qs) {
     consensus::CommittedBlock cb;
@@ -599,17 +605,7 @@ TEST_F(StoreTest, ARequestCommittedTwiceIsRecordedOnce) {
 // A node that starts on an empty store asks the store too, from its first block: it once kept
 // every request id it recorded in memory until its first restart (growing with the ledger).
 TEST_F(StoreTest, ABuilderOnAnEmptyStoreKeepsOnlyTheCurrentBlocksIdsInMemory) {
-  Genesis g;
-  g.chain_id = "fresh";
-  g.members.push_back(
-      {"n0", crypto::SecretKey::from_seed(crypto::test_seed("n0")).public_key(), "127.0.0.1:1"});
-  auto to_record = [](const consensus::Request& q, uint64_t t) {
-    AttestationRecord r;
-    r.request_id = q.id();
-    r.vm_id = "vm";
-    r.timestamp = t;
-    return std::optional<AttestationRecord>(r);
-  };
+  Genesis g = one_member_genesis("fresh");
   auto s = ReplicaStore::open(dir);
   ASSERT_TRUE(s.ok());
   LedgerBuilder builder(g, to_record);
