@@ -279,6 +279,9 @@ class Replica {
   const ReplicaConfig& config() const { return cfg_; }
   const ReplicaCounters& counters() const { return counters_; }
   size_t pending_requests() const { return pending_count_; }
+  // Proposal candidates remembered in arrival order (some executed or proposed since): within a
+  // constant factor of pending_requests(), at a backup too.
+  size_t pending_order_size() const { return pending_order_.size(); }
   // The primary holds a partial batch back for min_block_interval_ms: the time at which an
   // on_tick proposes it (0: nothing is held back), so that the host can wake then.
   uint64_t proposal_due_ms() const { return proposal_due_ms_; }
@@ -375,6 +378,7 @@ class Replica {
   void requeue_pending();
   // The pending, not yet proposed request with this id, or null.
   const RequestState* pending_request(const Hash32& id) const;
+  void trim_pending_order();
   void remember_own_view_change(View v, const Envelope& env);
   void report_conflict(const Envelope& first, const Envelope& second);
   void report_bad_header_vote(ReplicaId from, const HeaderVote& v, const crypto::Signature& sig);

@@ -648,6 +648,14 @@ Status ReplicaStore::sync() {
   return {};
 }
 
+ReplicaStore::MemoryUse ReplicaStore::memory_use() const {
+  MemoryUse m;
+  (void)db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &m.memtables);
+  (void)db_->GetAggregatedIntProperty("rocksdb.estimate-table-readers-mem", &m.table_readers);
+  (void)db_->GetIntProperty("rocksdb.block-cache-usage", &m.block_cache);
+  return m;
+}
+
 Status ReplicaStore::flush_buffered() {
   if (!buffered_) return {};
   rocksdb::Status st = db_->FlushWAL(false);

@@ -80,6 +80,13 @@ class ReplicaStore {
   Status flush_buffered();
   // Whether an unsynced write is still buffered in this process.
   bool buffered() const { return buffered_; }
+  // What RocksDB holds in memory for this store, in bytes (all column families): the
+  // memtables (bounded at 64 MiB in all), the table files' index and filter blocks held
+  // outside any cache (these grow with the files), and the block cache. Thread-safe.
+  struct MemoryUse {
+    uint64_t memtables = 0, table_readers = 0, block_cache = 0;
+  };
+  MemoryUse memory_use() const;
   // Whether ledger blocks and header certificates are synced on their own (default: yes). A
   // node turns it off: both are derived from the synced committed blocks (a lost ledger block is
   // re-executed at open, Node::catch_up_ledger), and the next synced write makes them durable

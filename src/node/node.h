@@ -24,6 +24,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
+#include <span>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -284,9 +285,13 @@ class Node {
   std::atomic<bool> consensus_done_{false};
   std::atomic<bool> started_{false};  // read by io threads posting events (post_consensus)
 
-  // Requests the workers or the API validated (the replica's validate hook consumes them).
+  // Requests the workers or the API validated, for the replica's validate hook, from their
+  // validation until they are handed to the replica (offer_validated). One the replica already
+  // knew (its copy from a pre-prepare came first, or it was executed) never asks: such ids once
+  // stayed here until 500,000 had gathered.
   std::mutex vmu_;
   std::unordered_set<Hash32, Hash32Hasher> validated_;
+  void offer_validated(std::span<const consensus::Request> qs, uint64_t now);
   std::mutex rqmu_;
   std::deque<std::shared_ptr<Bytes>> rq_;  // forwarded request frames not yet validated
   uint32_t rq_drains_ = 0;                 // drains running or posted (<= cfg_.workers)

@@ -440,6 +440,28 @@ TEST(PbftMemory, ExecutedRequestsAreForgottenBeyondTheRetentionAndThenCountAsNew
   EXPECT_EQ(c.replicas[2]->counters().requests_executed, 121u);
 }
 
+// Only the primary takes proposal candidates; a backup once kept every request id it was sent
+// in its arrival-order list until a view change, 32 bytes each (session 25).
+TEST(PbftMemory, ABackupsProposalCandidatesStayWithinTheRequestsPending) {
+  Cluster c(4);
+  for (uint64_t i = 1; i <= 2000; ++i) c.request(Cluster::req(1, i));
+  c.tick(2000);
+  ASSERT_EQ(c.replicas[2]->counters().requests_executed, 2000u);
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_EQ(c.replicas[r]->pending_requests(), 0u) << "replica " << r;
+    EXPECT_EQ(c.replicas[r]->pending_order_size(), 0u) << "replica " << r;
+  }
+  // A request that no block carries holds the ones behind it at the front; those are dropped
+  // once they are many, and it stays, still first in line.
+  Request stuck = Cluster::req(2, 1);
+  c.request(stuck, {2});
+  for (uint64_t i = 1; i <= 3000; ++i) c.request(Cluster::req(1, 10000 + i), {0, 1, 2, 3});
+  c.tick(2000);
+  EXPECT_EQ(c.replicas[2]->pending_requests(), 1u);
+  EXPECT_LE(c.replicas[2]->pending_order_size(), 4u * 1 + 1024 + c.cfg.batch_max);
+  EXPECT_GE(c.replicas[2]->pending_order_size(), 1u);
+}
+
 TEST(PbftRecovery, ARestartedReplicaResumesFromItsRecordsWithoutEquivocating) {
   Cluster c(4);
   for (uint64_t i = 1; i <= 12; ++i) c.request(Cluster::req(1, i));
