@@ -87,12 +87,11 @@ void BM_Ed25519VerifyDistinct(benchmark::State& st) {
 BENCHMARK(BM_Ed25519VerifyDistinct);
 
 // The signature memo's own cost at a node's steady state (as sized by a node, its good results
-// full: 65,536), per
-// signature a node sees: its first sight (every lookup misses, then an insert), and a later
-// check of it (a hit). The first sight's verification is left out: the signatures first seen
-// here are not canonical, which libsodium refuses before any curve arithmetic (a real one costs
-// ~46 us on this host: what the lookups are to be measured against); the good ones are entered
-// as the node's own (note_own), as a node's header votes are.
+// full: 65,536), per signature a node sees: its first sight (every lookup misses, then an
+// insert), and a later check of it (a hit). The first sight's verification is left out: the
+// signatures first seen here are not canonical, which libsodium refuses before any curve arithmetic
+// (a real one costs ~46 us on this host: what the lookups are to be measured against); the good
+// ones are entered as the node's own (note_own), as a node's header votes are.
 void BM_SignatureMemo(benchmark::State& st) {
   crypto::SignatureMemo memo(65536, 8192);
   auto k = crypto::SecretKey::from_seed(crypto::test_seed("bench-memo"));
@@ -114,7 +113,7 @@ void BM_SignatureMemo(benchmark::State& st) {
     set(n - 1000);
     benchmark::DoNotOptimize(memo.verify(k.public_key(), as_view(msg), good));  // hit
   }
-  if (memo.verifications() != st.iterations())
+  if (memo.verifications() != static_cast<uint64_t>(st.iterations()))
     st.SkipWithError("a recent signature was not in the memo");
   st.SetItemsProcessed(st.iterations());
 }

@@ -453,6 +453,16 @@ int bench(const BenchArgs& a) {
   } pre;
   constexpr uint64_t kFreshFor = 768;
   uint64_t pre_serial = 0;  // VM ids of pre-made requests, unique across the runs
+  // The JSON object the first node that answers gives for `path` (a test may have killed one),
+  // or null.
+  auto from_any_node = [&](const char* path) {
+    for (const auto& u : urls) {
+      auto r = api::http_call(u, "GET", path);
+      auto j = r.ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+      if (j.is_object()) return j;
+    }
+    return nlohmann::json();
+  };
   auto pregenerate = [&](size_t count) {
     pre.bodies.clear();
     pre.next = 0;
@@ -460,14 +470,8 @@ int bench(const BenchArgs& a) {
     if (a.evidence != "sim" || a.live_evidence) return;
     // A client that makes its own later fetches a new anchor first (its last may be old now).
     std::fill(since_refresh.begin(), since_refresh.end(), 100);
-    std::optional<Hash32> anchor;
-    nlohmann::json j;
-    for (const auto& u : urls) {  // the first node that answers (a test may have killed one)
-      auto r = api::http_call(u, "GET", "/v1/freshness");
-      if (!r.ok()) continue;
-      j = nlohmann::json::parse(r->body, nullptr, false);
-      if (j.is_object() && (anchor = hash32_from_hex(j.value("anchor", std::string())))) break;
-    }
+    nlohmann::json j = from_any_node("/v1/freshness");
+    auto anchor = j.is_object() ? hash32_from_hex(j.value("anchor", std::string())) : std::nullopt;
     if (!anchor) return;
     pre.anchor_height = j.value("height", uint64_t{0});
     pre.tip = pre.anchor_height;
@@ -616,13 +620,8 @@ int bench(const BenchArgs& a) {
     if (!pre.bodies.empty())
       watch = std::thread([&] {
         while (!done.load()) {
-          for (const auto& u : urls) {  // the first node that answers
-            auto r = api::http_call(u, "GET", "/v1/status");
-            auto st = r.ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
-            if (!st.is_object()) continue;
+          if (auto st = from_any_node("/v1/status"); st.is_object())
             pre.tip = std::max(pre.tip.load(), st.value("height", uint64_t{0}));
-            break;
-          }
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
       });

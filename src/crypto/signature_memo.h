@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+
 #include "core/digest_set.h"
 #include "core/hash.h"
 #include "crypto/quorum.h"

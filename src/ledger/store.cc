@@ -652,7 +652,8 @@ ReplicaStore::MemoryUse ReplicaStore::memory_use() const {
   MemoryUse m;
   (void)db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &m.memtables);
   (void)db_->GetAggregatedIntProperty("rocksdb.estimate-table-readers-mem", &m.table_readers);
-  (void)db_->GetIntProperty("rocksdb.block-cache-usage", &m.block_cache);
+  // Each column family's table factory has a block cache of its own (none is given one).
+  (void)db_->GetAggregatedIntProperty("rocksdb.block-cache-usage", &m.block_cache);
   return m;
 }
 

@@ -82,7 +82,7 @@ class ReplicaStore {
   bool buffered() const { return buffered_; }
   // What RocksDB holds in memory for this store, in bytes (all column families): the
   // memtables (bounded at 64 MiB in all), the table files' index and filter blocks held
-  // outside any cache (these grow with the files), and the block cache. Thread-safe.
+  // outside any cache (these grow with the files), and the block caches. Thread-safe.
   struct MemoryUse {
     uint64_t memtables = 0, table_readers = 0, block_cache = 0;
   };
